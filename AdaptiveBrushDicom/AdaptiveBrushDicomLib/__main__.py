@@ -1,0 +1,7 @@
+"""``python -m AdaptiveBrushDicomLib`` = ``abdicom``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
