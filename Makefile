@@ -1,0 +1,41 @@
+# The README's commands. Each target bootstraps .venv itself (python3 -m venv + pip).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Slicer 5.12 bundles highdicom 0.27 + pydicom 3.0.2: the core is tested against both.
+COMPAT_VENV  ?= .venv-hd027
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-compat bench interop clean-demo
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,remote]'
+	touch $(STAMP)
+
+$(COMPAT_STAMP): pyproject.toml
+	$(PY) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/pip install -q -e '.[test,remote]' 'highdicom==0.27.0' 'pydicom==3.0.2'
+	touch $(COMPAT_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --out demo-output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-compat: $(COMPAT_STAMP)
+	$(COMPAT_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+interop: $(STAMP)
+	$(BIN)/python scripts/interop_matrix.py
+
+clean-demo:
+	rm -rf demo-output
