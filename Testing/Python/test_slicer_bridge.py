@@ -1,0 +1,412 @@
+"""Tests of ``AdaptiveBrushDicomLib.slicer_bridge``: the pure logic behind the Slicer glue.
+
+No Slicer here. Tests of the two Slicer files themselves (under a documented stand-in for
+the few Slicer calls they make) are in ``test_slicer_glue.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib import slicer_bridge as sb
+from AdaptiveBrushDicomLib.errors import OverlapError, UserError
+from AdaptiveBrushDicomLib.geometry import GeometryError, Grid
+from AdaptiveBrushDicomLib.labelmap import LabelMap
+from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology
+
+HAS_TERMINOLOGY = importlib.util.find_spec("AdaptiveBrushDicomLib.terminology") is not None
+needs_terminology = pytest.mark.skipif(not HAS_TERMINOLOGY, reason="terminology.py not written yet")
+
+
+def rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+# ----------------------------------------------------------------------------- plugin
+
+
+def header(sop=LABELMAP_SEG_SOP_CLASS_UID, **kw):
+    values = dict(sopClassUID=sop, modality="SEG", seriesDescription="watershed trial 7", seriesNumber="1007",
+                  instanceUID="1.2.3.4")
+    values.update(kw)
+    return sb.SeriesHeader.from_values(values)
+
+
+@pytest.mark.parametrize("other", [False, True])
+def test_labelmap_seg_always_claimed_at_099(other):
+    d = sb.decide_import(header(), other_seg_plugin=other)
+    assert d.claim and d.confidence == 0.99
+    assert d.confidence > 0.95  # Slicer core / QR DICOMSegmentationPlugin
+    assert d.name == "1007: watershed trial 7"
+    assert "LABELMAP" in d.tooltip
+    assert d.warning == ""  # a warning makes the browser ask "Load anyway?"
+
+
+def test_binary_seg_only_without_other_plugin():
+    absent = sb.decide_import(header(SEG_SOP_CLASS_UID), other_seg_plugin=False)
+    assert absent.claim and absent.confidence == sb.CONFIDENCE_BINARY_FALLBACK
+    assert 0.5 < absent.confidence < 0.95
+    present = sb.decide_import(header(SEG_SOP_CLASS_UID), other_seg_plugin=True)
+    assert not present.claim and present.confidence == 0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        dict(sop="1.2.840.10008.5.1.4.1.1.4"),  # MR image
+        dict(sop="1.2.840.10008.5.1.4.1.1.481.3", modality="RTSTRUCT"),
+        dict(sop=LABELMAP_SEG_SOP_CLASS_UID, instanceUID=""),  # broken file
+        dict(sop=""),
+    ],
+)
+def test_not_claimed(values):
+    sop = values.pop("sop")
+    assert not sb.decide_import(header(sop, **values), other_seg_plugin=False).claim
+
+
+def test_modality_seg_alone_is_not_enough():
+    # The dcmqi plugin claims by Modality; we claim by SOP Class only.
+    assert not sb.decide_import(header("1.2.840.10008.5.1.4.1.1.7", modality="SEG"), other_seg_plugin=False).claim
+
+
+def test_loadable_name_variants():
+    assert sb.loadable_name("", "") == "Segmentation"
+    assert sb.loadable_name("3", "") == "3: Segmentation"
+    assert sb.loadable_name(" ", "gold") == "gold"
+
+
+def test_other_plugin_enabled():
+    assert sb.other_seg_plugin_enabled(["DICOMScalarVolumePlugin", "DICOMSegmentationPlugin"])
+    assert not sb.other_seg_plugin_enabled(["DICOMSegmentationPlugin"], disabled=["DICOMSegmentationPlugin"])
+    assert not sb.other_seg_plugin_enabled(["DICOMScalarVolumePlugin"])
+
+
+def test_plugin_tags_cover_base_tags():
+    # DICOMPlugin.__init__ tags (Slicer Modules/Scripted/DICOMLib/DICOMPlugin.py) + ours
+    for key, tag in {"seriesDescription": "0008,103E", "seriesNumber": "0020,0011", "modality": "0008,0060",
+                     "instanceUID": "0008,0018", "sopClassUID": "0008,0016", "seriesInstanceUID": "0020,000E"}.items():
+        assert sb.DICOM_TAGS[key] == tag
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def sitk_ijk_to_ras(image) -> np.ndarray:
+    """IJKToRAS computed from SimpleITK's own index->physical mapping (independent of Grid)."""
+    o = np.array(image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, 0.0)))
+    m = np.eye(4)
+    for axis in range(3):
+        idx = [0.0, 0.0, 0.0]
+        idx[axis] = 1.0
+        m[:3, axis] = np.array(image.TransformContinuousIndexToPhysicalPoint(idx)) - o
+    m[:3, 3] = o
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    return flip @ m
+
+
+@pytest.mark.parametrize(
+    "direction",
+    [
+        np.eye(3),
+        np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], dtype=float),  # sagittal
+        np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=float),  # coronal
+        rotation(0.3, -0.2, 0.7),  # oblique
+        np.diag([1.0, -1.0, -1.0]),  # flipped
+    ],
+)
+def test_grid_matches_sitk(direction):
+    sitk = pytest.importorskip("SimpleITK")
+    img = sitk.Image(7, 5, 4, sitk.sitkUInt8)  # size (i, j, k)
+    img.SetSpacing((0.7, 0.9, 2.5))
+    img.SetOrigin((-12.5, 30.25, 4.0))
+    img.SetDirection(tuple(direction.reshape(-1)))
+    arr = sitk.GetArrayFromImage(img)
+    assert arr.shape == (4, 5, 7)  # (k, j, i), like slicer.util.arrayFromVolume
+    m = sitk_ijk_to_ras(img)
+    g = sb.grid_from_ijk_to_ras(m, arr.shape)
+    assert g == Grid.from_sitk(img)
+    assert np.allclose(sb.ijk_to_ras_from_grid(g), m)
+    # a voxel (k, j, i) lands at the same RAS point both ways
+    k, j, i = 3, 2, 6
+    lps = np.array(img.TransformIndexToPhysicalPoint((i, j, k)))
+    ras = m @ np.array([i, j, k, 1.0])
+    assert np.allclose(ras[:3], lps * [-1, -1, 1])
+
+
+def test_grid_from_ijk_to_ras_rejects_bad_input():
+    with pytest.raises(GeometryError):
+        sb.grid_from_ijk_to_ras(np.eye(3), (2, 2, 2))
+    with pytest.raises(GeometryError):
+        sb.grid_from_ijk_to_ras(np.eye(4), (2, 2))
+
+
+def reversed_k(grid: Grid) -> Grid:
+    """The same voxels with the slice order reversed (as Slicer does for right-handed IJK)."""
+    d = grid.direction.copy()
+    d[:, 2] *= -1
+    last = grid.index_to_lps(np.array([0, 0, grid.shape[0] - 1]))
+    return Grid(grid.shape, grid.spacing, tuple(last), d)
+
+
+def test_conform_identity_flip_offset_and_permutation():
+    rng = np.random.default_rng(1)
+    g = Grid((6, 5, 4), (0.8, 1.1, 3.0), (10.0, -5.0, 2.0), rotation(0.1, 0.2, 0.3))
+    a = rng.integers(0, 4, size=g.shape).astype(np.int16)
+    assert sb.conform_array(a, g, g) is a
+    # reversed slice order
+    r = reversed_k(g)
+    ar = sb.conform_array(a, g, r)
+    assert np.array_equal(ar, a[::-1])
+    assert np.array_equal(sb.conform_array(ar, r, g), a)
+    # the same points: check voxel centres
+    assert np.allclose(g.index_to_lps(np.array([1, 2, 0])), r.index_to_lps(np.array([1, 2, 5])))
+    # smaller extent inside a larger grid (seg.nrrd cropped to its content)
+    big = Grid((10, 9, 8), g.spacing, tuple(g.index_to_lps(np.array([-2, -1, -3]))), g.direction)
+    ab = sb.conform_array(a, g, big)
+    assert ab.shape == big.shape and np.array_equal(ab[3:9, 1:6, 2:6], a) and ab.sum() == a.sum()
+    # axis permutation: swap i and j
+    d = g.direction[:, [1, 0, 2]]
+    p = Grid((6, 4, 5), (g.spacing[1], g.spacing[0], g.spacing[2]), g.origin, d)
+    ap = sb.conform_array(a, g, p)
+    assert np.array_equal(ap, np.transpose(a, (0, 2, 1)))
+
+
+def test_conform_4d_layers():
+    g = Grid((3, 4, 5), (1, 1, 1), (0, 0, 0))
+    a = np.arange(2 * 60).reshape(2, 3, 4, 5) % 3
+    out = sb.conform_array(a, g, reversed_k(g))
+    assert np.array_equal(out, a[:, ::-1])
+
+
+def test_conform_refuses_loss_and_resampling():
+    g = Grid((4, 4, 4), (1, 1, 1), (0, 0, 0))
+    a = np.zeros(g.shape, np.uint8)
+    a[0, 0, 0] = 1
+    shifted = Grid((4, 4, 4), (1, 1, 1), (1, 0, 0))  # voxel i=0 of a falls outside
+    with pytest.raises(GeometryError, match="outside"):
+        sb.conform_array(a, g, shifted)
+    a2 = np.zeros(g.shape, np.uint8)
+    a2[1, 1, 1] = 1
+    assert sb.conform_array(a2, g, shifted)[1, 1, 0] == 1
+    with pytest.raises(GeometryError, match="lattice"):
+        sb.conform_array(a2, g, Grid((4, 4, 4), (1, 1, 1), (0.5, 0, 0)))
+    with pytest.raises(GeometryError, match="resampling"):
+        sb.conform_array(a2, g, Grid((4, 4, 4), (2, 1, 1), (0, 0, 0)))
+
+
+# ----------------------------------------------------------------------------- segments
+
+
+def test_colour_conversions_round_trip():
+    for rgb in [(0, 0, 0), (255, 128, 1), (17, 34, 251)]:
+        f = sb.color_to_slicer(rgb)
+        assert all(0.0 <= c <= 1.0 for c in f)
+        assert sb.color_from_slicer(f) == rgb
+    assert sb.color_to_slicer(None) is None
+    assert sb.color_from_slicer((1.2, -0.1, 0.5)) == (255, 0, 128)
+
+
+def test_record_round_trip_without_terminology():
+    s = Segment(label=300, name="tumour core", color=(200, 10, 30), description="hand corrected",
+                algorithm_type=AlgorithmType.AUTOMATIC, algorithm_name="watershed", algorithm_version="2.1",
+                algorithm_parameters={"sigma": 1.5, "levels": [1, 2]}, segment_id="Segment_9",
+                extra={"Segmentation.Status": "completed"})
+    r = sb.segment_to_record(s)
+    assert r.segment_id == "Segment_9" and r.name == "tumour core"
+    assert r.remove_tags == [sb.TAG_TERMINOLOGY]  # drop Slicer's default "Tissue" entry
+    assert r.tags[sb.TAG_ALGORITHM_TYPE] == "AUTOMATIC"
+    assert r.tags[sb.TAG_LABEL_VALUE] == "300"
+    assert r.tags["Segmentation.Status"] == "completed"
+    back = sb.segment_from_record(r, 300)
+    assert back == s
+
+
+def test_record_bad_algorithm_type():
+    r = sb.SlicerSegmentRecord("s", "x", (0.5, 0.5, 0.5), {sb.TAG_ALGORITHM_TYPE: "GUESSED"})
+    with pytest.raises(UserError, match="MANUAL, SEMIAUTOMATIC or AUTOMATIC"):
+        sb.segment_from_record(r, 1)
+
+
+@needs_terminology
+def test_record_terminology_round_trip():
+    t = Terminology(
+        category=Code("123037004", "SCT", "Anatomical Structure"),
+        type=Code("10200004", "SCT", "Liver"),
+        anatomic_region=Code("818981001", "SCT", "Abdomen"),
+    )
+    s = Segment(label=1, name="liver", color=(221, 130, 101), terminology=t)
+    r = sb.segment_to_record(s)
+    entry = r.tags[sb.TAG_TERMINOLOGY]
+    assert entry.count("~") == 6 and "SCT^10200004^Liver" in entry
+    assert sb.segment_from_record(r, 1).terminology == t
+
+
+# ----------------------------------------------------------------------------- import plan
+
+
+def make_labelmap() -> LabelMap:
+    g = Grid((3, 4, 5), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+    a = np.zeros(g.shape, np.int32)
+    a[0, :2, :2] = 300
+    a[1, 1:3, 1:4] = 7
+    a[2, 3, 4] = 1000  # undescribed label
+    segs = [
+        Segment(label=7, name="seven", color=(1, 2, 3)),
+        Segment(label=42, name="empty one"),  # no voxels
+        Segment(label=300, name="three hundred"),
+    ]
+    return LabelMap(a, g, segs)
+
+
+def test_import_plan_contiguous_keeps_empty_segments():
+    lm = make_labelmap()
+    plan = sb.plan_labelmap_import(lm)
+    assert len(plan.layers) == 1
+    layer = plan.layers[0]
+    assert layer.segment_ids == ["Segment_7", "Segment_42", "Segment_300", "Segment_1000"]
+    assert layer.array.dtype == np.uint8  # never int64 (refused by updateVolumeFromArray)
+    # pixel value n+1 -> ids[n]
+    for n, sid in enumerate(layer.segment_ids):
+        rec = layer.records[n]
+        assert rec.segment_id == sid
+        original = int(rec.tags[sb.TAG_LABEL_VALUE])
+        assert np.array_equal(layer.array == n + 1, lm.array == original)
+    assert layer.records[1].name == "empty one" and not np.any(layer.array == 2)
+    assert layer.records[3].name == "Label 1000"
+    assert np.allclose(plan.ijk_to_ras, lm.grid.ijk_to_ras)
+
+
+def test_import_plan_keep_values_has_gaps():
+    g = Grid((2, 2, 2), (1, 1, 1), (0, 0, 0))
+    a = np.zeros(g.shape, np.int16)
+    a[0, 0, 0] = 3
+    a[1, 1, 1] = 300
+    lm = LabelMap(a, g, [Segment(3, "a"), Segment(300, "b"), Segment(5, "empty")])
+    layer = sb.plan_labelmap_import(lm, keep_values=True).layers[0]
+    assert len(layer.segment_ids) == 300
+    assert layer.segment_ids[2] == "Segment_3" and layer.segment_ids[299] == "Segment_300"
+    assert layer.segment_ids[4] == "Segment_5"
+    assert layer.segment_ids.count("") == 297
+    assert layer.array.dtype == np.uint16 and layer.array[1, 1, 1] == 300
+
+
+def test_import_plan_layers_and_duplicate_ids():
+    g = Grid((2, 2, 2), (1, 1, 1), (0, 0, 0))
+    a = np.zeros((2,) + g.shape, np.uint8)
+    a[0, 0] = 1
+    a[1, :, 0] = 1  # overlaps layer 0
+    segs = [Segment(1, "A", segment_id="X"), Segment(1, "B", layer=1, segment_id="X")]
+    plan = sb.plan_labelmap_import(LabelMap(a, g, segs))
+    assert [l.segment_ids for l in plan.layers] == [["X"], ["X_2"]]
+    assert [r.name for r in plan.records] == ["A", "B"]
+
+
+def test_import_plan_many_segments_dtype():
+    g = Grid((1, 20, 20), (1, 1, 1), (0, 0, 0))
+    a = np.arange(1, 401).reshape(g.shape)
+    lm = LabelMap(a, g, [Segment(v, f"s{v}") for v in range(1, 401)])
+    layer = sb.plan_labelmap_import(lm).layers[0]
+    assert layer.array.dtype == np.uint16 and layer.array.max() == 400 and len(layer.segment_ids) == 400
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_overlap_checker_names_segments_and_counts():
+    c = sb.OverlapChecker()
+    a = np.zeros((2, 3, 3), bool)
+    a[0] = True
+    b = np.zeros_like(a)
+    b[0, 0] = True
+    b[1] = True
+    empty = np.zeros_like(a)
+    c.add("liver", a)
+    c.add("empty", empty)
+    c.add("tumour", b)
+    assert c.overlaps == [sb.Overlap("liver", "tumour", 3)]
+    assert c.voxel_counts == {"liver": 9, "empty": 0, "tumour": 12}
+    with pytest.raises(OverlapError, match="'liver' and 'tumour' share 3 voxels"):
+        c.raise_if_overlap()
+    ok = sb.OverlapChecker()
+    ok.add("a", a)
+    ok.add("e", empty)
+    ok.raise_if_overlap()
+
+
+def test_labelmap_from_export_restores_label_values():
+    lm = make_labelmap()
+    plan = sb.plan_labelmap_import(lm)
+    layer = plan.layers[0]
+    # ExportSegmentsToLabelmapNode with the same ID order writes n+1 == the plan's array
+    out = sb.labelmap_from_export(layer.array.astype(np.int16), plan.ijk_to_ras, layer.records)
+    assert out.grid == lm.grid
+    assert np.array_equal(out.array, lm.array)
+    assert [s.label for s in out.segments] == [7, 42, 300, 1000]
+    assert [s.name for s in out.segments] == ["seven", "empty one", "three hundred", "Label 1000"]
+    assert out.segments[0].color == (1, 2, 3)
+
+
+def test_labelmap_from_export_without_label_tags_numbers_segments():
+    g = Grid((1, 2, 2), (1, 1, 1), (0, 0, 0))
+    exported = np.array([[[0, 1], [2, 2]]], np.int16)
+    recs = [sb.SlicerSegmentRecord("a", "A", (1, 0, 0)), sb.SlicerSegmentRecord("b", "B", (0, 1, 0),
+                                                                              {sb.TAG_LABEL_VALUE: "5"})]
+    out = sb.labelmap_from_export(exported, g.ijk_to_ras, recs)
+    assert [s.label for s in out.segments] == [1, 2]  # one tag missing -> n+1 for all
+    assert np.array_equal(out.array, exported)
+    with pytest.raises(UserError):
+        sb.labelmap_from_export(exported + 5, g.ijk_to_ras, recs)
+
+
+# ----------------------------------------------------------------------------- dependencies
+
+
+def test_dependency_plan_nothing_missing():
+    plan = sb.dependency_plan({"pydicom": "3.0.2", "highdicom": "0.27.0"}, ["load", "export"])
+    assert not plan.needed and plan.message == ""
+
+
+def test_dependency_plan_slicer_510():
+    # Slicer 5.10 bundles pydicom 2.4.4 and no highdicom
+    plan = sb.dependency_plan({"pydicom": "2.4.4", "highdicom": None}, ["load"])
+    assert plan.requirements == ["pydicom>=3.0.1", "highdicom>=0.27"]
+    assert plan.missing == ["highdicom"] and plan.outdated == ["pydicom 2.4.4 (< 3.0.1)"]
+    assert plan.restart_recommended and "restart" in plan.message
+
+
+def test_dependency_plan_never_downgrades_pydicom():
+    plan = sb.dependency_plan({"pydicom": "3.1.0", "highdicom": "0.27.0", "SimpleITK": "2.4.0", "slicerio": None},
+                              ["migrate"])
+    assert plan.requirements == ["slicerio>=1.1", "pydicom>=3.0.1"]
+    assert not plan.restart_recommended
+    for r in plan.requirements:
+        assert "==" not in r and "<" not in r
+
+
+def test_dependency_plan_unknown_feature():
+    with pytest.raises(ValueError):
+        sb.dependency_plan({}, ["fly"])
+
+
+def test_versions():
+    assert sb.parse_version("3.0.2rc1") == (3, 0, 2)
+    assert sb.version_at_least("3.0.1", "3.0.1") and sb.version_at_least("3.1", "3.0.1")
+    assert not sb.version_at_least("2.4.4", "3.0.1")
+    assert sb.version_at_least("0.27", "0.27.0")
+    v = sb.installed_versions(["numpy", "surely-not-installed-xyz"])
+    assert v["numpy"] and v["surely-not-installed-xyz"] is None
+
+
+def test_uid_helpers():
+    assert sb.split_uids(" 1.2  1.3 ") == ["1.2", "1.3"] and sb.split_uids(None) == []
+    assert sb.order_series_files({"a": "/x/a", "b": "/x/b"}, ["b", "a"]) == ["/x/b", "/x/a"]
+    with pytest.raises(UserError, match="not in the DICOM database"):
+        sb.order_series_files({"a": ""}, ["a"])
