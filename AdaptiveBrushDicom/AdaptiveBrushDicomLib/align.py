@@ -81,7 +81,7 @@ def align_to_grid(
     src: Grid,
     dst: Grid,
     *,
-    resample: Resample = Resample.NONE,
+    resample: "Resample | str" = Resample.NONE,
     what: str = "segmentation",
 ) -> np.ndarray:
     """Return ``array`` (on ``src``) as an array on ``dst`` (same ndim, 3D or 4D).
@@ -91,6 +91,7 @@ def align_to_grid(
     ReferenceMismatchError
         Different lattice (without ``resample``), or cropping would drop labelled voxels.
     """
+    resample = Resample(resample)
     if src.almost_equal(dst):
         return array
     re_ = reorient(array, src, dst)

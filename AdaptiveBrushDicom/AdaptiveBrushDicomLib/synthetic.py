@@ -50,6 +50,8 @@ class Modality(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: "str | Modality") -> "Modality":
+        if isinstance(value, cls):
+            return value
         try:
             return cls(str(value).upper())
         except ValueError:

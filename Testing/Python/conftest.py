@@ -1,0 +1,63 @@
+"""Shared fixtures: corpus paths and small generated DICOM series."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = (REPO / ".." / "shared" / "corpus").resolve()
+
+
+def corpus_path(*parts: str) -> Path:
+    p = CORPUS.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"corpus file {p} not available")
+    return p
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.exists():
+        pytest.skip("../shared/corpus not available")
+    return CORPUS
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None or (Path(__import__("sys").executable).parent / tool).exists()
+
+
+def tool_path(tool: str) -> str:
+    import sys
+
+    local = Path(sys.executable).parent / tool
+    if local.exists():
+        return str(local)
+    found = shutil.which(tool)
+    if not found:
+        pytest.skip(f"{tool} not installed")
+    return found
+
+
+@pytest.fixture
+def phantom_series(tmp_path):
+    """A small phantom: (image, labels, segments, grid, ReferenceSeries)."""
+    from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
+    from AdaptiveBrushDicomLib.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+
+    grid = phantom_grid(shape=(12, 40, 48))
+    image, labels, segments = make_phantom(grid)
+    create_synthetic_series(image, grid, tmp_path / "ref", patient_id="AdaptiveBrush_phantom")
+    return image, labels, segments, grid, ReferenceSeries.from_folder(tmp_path / "ref")
+
+
+def rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
