@@ -220,97 +220,18 @@ def ijk_to_ras_from_grid(grid: Grid) -> np.ndarray:
     return np.array(grid.ijk_to_ras, dtype=float)
 
 
-def _signed_permutation(a: np.ndarray, tol: float) -> np.ndarray | None:
-    """Round ``a`` to a signed permutation matrix, or None if it is not one."""
-    r = np.round(a)
-    if not np.allclose(a, r, atol=tol):
-        return None
-    if not (np.all(np.abs(r).sum(axis=0) == 1) and np.all(np.abs(r).sum(axis=1) == 1)):
-        return None
-    return r.astype(int)
+def conform_array(array: np.ndarray, source: Grid, target: Grid, *, what: str = "segmentation") -> np.ndarray:
+    """Move a (k, j, i) [or (layer, k, j, i)] label array from ``source`` onto ``target``
+    without interpolation (e.g. a SEG decoded on the DICOM series' slice order onto a Slicer
+    volume whose slice order was reversed, or a cropped extent onto the full grid).
 
-
-def conform_array(
-    array: np.ndarray,
-    source: Grid,
-    target: Grid,
-    *,
-    fill: int = 0,
-    tol_mm: float = 1e-2,
-) -> np.ndarray:
-    """Move a (k, j, i) label array from ``source`` onto ``target`` without interpolation.
-
-    Works when every source voxel centre is a target voxel centre: same spacing per axis,
-    axes equal up to permutation and flips (e.g. Slicer reversed the slice order of a
-    series), integer offset. Target voxels outside the source get ``fill``.
-
-    Raises
-    ------
-    GeometryError
-        The grids are not on one lattice (resampling would be needed), or non-zero source
-        voxels fall outside the target grid (they would be lost).
+    Thin wrapper over :func:`.align.align_to_grid` (exact re-indexing only): raises
+    :class:`~.errors.ReferenceMismatchError` when resampling would be needed or labelled
+    voxels would be cut off.
     """
-    a = np.asarray(array)
-    if tuple(a.shape[-3:]) != source.shape:
-        raise GeometryError(f"array shape {a.shape} does not match its grid {source.shape}")
-    if source.almost_equal(target):
-        return a
-    # continuous target index of source index:  t = A @ s + b   (index order i, j, k)
-    src_ijk_to_lps = source.ijk_to_lps
-    lps_to_tgt = np.linalg.inv(target.ijk_to_lps)
-    m = lps_to_tgt @ src_ijk_to_lps
-    a_mat, b = m[:3, :3], m[:3, 3]
-    perm = _signed_permutation(a_mat, tol=tol_mm / max(min(target.spacing), 1e-6))
-    if perm is None:
-        raise GeometryError(
-            "segmentation grid and reference grid differ by more than an axis flip or permutation "
-            f"(source {source.describe()}; target {target.describe()}); resampling is not done here"
-        )
-    b_round = np.round(b)
-    if np.any(np.abs(b - b_round) * np.asarray(target.spacing) > tol_mm):
-        raise GeometryError(
-            f"segmentation voxels are not on the reference lattice (offset {b} voxels); "
-            f"source {source.describe()}; target {target.describe()}"
-        )
-    # reorder the array axes: work in (i, j, k) order, numpy arrays are (k, j, i)
-    vol_ijk = np.transpose(a, (2, 1, 0)) if a.ndim == 3 else np.transpose(a, (0, 3, 2, 1))
-    lead = a.ndim - 3
-    src_size = np.array(source.size_ijk)
-    # target axis t_axis takes source axis s_axis with sign
-    axes_order = []
-    signs = []
-    for t_axis in range(3):
-        s_axis = int(np.nonzero(perm[t_axis])[0][0])
-        axes_order.append(s_axis)
-        signs.append(int(perm[t_axis, s_axis]))
-    moved = np.transpose(vol_ijk, list(range(lead)) + [lead + s for s in axes_order])
-    offset = b_round.astype(int).copy()
-    for t_axis, sign in enumerate(signs):
-        if sign < 0:
-            moved = np.flip(moved, axis=lead + t_axis)
-            # source index 0 maps to b; after flipping, moved index 0 is source n-1 -> b - (n-1)
-            offset[t_axis] -= src_size[axes_order[t_axis]] - 1
-    tgt_size = np.array(target.size_ijk)
-    out = np.full(a.shape[:lead] + tuple(tgt_size), fill, dtype=a.dtype)
-    src_lo = np.maximum(0, -offset)
-    dst_lo = np.maximum(0, offset)
-    n = np.minimum(np.array(moved.shape[lead:]) - src_lo, tgt_size - dst_lo)
-    if np.any(n <= 0):
-        if np.any(moved != fill):
-            raise GeometryError("segmentation lies completely outside the reference grid")
-    else:
-        src_sl = tuple(slice(int(lo), int(lo + c)) for lo, c in zip(src_lo, n))
-        dst_sl = tuple(slice(int(lo), int(lo + c)) for lo, c in zip(dst_lo, n))
-        pre = (slice(None),) * lead
-        kept = moved[pre + src_sl]
-        if np.count_nonzero(moved != fill) != np.count_nonzero(kept != fill):
-            raise GeometryError(
-                "part of the segmentation lies outside the reference grid and would be lost "
-                f"(source {source.describe()}; target {target.describe()})"
-            )
-        out[pre + dst_sl] = kept
-    # back to (k, j, i)
-    return np.transpose(out, (2, 1, 0)) if a.ndim == 3 else np.transpose(out, (0, 3, 2, 1))
+    from .align import align_to_grid
+
+    return align_to_grid(np.asarray(array), source, target, what=what)
 
 
 # --------------------------------------------------------------------------------------
