@@ -1,0 +1,206 @@
+""".seg.nrrd -> SEG -> labelmap on the reference grid: voxel-exact, every attribute kept.
+
+Covers axial / sagittal / coronal / oblique grids, flipped axes, empty slices (omitted
+frames), label values > 255, empty segments, cropped segmentations, every transfer
+syntax, BINARY fallback for overlaps, and refusals.
+"""
+
+import numpy as np
+import pydicom
+import pytest
+
+from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.align import align_to_grid
+from AdaptiveBrushDicomLib.compression import Compression
+from AdaptiveBrushDicomLib.errors import OutputExistsError, OverlapError, ReferenceMismatchError, UserError
+from AdaptiveBrushDicomLib.geometry import Grid
+from AdaptiveBrushDicomLib.labelmap import LabelMap
+from AdaptiveBrushDicomLib.phantom import make_phantom
+from AdaptiveBrushDicomLib.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.seg_read import read_seg
+from AdaptiveBrushDicomLib.seg_write import write_seg
+from AdaptiveBrushDicomLib.segment import Segment
+from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+from AdaptiveBrushDicomLib.volume_io import read_segmentation, write_seg_nrrd
+
+from conftest import rotation
+
+DIRECTIONS = {
+    "axial": np.eye(3),
+    "sagittal": np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], float),
+    "coronal": np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], float),
+    "oblique": rotation(0.3, -0.2, 0.5),
+}
+
+
+def _attrs(segments):
+    return sorted(((s.label, s.name, s.color, s.terminology, s.layer) for s in segments), key=str)
+
+
+def _make(tmp_path, direction, shape=(10, 24, 28)):
+    grid = Grid(shape, (0.9, 0.8, 2.0), (-10.5, 20.25, 33.0), direction)
+    image, labels, segments = make_phantom(grid)
+    create_synthetic_series(image, grid, tmp_path / "ref", patient_id="AdaptiveBrush_rt")
+    return grid, labels, segments, ReferenceSeries.from_folder(tmp_path / "ref")
+
+
+def _roundtrip(tmp_path, lm: LabelMap, ref: ReferenceSeries, compression=Compression.DEFLATE, name="seg"):
+    nrrd = tmp_path / f"{name}.seg.nrrd"
+    write_seg_nrrd(lm, nrrd)
+    src = read_segmentation(nrrd)
+    assert np.array_equal(src.array, lm.array)
+    out = tmp_path / f"{name}.dcm"
+    res = write_seg(src, ref, out, compression=compression)
+    decoded = read_seg(out, reference=ref)
+    return res, decoded, src
+
+
+@pytest.mark.parametrize("orientation", list(DIRECTIONS))
+def test_orientations_voxel_exact(tmp_path, orientation):
+    grid, labels, segments, ref = _make(tmp_path, DIRECTIONS[orientation])
+    assert ref.grid.almost_equal(grid)
+    res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, grid, segments), ref)
+    assert res.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+    assert dec.labelmap.grid.almost_equal(grid)
+    assert np.array_equal(dec.labelmap.array, labels)
+    assert _attrs(dec.labelmap.segments) == _attrs(segments)
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+def test_every_transfer_syntax_voxel_exact(tmp_path, compression):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, grid, segments), ref, compression)
+    ds = pydicom.dcmread(res.path)
+    assert ds.file_meta.TransferSyntaxUID == compression.uid
+    assert np.array_equal(dec.labelmap.array, labels)
+    assert dec.transfer_syntax_uid == compression.uid
+
+
+def test_empty_slices_are_omitted_and_restored(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    labels = labels.copy()
+    labels[:3] = 0
+    labels[6] = 0
+    res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, grid, segments), ref)
+    assert res.n_frames == grid.shape[0] - 4
+    assert np.array_equal(dec.labelmap.array, labels)
+
+
+def test_labels_above_255_and_empty_segments(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    labels = labels.astype(np.uint16)
+    labels[labels == 4] = 1000
+    for s in segments:
+        if s.label == 4:
+            s.label = 1000
+    segments.append(Segment(label=77, name="Empty one", color=(1, 2, 3)))
+    lm = LabelMap(labels, grid, segments)
+    assert 300 in np.unique(labels) and 1000 in np.unique(labels)
+    res, dec, _ = _roundtrip(tmp_path, lm, ref)
+    assert np.array_equal(dec.labelmap.array, labels)
+    assert _attrs(dec.labelmap.segments) == _attrs(segments)
+    ds = pydicom.dcmread(res.path)
+    numbers = [int(i.SegmentNumber) for i in ds.SegmentSequence]
+    assert numbers[-len(segments):] == list(range(1, len(segments) + 1))  # contiguous from 1
+    assert "Empty one" in [s.name for s in dec.labelmap.segments]
+
+
+def test_more_than_255_segments(tmp_path):
+    grid = Grid((4, 20, 20), (1, 1, 1), (0, 0, 0))
+    labels = np.arange(4 * 20 * 20).reshape(grid.shape) % 300 + 1
+    segments = [Segment(label=v, name=f"s{v}") for v in range(1, 301)]
+    create_synthetic_series(labels.astype(np.int16), grid, tmp_path / "ref", patient_id="p")
+    ref = ReferenceSeries.from_folder(tmp_path / "ref")
+    res = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "many.dcm")
+    ds = pydicom.dcmread(res.path)
+    assert ds.BitsAllocated == 16
+    assert np.array_equal(read_seg(res.path, reference=ref).labelmap.array, labels)
+
+
+def test_cropped_segmentation_is_padded(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, DIRECTIONS["oblique"])
+    nz = np.argwhere(labels)
+    lo, hi = nz.min(axis=0), nz.max(axis=0) + 1
+    crop = labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    cgrid = Grid(crop.shape, grid.spacing, tuple(grid.index_to_lps(lo[::-1])), grid.direction)
+    res, dec, _ = _roundtrip(tmp_path, LabelMap(crop, cgrid, segments), ref)
+    assert np.array_equal(dec.labelmap.array, labels)
+
+
+def test_flipped_axes_same_voxels_in_space(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    # the segmentation is stored with i and k reversed (e.g. an RAS-oriented nrrd)
+    flipped = labels[::-1, :, ::-1].copy()
+    fdir = np.diag([-1.0, 1.0, -1.0])
+    fgrid = Grid(grid.shape, grid.spacing, tuple(grid.index_to_lps([grid.shape[2] - 1, 0, grid.shape[0] - 1])), fdir)
+    res, dec, _ = _roundtrip(tmp_path, LabelMap(flipped, fgrid, segments), ref)
+    assert np.array_equal(dec.labelmap.array, labels)
+    # and back onto the flipped grid: identical to the input
+    assert np.array_equal(align_to_grid(dec.labelmap.array, ref.grid, fgrid), flipped)
+
+
+def test_overlap_refused_then_binary(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    layer2 = np.zeros_like(labels)
+    layer2[labels == 1] = 1  # "Whole head" overlaps every structure inside the brain
+    layered = np.stack([labels, layer2])
+    segs = segments + [Segment(label=1, name="Whole brain", color=(9, 9, 9), layer=1)]
+    lm = LabelMap(layered, grid, segs)
+    with pytest.raises(OverlapError, match="'Brain' and 'Whole brain' share"):
+        write_seg(lm, ref, tmp_path / "o.dcm")
+    assert not (tmp_path / "o.dcm").exists()
+    res = write_seg(lm, ref, tmp_path / "o.dcm", allow_binary=True)
+    assert res.binary_fallback and res.sop_class_uid == SEG_SOP_CLASS_UID
+    dec = read_seg(res.path, reference=ref)
+    assert dec.labelmap.n_layers == 2
+    for s in segs:
+        got = [d for d in dec.labelmap.segments if d.name == s.name][0]
+        assert np.array_equal(dec.labelmap.mask(got), lm.mask(s)), s.name
+
+
+def test_refusals(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    lm = LabelMap(labels, grid, segments)
+    write_seg(lm, ref, tmp_path / "a.dcm")
+    with pytest.raises(OutputExistsError):
+        write_seg(lm, ref, tmp_path / "a.dcm")
+    off = Grid(grid.shape, grid.spacing, tuple(np.add(grid.origin, (0.4, 0, 0))), grid.direction)
+    with pytest.raises(ReferenceMismatchError, match="resample nearest"):
+        write_seg(LabelMap(labels, off, segments), ref, tmp_path / "b.dcm")
+    with pytest.raises(UserError, match="no segment description"):
+        write_seg(LabelMap(labels, grid, segments[:2]), ref, tmp_path / "c.dcm")
+    # a SEG decoded against another series is refused
+    other = tmp_path / "other"
+    create_synthetic_series(np.ones(grid.shape, np.int16), grid, other, patient_id="q")
+    with pytest.raises(ReferenceMismatchError, match="references series"):
+        read_seg(tmp_path / "a.dcm", reference=ReferenceSeries.from_folder(other))
+
+
+def test_decode_without_reference_derives_grid(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, DIRECTIONS["sagittal"])
+    labels = labels.copy()
+    labels[0] = 0
+    labels[-1] = 0
+    res = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "a.dcm")
+    dec = read_seg(res.path)
+    assert any("cannot be known" in n for n in dec.notes)
+    # the derived grid covers first..last stored frame, on the same lattice
+    off = grid.lattice_offset(dec.labelmap.grid)
+    assert off is not None and off[0] == 1
+    assert np.array_equal(align_to_grid(dec.labelmap.array, dec.labelmap.grid, grid), labels)
+
+
+def test_gold_standards_from_corpus(tmp_path, corpus):
+    for name in ("MRBrainTumor1_tumor", "idc_mri_t2_lesion"):
+        gold = read_segmentation(corpus / "adaptivebrush-gold" / name / "gold.seg.nrrd")
+        assert gold.array.any()
+        image = np.zeros(gold.grid.shape, dtype=np.int16)
+        ref_dir = tmp_path / name
+        create_synthetic_series(image, gold.grid, ref_dir, patient_id=f"AdaptiveBrush_{name}")
+        ref = ReferenceSeries.from_folder(ref_dir)
+        res = write_seg(gold, ref, tmp_path / f"{name}.dcm")
+        dec = read_seg(res.path, reference=ref)
+        assert np.array_equal(dec.labelmap.array, align_to_grid(gold.array, gold.grid, ref.grid))
+        assert [s.name for s in dec.labelmap.segments] == [s.name for s in gold.segments]
+        assert [s.color for s in dec.labelmap.segments] == [s.color for s in gold.segments]
+        assert [s.terminology for s in dec.labelmap.segments] == [s.terminology for s in gold.segments]
