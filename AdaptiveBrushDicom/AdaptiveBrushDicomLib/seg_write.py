@@ -193,6 +193,12 @@ def write_seg(
     if not out_path.parent.is_dir():
         raise UserError("output folder does not exist; create it first", out_path.parent)
     warnings: list[str] = []
+    rows, cols = reference.grid.shape[1:]
+    if compression is Compression.JPEG2000 and rows < 32 and cols < 32:
+        raise UserError(
+            f"JPEG 2000 cannot encode frames smaller than 32x32 pixels (these are {rows}x{cols}); "
+            "choose another compression (e.g. deflate)"
+        )
 
     array = align_to_grid(labelmap.array, labelmap.grid, reference.grid, resample=resample, what=where)
     aligned = LabelMap(array, reference.grid, list(labelmap.segments))

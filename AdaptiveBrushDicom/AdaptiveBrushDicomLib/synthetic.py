@@ -202,7 +202,8 @@ def create_synthetic_series(
 
     base = Dataset()
     base.SOPClassUID = modality.sop_class_uid
-    base.PatientName = patient_name or patient_id
+    name = patient_name or patient_id
+    base.PatientName = name if "^" in name else name + "^"  # one-component name, made explicit
     base.PatientID = patient_id
     base.PatientBirthDate = ""
     base.PatientSex = ""

@@ -37,7 +37,7 @@ def _attrs(segments):
     return sorted(((s.label, s.name, s.color, s.terminology, s.layer) for s in segments), key=str)
 
 
-def _make(tmp_path, direction, shape=(10, 24, 28)):
+def _make(tmp_path, direction, shape=(10, 34, 36)):
     grid = Grid(shape, (0.9, 0.8, 2.0), (-10.5, 20.25, 33.0), direction)
     image, labels, segments = make_phantom(grid)
     create_synthetic_series(image, grid, tmp_path / "ref", patient_id="AdaptiveBrush_rt")
