@@ -40,7 +40,10 @@ CORPUS = (REPO / ".." / "shared" / "corpus").resolve()
 
 
 def _same_segments(a: LabelMap, b: LabelMap) -> bool:
-    key = lambda s: (s.label, s.name, s.color, s.terminology)  # noqa: E731
+    from AdaptiveBrushDicomLib.segment import Terminology
+
+    # no terminology is written as the documented default (Tissue / Tissue)
+    key = lambda s: (s.label, s.name, s.color, s.terminology or Terminology())  # noqa: E731
     return sorted(map(key, a.segments), key=str) == sorted(map(key, b.segments), key=str)
 
 
@@ -91,7 +94,14 @@ def main() -> int:
     if ct.exists():
         ct_ref = ReferenceSeries.from_folder(ct)
         ct_lm = read_segmentation(CORPUS / "dcmqi" / "liver_spine_seg.nrrd")
-        ct_lm.segments[0].name, ct_lm.segments[1].name = "Liver", "Thoracic spine"
+        from AdaptiveBrushDicomLib.segment import Code, Terminology
+
+        liver, spine = ct_lm.segments
+        liver.name, liver.color = "Liver", (220, 129, 101)
+        liver.terminology = Terminology(Code("85756007", "SCT", "Tissue"), Code("10200004", "SCT", "Liver"))
+        spine.name, spine.color = "Thoracic spine", (226, 202, 134)
+        spine.terminology = Terminology(Code("123037004", "SCT", "Anatomical Structure"),
+                                        Code("122495006", "SCT", "Thoracic spine"))
         (out / "ct").mkdir()
         ok &= run_case("ct-3slice", ct_lm, ct_ref, out / "ct", rows)
     else:

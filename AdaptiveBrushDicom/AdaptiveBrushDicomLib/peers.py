@@ -128,7 +128,7 @@ def dcmdump(path: str | Path) -> ToolRun:
     tool = find_tool("dcmdump")
     if tool is None:
         return ToolRun(False, 127, 0.0, "dcmdump not installed")
-    run = run_tool([tool, "+E", "-q", str(path)])
+    run = run_tool([tool, "+E", "-q", "-Un", str(path)])
     if run.ok and ("E:" in run.output.split("\n", 1)[0] or "error" in run.output.lower()[:200]):
         return ToolRun(False, run.returncode, run.seconds, run.output)
     return run

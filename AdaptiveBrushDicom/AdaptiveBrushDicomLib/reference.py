@@ -99,6 +99,10 @@ class ReferenceSeries:
                 continue  # not an image plane (SEG, SR, multi-frame ...)
             if "SeriesInstanceUID" not in ds or "SOPInstanceUID" not in ds:
                 continue
+            if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+                # an empty (0008,0005) means the default repertoire; highdicom rejects the
+                # empty value, so drop it from our in-memory header copy (files untouched)
+                del ds.SpecificCharacterSet
             by_series.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
         if not by_series:
             raise InputFileError(

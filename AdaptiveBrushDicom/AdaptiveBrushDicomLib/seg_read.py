@@ -27,6 +27,7 @@ from . import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
 from .errors import InputFileError, ReferenceMismatchError
 from .geometry import Grid
 from .labelmap import LabelMap
+from .private_tags import read_segment_private
 from .reference import ReferenceSeries
 from .segment import Segment
 
@@ -210,6 +211,7 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
     segments: dict[int, Segment] = {}
     for item in getattr(ds, "SegmentSequence", []):
         number, segment = from_segment_item(item)
+        segment = read_segment_private(item, segment)
         if seg_type == "LABELMAP" and number == 0:
             continue  # the Background item highdicom / dcmqi add
         segments[number] = segment

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from .align import Resample, align_to_grid
 from .compression import DEFAULT_COMPRESSION, Compression
 from .errors import OutputExistsError, OverlapError, UserError
 from .labelmap import LabelMap
+from .private_tags import write_segment_private
 from .reference import ReferenceSeries
 from .segment import Segment
 
@@ -192,7 +194,7 @@ def write_seg(
         raise OutputExistsError("output exists; choose another path or pass --force", out_path)
     if not out_path.parent.is_dir():
         raise UserError("output folder does not exist; create it first", out_path.parent)
-    warnings: list[str] = []
+    messages: list[str] = []
     rows, cols = reference.grid.shape[1:]
     if compression is Compression.JPEG2000 and rows < 32 and cols < 32:
         raise UserError(
@@ -224,14 +226,14 @@ def write_seg(
     for number, seg in enumerate(segments, start=1):
         desc, msgs = to_segment_description(seg, number)
         descriptions.append(desc)
-        warnings.extend(msgs)
+        messages.extend(msgs)
 
     if binary:
         pixel = np.zeros(reference.grid.shape + (len(segments),), dtype=bool)
         for n, s in enumerate(segments):
             pixel[..., n] = aligned.mask(s)
         seg_type = hd.seg.SegmentationTypeValues.BINARY
-        warnings.append(f"{where}: overlapping segments written as BINARY SEG (66.4), not LABELMAP")
+        messages.append(f"{where}: overlapping segments written as BINARY SEG (66.4), not LABELMAP")
     else:
         pixel = _labels_to_segment_numbers(array, segments)
         seg_type = hd.seg.SegmentationTypeValues.LABELMAP
@@ -241,29 +243,34 @@ def write_seg(
     series_uid = series_instance_uid or uids.seg_series_uid(reference.series_instance_uid, series_description, digest)
     sop_uid = sop_instance_uid or uids.derive_uid("seg-instance", series_uid, digest)
 
-    seg_ds = hd.seg.Segmentation(
-        source_images=reference.datasets,
-        pixel_array=pixel,
-        segmentation_type=seg_type,
-        segment_descriptions=descriptions,
-        series_instance_uid=series_uid,
-        series_number=int(series_number),
-        sop_instance_uid=sop_uid,
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name="AdaptiveBrushDicom",
-        software_versions=__version__,
-        device_serial_number="0",
-        content_label=content_label,
-        content_description=content_description,
-        content_creator_name=content_creator_name,
-        series_description=series_description,
-        transfer_syntax_uid=build_ts,
-        omit_empty_frames=True,
-    )
+    with warnings.catch_warnings():
+        # the source series' PatientName is not ours to fix; highdicom warns about
+        # one-component names on every build
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
+        seg_ds = hd.seg.Segmentation(
+            source_images=reference.datasets,
+            pixel_array=pixel,
+            segmentation_type=seg_type,
+            segment_descriptions=descriptions,
+            series_instance_uid=series_uid,
+            series_number=int(series_number),
+            sop_instance_uid=sop_uid,
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name="AdaptiveBrushDicom",
+            software_versions=__version__,
+            device_serial_number="0",
+            content_label=content_label,
+            content_description=content_description,
+            content_creator_name=content_creator_name,
+            series_description=series_description,
+            transfer_syntax_uid=build_ts,
+            omit_empty_frames=True,
+        )
     from .segment_dicom import finalize_dataset
 
     finalize_dataset(seg_ds, segments)
+    write_segment_private(seg_ds, segments)
     ds = seg_ds
     if content_datetime is not None:
         ds.ContentDate = ds.SeriesDate = content_datetime.strftime("%Y%m%d")
@@ -279,7 +286,7 @@ def write_seg(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write: {exc.strerror or exc}", out_path) from None
-    for w in warnings:
+    for w in messages:
         if warn:
             warn(w)
     return WriteResult(
@@ -293,7 +300,7 @@ def write_seg(
         size_bytes=out_path.stat().st_size,
         seconds=time.perf_counter() - t0,
         binary_fallback=binary,
-        warnings=warnings,
+        warnings=messages,
     )
 
 

@@ -72,7 +72,11 @@ def test_dcmqi_reads_our_files(phantom_case, compression, tmp_path):
 def test_we_read_dcmqi_labelmap_output(tmp_path):
     ct = corpus_path("dcmqi", "ct-3slice")
     label_nrrd = corpus_path("dcmqi", "liver_spine_seg.nrrd")
-    meta = corpus_path("dcmqi", "seg-example_liver_spine.json")
+    # the corpus JSON lists one group per input file; we give one merged label file
+    spec = json.loads(corpus_path("dcmqi", "seg-example_liver_spine.json").read_text())
+    spec["segmentAttributes"] = [[item for group in spec["segmentAttributes"] for item in group]]
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps(spec))
     for compress in ("deflate", "none"):
         out = tmp_path / f"dcmqi_{compress}.dcm"
         run = dcmqi_encode([label_nrrd], meta, ct, out, labelmap=True, compress=compress)
@@ -95,8 +99,11 @@ def test_we_read_dcmqi_labelmap_output(tmp_path):
 def test_dcmqi_binary_output_read(tmp_path):
     ct = corpus_path("dcmqi", "ct-3slice")
     out = tmp_path / "bin.dcm"
-    run = dcmqi_encode([corpus_path("dcmqi", "liver_spine_seg.nrrd")], corpus_path("dcmqi", "seg-example_liver_spine.json"),
-                       ct, out, labelmap=False)
+    spec = json.loads(corpus_path("dcmqi", "seg-example_liver_spine.json").read_text())
+    spec["segmentAttributes"] = [[item for group in spec["segmentAttributes"] for item in group]]
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps(spec))
+    run = dcmqi_encode([corpus_path("dcmqi", "liver_spine_seg.nrrd")], meta, ct, out, labelmap=False)
     assert run.ok, run.output[-2000:]
     ref = ReferenceSeries.from_folder(ct)
     dec = read_seg(out, reference=ref)

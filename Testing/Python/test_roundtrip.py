@@ -19,7 +19,7 @@ from AdaptiveBrushDicomLib.phantom import make_phantom
 from AdaptiveBrushDicomLib.reference import ReferenceSeries
 from AdaptiveBrushDicomLib.seg_read import read_seg
 from AdaptiveBrushDicomLib.seg_write import write_seg
-from AdaptiveBrushDicomLib.segment import Segment
+from AdaptiveBrushDicomLib.segment import Segment, Terminology
 from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
 from AdaptiveBrushDicomLib.volume_io import read_segmentation, write_seg_nrrd
 
@@ -34,7 +34,8 @@ DIRECTIONS = {
 
 
 def _attrs(segments):
-    return sorted(((s.label, s.name, s.color, s.terminology, s.layer) for s in segments), key=str)
+    # a segment without terminology is written with the documented default, Tissue / Tissue
+    return sorted(((s.label, s.name, s.color, s.terminology or Terminology(), s.layer) for s in segments), key=str)
 
 
 def _make(tmp_path, direction, shape=(10, 34, 36)):
@@ -203,4 +204,4 @@ def test_gold_standards_from_corpus(tmp_path, corpus):
         assert np.array_equal(dec.labelmap.array, align_to_grid(gold.array, gold.grid, ref.grid))
         assert [s.name for s in dec.labelmap.segments] == [s.name for s in gold.segments]
         assert [s.color for s in dec.labelmap.segments] == [s.color for s in gold.segments]
-        assert [s.terminology for s in dec.labelmap.segments] == [s.terminology for s in gold.segments]
+        assert [s.terminology for s in dec.labelmap.segments] == [s.terminology or Terminology() for s in gold.segments]
