@@ -51,6 +51,7 @@ __all__ = [
     "check_coding_scheme",
     "format_terminology_entry",
     "parse_terminology_entry",
+    "same_codes",
     "terminology_from_slicerio",
     "terminology_to_slicerio",
 ]
@@ -294,6 +295,8 @@ def terminology_to_slicerio(terminology: Terminology) -> dict[str, Any]:
     t = terminology
     _check_context(t.context_name, "terminology")
     _check_context(t.anatomic_context_name, "terminology")
+    if t.anatomic_region is None and t.anatomic_region_modifier is not None:
+        raise TerminologyError("terminology: anatomic region modifier given without an anatomic region")
 
     def parts(c: Code, what: str) -> list[str]:
         check_code(c, f"terminology {what}")
@@ -312,3 +315,21 @@ def terminology_to_slicerio(terminology: Terminology) -> dict[str, Any]:
         if t.anatomic_region_modifier is not None:
             out["anatomicRegionModifier"] = parts(t.anatomic_region_modifier, "anatomic region modifier")
     return out
+
+
+def same_codes(a: Terminology | None, b: Terminology | None) -> bool:
+    """True when both terminologies have the same five codes (context names ignored).
+
+    DICOM has no place for Slicer's context names, so a terminology read back from a SEG
+    carries the default context names; compare with this function.
+    """
+    if a is None or b is None:
+        return a is b
+
+    def key(t: Terminology) -> tuple:
+        return tuple(
+            None if c is None else (c.scheme, c.value)
+            for c in (t.category, t.type, t.type_modifier, t.anatomic_region, t.anatomic_region_modifier)
+        )
+
+    return key(a) == key(b)
