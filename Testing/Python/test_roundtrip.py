@@ -205,3 +205,16 @@ def test_gold_standards_from_corpus(tmp_path, corpus):
         assert [s.name for s in dec.labelmap.segments] == [s.name for s in gold.segments]
         assert [s.color for s in dec.labelmap.segments] == [s.color for s in gold.segments]
         assert [s.terminology for s in dec.labelmap.segments] == [s.terminology or Terminology() for s in gold.segments]
+
+
+def test_left_handed_source_grid(tmp_path):
+    """An image whose k axis is reversed (det < 0): the series is read back right-handed,
+    and the segmentation made on the original grid still lands on the same voxels."""
+    lh = Grid((8, 34, 36), (0.9, 0.8, 2.0), (0.0, 0.0, 40.0), np.diag([1.0, 1.0, -1.0]))
+    image, labels, segments = make_phantom(lh)
+    create_synthetic_series(image, lh, tmp_path / "ref", patient_id="p")
+    ref = ReferenceSeries.from_folder(tmp_path / "ref")
+    assert np.linalg.det(ref.grid.direction) > 0
+    assert np.allclose(ref.grid.origin, lh.index_to_lps([0, 0, lh.shape[0] - 1]))
+    res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, lh, segments), ref)
+    assert np.array_equal(align_to_grid(dec.labelmap.array, ref.grid, lh), labels)
