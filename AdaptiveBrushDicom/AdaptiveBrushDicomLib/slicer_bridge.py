@@ -252,7 +252,8 @@ class SlicerSegmentRecord:
     color : (r, g, b) floats 0..1 or None
         ``vtkSegment.GetColor`` (Slicer colours are 0..1 floats, DICOM/core 0..255).
     tags : dict
-        ``vtkSegment.SetTag(key, value)`` string tags.
+        ``vtkSegment.SetTag(key, value)`` string tags: terminology, description, algorithm,
+        original label value, plus the core segment's ``extra["tags"]``.
     remove_tags : list
         Tags to remove after creation (e.g. the default "Tissue" TerminologyEntry that
         Slicer puts on every new segment, when the core segment has no terminology).
@@ -306,7 +307,9 @@ def segment_to_record(segment: Segment, segment_id: str | None = None) -> Slicer
     if segment.algorithm_parameters is not None:
         tags[TAG_ALGORITHM_PARAMETERS] = json.dumps(segment.algorithm_parameters, sort_keys=True)
     tags[TAG_LABEL_VALUE] = str(int(segment.label))
-    for key, value in (segment.extra or {}).items():
+    # Slicer segment tags travel in extra["tags"] (the convention of volume_io / slicerio);
+    # other extra keys are core-internal (e.g. a foreign TrackingID) and stay out of Slicer.
+    for key, value in dict((segment.extra or {}).get("tags") or {}).items():
         if key in _KNOWN_TAGS:
             continue
         tags[str(key)] = value if isinstance(value, str) else json.dumps(value)
@@ -319,7 +322,10 @@ def segment_from_record(record: SlicerSegmentRecord, label: int, layer: int = 0)
     terminology = None
     entry = tags.get(TAG_TERMINOLOGY, "")
     if entry:
-        terminology = _terminology_module().parse_terminology_entry(entry)
+        try:
+            terminology = _terminology_module().parse_terminology_entry(entry)
+        except UserError as exc:
+            raise UserError(f"segment {record.name!r}: {exc}; fix it in the Segment Editor's terminology dialog") from None
     algorithm_type = AlgorithmType.SEMIAUTOMATIC
     raw_type = tags.get(TAG_ALGORITHM_TYPE, "").strip().upper()
     if raw_type:
@@ -336,7 +342,8 @@ def segment_from_record(record: SlicerSegmentRecord, label: int, layer: int = 0)
             parameters = json.loads(tags[TAG_ALGORITHM_PARAMETERS])
         except json.JSONDecodeError:
             parameters = {"value": tags[TAG_ALGORITHM_PARAMETERS]}
-    extra = {k: v for k, v in tags.items() if k not in _KNOWN_TAGS}
+    other_tags = {k: v for k, v in tags.items() if k not in _KNOWN_TAGS}
+    extra: dict = {"tags": other_tags} if other_tags else {}
     return Segment(
         label=int(label),
         name=record.name,
@@ -699,6 +706,43 @@ def installed_versions(distributions: Iterable[str] | None = None) -> dict[str, 
 # --------------------------------------------------------------------------------------
 # Small helpers used by the glue
 # --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegReferences:
+    """What a SEG file says it was drawn on (for ``loadable.referencedInstanceUIDs``)."""
+
+    series_instance_uid: str
+    instance_uids: tuple[str, ...]
+    study_instance_uid: str
+
+
+def read_seg_references(path: str) -> SegReferences:
+    """ReferencedSeriesSequence of a SEG file, reading only the header elements needed.
+
+    ``slicer.dicomDatabase.fileValue`` cannot look into sequences, so this one header read
+    replaces Slicer's ``DICOMPlugin.addReferences`` (which reads every referenced file).
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(
+        path, stop_before_pixels=True, specific_tags=["ReferencedSeriesSequence", "StudyInstanceUID"]
+    )
+    series_uid = ""
+    instances: list[str] = []
+    for item in getattr(ds, "ReferencedSeriesSequence", None) or []:
+        if not series_uid:
+            series_uid = str(getattr(item, "SeriesInstanceUID", ""))
+        for ref in getattr(item, "ReferencedInstanceSequence", None) or []:
+            uid = str(getattr(ref, "ReferencedSOPInstanceUID", ""))
+            if uid and uid not in instances:
+                instances.append(uid)
+    return SegReferences(series_uid, tuple(instances), str(getattr(ds, "StudyInstanceUID", "")))
+
+
+#: Segment tags read back from Slicer on export (vtkSegment::GetTags takes a std::map and is
+#: not available from Python, so tags are read by name).
+TAGS_TO_READ: tuple[str, ...] = tuple(sorted(_KNOWN_TAGS)) + ("Segmentation.Status",)
 
 
 def split_uids(value: str | None) -> list[str]:

@@ -218,7 +218,7 @@ def test_record_round_trip_without_terminology():
     s = Segment(label=300, name="tumour core", color=(200, 10, 30), description="hand corrected",
                 algorithm_type=AlgorithmType.AUTOMATIC, algorithm_name="watershed", algorithm_version="2.1",
                 algorithm_parameters={"sigma": 1.5, "levels": [1, 2]}, segment_id="Segment_9",
-                extra={"Segmentation.Status": "completed"})
+                extra={"tags": {"Segmentation.Status": "completed"}})
     r = sb.segment_to_record(s)
     assert r.segment_id == "Segment_9" and r.name == "tumour core"
     assert r.remove_tags == [sb.TAG_TERMINOLOGY]  # drop Slicer's default "Tissue" entry
