@@ -158,22 +158,14 @@ class Corpus:
         return len(list(f for f in self.root.rglob("*") if f.is_file()))
 
 
-_TEMPLATE_CACHE: dict[str, bytes] = {}
-
-
 def build_corpus(root: Path) -> Corpus:
     """Volume series + gold SEG (volume's study) + run A (3 trials, own study) + run B
-    (2 trials) + an unrelated series with its own SEG."""
+    (2 trials) + an unrelated series with its own SEG (header-only realism: its frames
+    still describe the first volume, so it is not meant to be decoded)."""
     from pydicom.uid import generate_uid
 
     study, volume, vpaths = make_ct_series(root / "volume", study_description="MRBrainTumor1")
-    tpl = root / "template.dcm"
-    key = "seg"
-    if key not in _TEMPLATE_CACHE:
-        make_seg_template(vpaths, tpl)
-        _TEMPLATE_CACHE[key] = tpl.read_bytes()
-    else:  # rewrite the cached template's reference to this corpus' volume
-        tpl.write_bytes(_TEMPLATE_CACHE[key])
+    tpl = make_seg_template(vpaths, root / "template.dcm")
     gold, _ = clone_seg(tpl, root / "gold" / "gold.dcm", series_description="gold_standard", series_number=900,
                         study_uid=study, study_description="MRBrainTumor1", algorithm="manual_refinement",
                         referenced_series_uid=volume)
