@@ -430,50 +430,67 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
 
     # ------------------------------------------------------------ core manager
     def manager(self):
-        """The core ``DicomManager`` over Slicer's DICOM database (see docs/architecture.md)."""
-        from AdaptiveBrushDicomLib import manager as core_manager
+        """The core ``DicomManager`` over Slicer's DICOM database (``SlicerDatabaseAdapter``
+        around ``slicer.dicomDatabase``). Files are indexed by this Logic (copied from the
+        temporary folder), so the manager's own auto-import is off."""
+        from AdaptiveBrushDicomLib.database import SlicerDatabaseAdapter
+        from AdaptiveBrushDicomLib.manager import DicomManager
 
         self._requireDatabase()
-        return core_manager.DicomManager.for_slicer(slicer.dicomDatabase)
+        if getattr(self, "_manager", None) is None or self._managerDatabase is not slicer.dicomDatabase:
+            self._manager = DicomManager(SlicerDatabaseAdapter(slicer.dicomDatabase), auto_import=False)
+            self._managerDatabase = slicer.dicomDatabase
+        return self._manager
 
-    def migrateResultsFolder(self, folder, outputDirectory=None, progressCallback=None):
-        """Migrate a legacy optimization results folder (``results.json`` + ``.seg.nrrd``) to
-        DICOM with the core migration, then import the written files into the database.
-        Returns the core report object (its ``str()`` is the human-readable summary)."""
+    def segmentationsForVolume(self, volumeSeriesUID):
+        """SEG series referencing an image series (core ``SegSeriesInfo``: ``kind`` gold /
+        trial / other, ``trial_number``, ``run_name``...), gold standards first."""
+        return self.manager().get_segmentations_for_volume(volumeSeriesUID)
+
+    class _ProgressStream:
+        """File-like object for the core migration's progress lines -> callback(text)."""
+
+        def __init__(self, callback):
+            self.callback = callback
+
+        def write(self, text):
+            text = text.strip("\r\n ")
+            if text and self.callback is not None:
+                self.callback(text)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    def migrateResultsFolder(self, folder, volume=None, progressCallback=None, importToDatabase=True):
+        """Migrate legacy optimization runs / gold standards under ``folder`` to DICOM in
+        place (core ``migrate.migrate_paths``: originals kept, atomic, resumable, every SEG
+        verified), then index the written series and SEGs in Slicer's DICOM database.
+
+        ``volume``: source image file or DICOM folder when the run does not name one.
+        ``progressCallback(text)`` receives the migration's progress lines.
+        Returns the core ``MigrationSummary`` (``to_text()`` is the report).
+        """
         from AdaptiveBrushDicomLib.errors import UserError
 
         if not ensureDependencies(["migrate"]):
-            raise UserError("packages needed for migration were not installed")
-        from AdaptiveBrushDicomLib import migrate
+            raise UserError("packages needed for migration (highdicom, SimpleITK, slicerio) were not installed")
+        from AdaptiveBrushDicomLib.migrate import migrate_paths
 
-        out = outputDirectory or self._newOutputDirectory("migrated")
-        report = migrate.migrate(folder, out, progress=progressCallback)
-        written = [p for p in getattr(report, "written_files", [])] or [
-            os.path.join(root, f) for root, _, files in os.walk(out) for f in files if f.endswith(".dcm")]
-        if written:
-            self.importFilesToDatabase(written)
-        return report
-
-    def segSeriesReferencing(self, volumeSeriesUID):
-        """SEG series of the same study whose first file references ``volumeSeriesUID``
-        (the rule CrossSegmentationExplorer uses). Returns [(seriesUID, description)]."""
-        self._requireDatabase()
-        db = slicer.dicomDatabase
-        study = db.studyForSeries(volumeSeriesUID)
-        out = []
-        for uid in db.seriesForStudy(study):
-            if db.fieldForSeries("Modality", uid) != "SEG":
-                continue
-            files = db.filesForSeries(uid, 1)
-            if not files:
-                continue
-            try:
-                refs = bridge.read_seg_references(files[0])
-            except Exception:
-                continue
-            if refs.series_instance_uid == volumeSeriesUID:
-                out.append((uid, db.fieldForSeries("SeriesDescription", uid)))
-        return out
+        summary = migrate_paths([folder], volume=volume, progress=progressCallback is not None,
+                                stream=self._ProgressStream(progressCallback))
+        if importToDatabase and not summary.dry_run:
+            written = []
+            for report in summary.reports:
+                dicomFolder = os.path.join(str(report.folder), "dicom")
+                for root, _, files in os.walk(dicomFolder):
+                    written += [os.path.join(root, f) for f in sorted(files) if f.endswith(".dcm")]
+            if written:
+                # link, do not copy: the migrated folder is the user's permanent copy
+                self.importFilesToDatabase(written, copy=False)
+        return summary
 
     def compareTrials(self, volumeSeriesUID, segSeriesUIDs, openExplorer=True):
         """Load the volume, the gold standard and the chosen trial SEGs, then open
@@ -623,26 +640,42 @@ class AdaptiveBrushDicomWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
                 segNode.SetReferenceImageGeometryParameterFromVolumeNode(loaded)
 
     def onMigrate(self):
+        from AdaptiveBrushDicomLib.errors import UserError
+
         folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Optimization results folder")
         if not folder:
             return
-        progress = slicer.util.createProgressDialog(labelText="Migrating...", maximum=100)
-        cancelled = {"value": False}
+        volume = None
+        while True:
+            # the migration has no cancel hook; it is resumable, so closing Slicer is safe
+            progress = slicer.util.createProgressDialog(labelText="Migrating...", maximum=0)
+            progress.setCancelButton(None)
 
-        def onProgress(fraction, message=""):
-            progress.setValue(int(100 * float(fraction)))
-            if message:
-                progress.setLabelText(str(message))
-            slicer.app.processEvents()
-            cancelled["value"] = progress.wasCanceled
-            return cancelled["value"]
+            def onProgress(text):
+                progress.labelText = text
+                slicer.app.processEvents()
 
-        try:
-            with slicer.util.tryWithErrorDisplay("Migration failed.", waitCursor=True):
-                report = self.logic.migrateResultsFolder(folder, progressCallback=onProgress)
-        finally:
-            progress.close()
-        slicer.util.infoDisplay("Migration finished.", detailedText=str(report))
+            try:
+                summary = self.logic.migrateResultsFolder(folder, volume=volume, progressCallback=onProgress)
+                break
+            except UserError as exc:
+                progress.close()
+                if volume is None and "source image" in str(exc):
+                    volume = qt.QFileDialog.getOpenFileName(
+                        slicer.util.mainWindow(), "Source image of the run (image file or a file of its DICOM series)")
+                    if volume:
+                        if volume.lower().endswith(".dcm"):
+                            volume = os.path.dirname(volume)
+                        continue
+                slicer.util.errorDisplay(f"Migration failed: {exc}")
+                return
+            finally:
+                progress.close()
+        report = summary.to_text()
+        if summary.exit_code:
+            slicer.util.errorDisplay("Migration finished with failures; see details.", detailedText=report)
+        else:
+            slicer.util.infoDisplay("Migration finished; the series are in the DICOM database.", detailedText=report)
 
     def onFindTrials(self):
         volumeNode = self.volumeSelector.currentNode()
@@ -651,12 +684,15 @@ class AdaptiveBrushDicomWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if not seriesUID:
             slicer.util.errorDisplay("Select a reference volume loaded from the DICOM database.")
             return
-        for uid, description in self.logic.segSeriesReferencing(seriesUID):
-            item = qt.QListWidgetItem(description or uid)
-            item.setData(qt.Qt.UserRole, uid)
-            item.setToolTip(uid)
+        with slicer.util.tryWithErrorDisplay("Listing the segmentations failed.", waitCursor=True):
+            segs = self.logic.segmentationsForVolume(seriesUID)
+        for info in segs:
+            text = f"{info.run_name or '(no run)'} / {info.series_description or info.series_instance_uid}"
+            item = qt.QListWidgetItem(text)
+            item.setData(qt.Qt.UserRole, info.series_instance_uid)
+            item.setToolTip(f"{info.kind}; {info.series_instance_uid}")
             self.trialList.addItem(item)
-            item.setSelected("gold" in (description or "").lower())
+            item.setSelected(info.is_gold)
 
     def onCompare(self):
         volumeNode = self.volumeSelector.currentNode()

@@ -351,6 +351,7 @@ class DicomDatabase:
         self.isOpen = True
         self.headers: dict[str, object] = {}
         self.inserted: list[str] = []
+        self.copied: dict[str, bool] = {}  # path -> copyFile flag given to ctkDICOMIndexer
 
     def insert(self, path, storeFile=True, generateThumbnail=True):  # noqa: N802,N803
         import pydicom
@@ -413,6 +414,7 @@ class DICOMIndexer:
     def addListOfFiles(self, db, paths, copy=False):  # noqa: N802
         for p in paths:
             db.insert(p)
+            db.copied[str(p)] = bool(copy)
 
     def waitForImportFinished(self, msec=-1):  # noqa: N802
         pass
@@ -589,6 +591,7 @@ def install(monkeypatch, tmp_path: Path, testing: bool = True):
     util.infoDisplay = recorder.info
     util.errorDisplay = recorder.error
     util.WaitCursor = _WaitCursor
+    util.selectModule = lambda name: recorder.calls.append(("selectModule", name))
     util.VTKObservationMixin = type("VTKObservationMixin", (), {"__init__": lambda self: None})
     m.util = util
     slm = types.ModuleType("slicer.ScriptedLoadableModule")

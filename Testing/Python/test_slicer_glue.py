@@ -301,7 +301,7 @@ def test_export_writes_verified_seg_into_database(glue, dicom_data, tmp_path):
     seg_node = logic.labelMapToSegmentationNode(dicom_data["labelmap"], "edited", referenceVolumeNode=vol)
     result = logic.exportSegmentationToDicomSeg(seg_node, vol, seriesDescription="trial_004_levelset",
                                                 seriesNumber=1004, outputDirectory=str(tmp_path))
-    assert result.path.parent == tmp_path and str(result.path) in slicer.dicomDatabase.inserted
+    assert result.path.parent == tmp_path and slicer.dicomDatabase.copied[str(result.path)] is True
     decoded = read_seg(result.path, reference=dicom_data["reference"])
     assert decoded.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
     assert np.array_equal(decoded.labelmap.array, dicom_data["labelmap"].array)
@@ -391,3 +391,49 @@ def test_dependencies_never_installed_in_testing_mode(glue, monkeypatch):
     monkeypatch.setattr(module.bridge, "installed_versions", lambda names=None: {"pydicom": "3.0.2"})
     assert module.ensureDependencies(["load"]) is False
     assert not [c for c in slicer.recorder.calls if c[0] in ("confirm", "pip_install")]
+
+
+# ----------------------------------------------------------------------------- queries / compare / migrate
+def test_segmentations_for_volume_and_compare(glue, dicom_data):
+    slicer, module, _ = glue
+    vol, _, _ = load_volume(slicer, dicom_data)
+    logic = module.AdaptiveBrushDicomLogic()
+    infos = logic.segmentationsForVolume(dicom_data["series"].series_instance_uid)
+    by_desc = {i.series_description: i for i in infos}
+    assert by_desc["gold"].is_gold and by_desc["trial_003_watershed"].kind == "trial"
+    assert infos[0].is_gold  # gold standards first
+    slicer.modules.crosssegmentationexplorer = object()
+    volume, segs = logic.compareTrials(dicom_data["series"].series_instance_uid,
+                                       [by_desc["gold"].series_instance_uid,
+                                        by_desc["trial_003_watershed"].series_instance_uid])
+    assert volume is vol and len(segs) == 2
+    assert all(s.GetNodeReference("referenceImageGeometryRef") is vol for s in segs)  # CSE links by this
+    assert ("selectModule", "CrossSegmentationExplorer") in slicer.recorder.calls
+    # loading again reuses the nodes (CSE skips loaded SEGs the same way)
+    _, again = logic.compareTrials(dicom_data["series"].series_instance_uid,
+                                   [by_desc["gold"].series_instance_uid], openExplorer=False)
+    assert again[0] is segs[0]
+
+
+def test_migrate_indexes_written_files_by_link(glue, dicom_data, monkeypatch, tmp_path):
+    import shutil
+
+    from AdaptiveBrushDicomLib import migrate
+
+    slicer, module, _ = glue
+    run = tmp_path / "run1"
+    seen = {}
+
+    def fake_migrate_paths(paths, *, volume=None, progress=True, stream=None, **kw):
+        seen.update(paths=paths, volume=volume)
+        stream.write("run1: 1/1 trial_003\n")
+        (run / "dicom" / "segmentations").mkdir(parents=True)
+        shutil.copy(dicom_data["core_seg"], run / "dicom" / "segmentations" / "trial_003.dcm")
+        return migrate.MigrationSummary([migrate.JobReport("run", run, "run1", status="migrated")])
+
+    monkeypatch.setattr(migrate, "migrate_paths", fake_migrate_paths)
+    lines = []
+    summary = module.AdaptiveBrushDicomLogic().migrateResultsFolder(str(run), progressCallback=lines.append)
+    assert seen == {"paths": [str(run)], "volume": None} and lines == ["run1: 1/1 trial_003"]
+    assert slicer.dicomDatabase.copied[str(run / "dicom" / "segmentations" / "trial_003.dcm")] is False
+    assert summary.exit_code == 0
