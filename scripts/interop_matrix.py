@@ -99,7 +99,8 @@ def check_highdicom(path, ref, expected):
 def check_dcmqi(path, ref, expected, tmp):
     out = dcmqi_decode(path, tmp)
     if not out.run.ok or out.array is None:
-        return False, out.run.last_line[:120]
+        reason = [ln for ln in out.run.output.splitlines() if "lossy" in ln.lower() or "error" in ln.lower()]
+        return False, (reason[0] if reason else out.run.last_line)[:120].strip()
     return np.array_equal(align_to_grid(out.array, out.grid, ref.grid), expected), ""
 
 
