@@ -239,7 +239,8 @@ def write_seg(
         seg_type = hd.seg.SegmentationTypeValues.LABELMAP
 
     build_ts = ExplicitVRLittleEndian if compression is Compression.DEFLATE else compression.uid
-    digest = uids.content_digest(np.asarray(pixel), reference.grid)
+    # content = voxels + everything said about the segments (dataclass reprs are stable)
+    digest = uids.derive_uid(uids.content_digest(np.asarray(pixel), reference.grid), repr(segments))
     series_uid = series_instance_uid or uids.seg_series_uid(reference.series_instance_uid, series_description, digest)
     sop_uid = sop_instance_uid or uids.derive_uid("seg-instance", series_uid, digest)
 
