@@ -498,6 +498,12 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         volumeNode = self.loadVolumeSeries(volumeSeriesUID)
         segNodes = self.loadSegSeries(list(segSeriesUIDs))
         if openExplorer and hasattr(slicer.modules, "crosssegmentationexplorer"):
+            if volumeNode is not None:
+                try:  # CSE keeps its volume in the parameter node reference "CurrentVolumeNode"
+                    cse = slicer.util.getModuleLogic("CrossSegmentationExplorer")
+                    cse.getParameterNode().SetNodeReferenceID("CurrentVolumeNode", volumeNode.GetID())
+                except Exception as exc:  # CSE internals may change; selecting the volume by hand still works
+                    logging.warning(f"AdaptiveBrushDicom: could not preselect the volume in CrossSegmentationExplorer: {exc}")
             slicer.util.selectModule("CrossSegmentationExplorer")
         elif openExplorer:
             logging.info("CrossSegmentationExplorer is not installed; install it from the Extensions Manager")
@@ -716,7 +722,7 @@ class AdaptiveBrushDicomWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
 class AdaptiveBrushDicomTest(ScriptedLoadableModuleTest):
     """In-Slicer round trip; the full self-test is Testing/Slicer/AdaptiveBrushDicomSelfTest.py.
 
-    Run from the Python console: ``slicer.util.getModuleTest("AdaptiveBrushDicom").runTest()``
+    Run from the Python console: ``import AdaptiveBrushDicom; AdaptiveBrushDicom.AdaptiveBrushDicomTest().runTest()``
     (or the module's "Reload and Test" button in developer mode).
     """
 

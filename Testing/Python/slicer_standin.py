@@ -592,6 +592,9 @@ def install(monkeypatch, tmp_path: Path, testing: bool = True):
     util.errorDisplay = recorder.error
     util.WaitCursor = _WaitCursor
     util.selectModule = lambda name: recorder.calls.append(("selectModule", name))
+    parameter_node = Node("CrossSegmentationExplorer")
+    parameter_node.SetNodeReferenceID = lambda role, node_id: recorder.calls.append(("reference", role, node_id))
+    util.getModuleLogic = lambda name: types.SimpleNamespace(getParameterNode=lambda: parameter_node)
     util.VTKObservationMixin = type("VTKObservationMixin", (), {"__init__": lambda self: None})
     m.util = util
     slm = types.ModuleType("slicer.ScriptedLoadableModule")

@@ -409,6 +409,7 @@ def test_segmentations_for_volume_and_compare(glue, dicom_data):
     assert volume is vol and len(segs) == 2
     assert all(s.GetNodeReference("referenceImageGeometryRef") is vol for s in segs)  # CSE links by this
     assert ("selectModule", "CrossSegmentationExplorer") in slicer.recorder.calls
+    assert ("reference", "CurrentVolumeNode", vol.GetID()) in slicer.recorder.calls
     # loading again reuses the nodes (CSE skips loaded SEGs the same way)
     _, again = logic.compareTrials(dicom_data["series"].series_instance_uid,
                                    [by_desc["gold"].series_instance_uid], openExplorer=False)
