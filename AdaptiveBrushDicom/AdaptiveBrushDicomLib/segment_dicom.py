@@ -391,8 +391,11 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
       ``segments[n - 1]`` (highdicom itself would write ``key=value,...``);
     * TrackingUID is re-derived from the dataset's StudyInstanceUID and the TrackingID,
       so the same Slicer segment is tracked across all SEGs of one study;
-    * the Background segment 0 of a LABELMAP gets a black RecommendedDisplayCIELabValue,
-      because dcmqi prints "Failed to get CIELab values" for a segment without one.
+    * the Background segment 0 of a LABELMAP gets a black RecommendedDisplayCIELabValue
+      (when it has none), so viewers that list segment 0 show it black, not in an
+      arbitrary colour. (dcmqi 1.5.7 skips segment 0; its "Failed to get CIELab values"
+      comes from user segments without a colour, which :func:`to_segment_description`
+      never writes.)
 
     Parameters
     ----------

@@ -168,7 +168,7 @@ def test_written_attributes(written):
     assert tumor.TrackingID == "tumor id (label 7, layer 1)"
     # TrackingUID: derived from the study and the TrackingID, identical for the same segment
     assert tumor.TrackingUID != liver.TrackingUID
-    # the Background item gets a colour so dcmqi finds one for every item
+    # the Background item gets an explicit black
     assert list(items[0].RecommendedDisplayCIELabValue) == [0, 32896, 32896]
 
 
