@@ -59,6 +59,8 @@ from .errors import UserError
 SCHEMA_VERSION = 1
 #: Environment variable overriding the default database location.
 DB_ENV_VAR = "ABDICOM_DB"
+#: Smallest batch for which ``import_paths(workers > 1)`` starts worker processes.
+PARALLEL_MIN_FILES = 200
 #: Milliseconds a connection waits for another process's write transaction.
 BUSY_TIMEOUT_MS = 60_000
 
@@ -181,11 +183,29 @@ class _BadDicom(Exception):
 
 
 def _s(ds: Any, name: str) -> str:
-    value = ds.get(name, None)
-    if value is None:
+    """Top-level text value of ``name`` ("" if absent), decoding plain ASCII values straight
+    from the raw element (pydicom's keyword lookup and value conversion dominate import time)."""
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    tag = _TAG_CACHE.get(name)
+    if tag is None:
+        tag = _TAG_CACHE[name] = int(tag_for_keyword(name))  # type: ignore[arg-type]
+    elem = ds.get_item(tag)
+    if elem is None:
         return ""
-    value = getattr(value, "value", value)
+    if isinstance(elem, RawDataElement):
+        raw = elem.value
+        if raw is None:
+            return ""
+        if isinstance(raw, bytes) and raw.isascii():
+            return raw.decode("ascii").strip("\x00 ").strip()
+        elem = ds[tag]  # non-ASCII text: let pydicom apply SpecificCharacterSet
+    value = elem.value
     return "" if value is None else str(value).strip()
+
+
+_TAG_CACHE: dict[str, int] = {}
 
 
 def _int_or_none(value: str) -> int | None:
@@ -278,6 +298,18 @@ def parse_file(path: Path) -> ParsedFile:
     if header["SOPClassUID"] in SEG_SOP_CLASS_UIDS or header["Modality"].upper() == "SEG":
         seg = seg_summary_from_dataset(ds)
     return ParsedFile(str(path.resolve()), st.st_size, st.st_mtime_ns, digest, header, ts, seg)
+
+
+def _parse_outcome(path: Path) -> tuple[str, Any]:
+    """:func:`parse_file` with its outcome as a picklable value (for worker processes)."""
+    try:
+        return "ok", parse_file(path)
+    except _NotDicom:
+        return "non_dicom", None
+    except _BadDicom as exc:
+        return "error", (str(exc), exc.uid)
+    except OSError as exc:
+        return "error", (f"cannot read ({exc.strerror or exc})", None)
 
 
 def _sha256_file(path: Path) -> str:
@@ -431,7 +463,8 @@ class SqliteDicomIndex:
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
     # ------------------------------------------------------------------ import
-    def import_paths(self, paths: Iterable[str | Path], progress: ProgressCallback | None = None) -> ImportReport:
+    def import_paths(self, paths: Iterable[str | Path], progress: ProgressCallback | None = None,
+                     workers: int = 1) -> ImportReport:
         """Index every file under ``paths`` in one transaction.
 
         Parameters
@@ -441,6 +474,10 @@ class SqliteDicomIndex:
             Called per file with phase ``"read"`` (hashing / parsing, no transaction open)
             and ``"write"`` (inside the transaction). An exception raised by it aborts
             the import and rolls everything back.
+        workers : int
+            Processes reading and parsing files in parallel (used for batches of at least
+            :data:`PARALLEL_MIN_FILES` files); the database is still written by this process
+            in one transaction.
 
         Returns
         -------
@@ -451,22 +488,33 @@ class SqliteDicomIndex:
         files = list(iter_files(paths))
         report.files_seen = len(files)
         parsed: list[ParsedFile] = []
-        for n, f in enumerate(files, start=1):
-            try:
-                parsed.append(parse_file(f))
-            except _NotDicom:
-                report.non_dicom += 1
-            except _BadDicom as exc:
-                report.errors.append(FileIssue(str(f), str(exc), exc.uid))
-            except OSError as exc:
-                report.errors.append(FileIssue(str(f), f"cannot read ({exc.strerror or exc})"))
-            if progress:
-                progress("read", n, len(files))
+        workers = max(1, int(workers or 1))
+        if workers > 1 and len(files) >= PARALLEL_MIN_FILES:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                outcomes: Iterable[tuple[str, Any]] = pool.map(_parse_outcome, files, chunksize=64)
+                self._collect(files, outcomes, parsed, report, progress)
+        else:
+            self._collect(files, map(_parse_outcome, files), parsed, report, progress)
         # duplicates inside the batch: first file wins, the rest are unchanged or conflicts
         with self._write():
             self._write_batch(parsed, report, progress)
         report.seconds = time.perf_counter() - t0
         return report
+
+    @staticmethod
+    def _collect(files: list[Path], outcomes: Iterable[tuple[str, Any]], parsed: list[ParsedFile],
+                 report: ImportReport, progress: ProgressCallback | None) -> None:
+        for n, (f, (kind, value)) in enumerate(zip(files, outcomes), start=1):
+            if kind == "ok":
+                parsed.append(value)
+            elif kind == "non_dicom":
+                report.non_dicom += 1
+            else:
+                report.errors.append(FileIssue(str(f), value[0], value[1]))
+            if progress:
+                progress("read", n, len(files))
 
     def _write_batch(self, parsed: list[ParsedFile], report: ImportReport,
                      progress: ProgressCallback | None) -> None:

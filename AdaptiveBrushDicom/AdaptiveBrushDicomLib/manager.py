@@ -83,8 +83,10 @@ class DicomManager:
         if close is not None:
             close()
 
-    def import_dicom_folder(self, path: str | Path) -> ImportReport:
+    def import_dicom_folder(self, path: str | Path, *, workers: int = 1) -> ImportReport:
         """Index every DICOM file under ``path`` (recursively; one transaction).
+
+        ``workers`` > 1 parses large batches in that many processes (SQLite index only).
 
         Raises
         ------
@@ -94,6 +96,11 @@ class DicomManager:
         path = Path(path)
         if not path.exists():
             raise UserError("no such folder; give a folder of DICOM files", path)
+        if workers > 1:
+            from .index import SqliteDicomIndex
+
+            if isinstance(self.database, SqliteDicomIndex):
+                return self.database.import_paths([path], workers=workers)
         return self.database.import_paths([path])
 
     # ------------------------------------------------------------------ writing

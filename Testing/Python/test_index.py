@@ -665,3 +665,24 @@ def test_slicer_adapter_gives_the_same_answers(corpus, db):
     assert adapter.verify().clean
     with pytest.raises(UserError, match="DICOM browser"):
         adapter.remove_missing()
+
+
+def test_parallel_parsing_gives_the_same_index(tmp_path):
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    for s in range(3):
+        make_ct_series(tmp_path / "data" / f"s{s}", n_slices=70, study_uid=study)
+    (tmp_path / "data" / "junk.txt").write_text("x")
+    (tmp_path / "data" / "cut.dcm").write_bytes((tmp_path / "data" / "s0" / "img001.dcm").read_bytes()[:-9])
+    assert idx.PARALLEL_MIN_FILES <= 212
+    reports, snaps = [], []
+    for workers in (1, 2):
+        with SqliteDicomIndex(tmp_path / f"w{workers}.sqlite") as index:
+            seen = []
+            reports.append(index.import_paths([tmp_path / "data"], workers=workers,
+                                              progress=lambda ph, d, t: seen.append(ph)))
+            snaps.append(sorted(index.conn.execute("SELECT sop_uid, path, sha256 FROM instances").fetchall()))
+            assert seen.count("read") == 212 and seen.count("write") == 210
+    assert [(r.added, r.non_dicom, len(r.errors)) for r in reports] == [(210, 1, 1)] * 2
+    assert snaps[0] == snaps[1]
