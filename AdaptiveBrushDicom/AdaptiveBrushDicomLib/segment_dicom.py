@@ -327,7 +327,13 @@ def to_segment_description(
         else _coded_concept(terminology.anatomic_region, "anatomic region", name)
     )
 
-    algorithm_type = AlgorithmType(segment.algorithm_type)
+    try:
+        algorithm_type = AlgorithmType(segment.algorithm_type)
+    except ValueError:
+        raise SegmentMetadataError(
+            f"segment {name!r}: SegmentAlgorithmType {segment.algorithm_type!r} is not AUTOMATIC, "
+            "SEMIAUTOMATIC or MANUAL"
+        ) from None
     identification = None
     has_algorithm = bool(segment.algorithm_name or segment.algorithm_version or segment.algorithm_parameters)
     params_text = None
@@ -380,7 +386,10 @@ def to_segment_description(
     if segment.description:
         desc.SegmentDescription = _check_text(segment.description, "SegmentDescription", name)
     # set the uint16 triple directly: highdicom's CIELabColor rounds its own conversion
-    desc.RecommendedDisplayCIELabValue = list(rgb_to_dicom_lab(tuple(int(c) for c in color)))
+    try:
+        desc.RecommendedDisplayCIELabValue = list(rgb_to_dicom_lab(tuple(color)))
+    except (UserError, TypeError, ValueError) as exc:
+        raise SegmentMetadataError(f"segment {name!r}: colour {color!r} is not an 8-bit RGB triple ({exc})") from None
     return desc, warnings
 
 
@@ -391,6 +400,8 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
       ``segments[n - 1]`` (highdicom itself would write ``key=value,...``);
     * TrackingUID is re-derived from the dataset's StudyInstanceUID and the TrackingID,
       so the same Slicer segment is tracked across all SEGs of one study;
+    * SpecificCharacterSet becomes ``ISO_IR 192`` (UTF-8) when a segment's text is not
+      ASCII (names, descriptions, code meanings), so such text is encoded correctly;
     * the Background segment 0 of a LABELMAP gets a black RecommendedDisplayCIELabValue
       (when it has none), so viewers that list segment 0 show it black, not in an
       arbitrary colour. (dcmqi 1.5.7 skips segment 0; its "Failed to get CIELab values"
@@ -407,6 +418,12 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
     The same dataset.
     """
     study = str(getattr(dataset, "StudyInstanceUID", "") or "")
+    if _has_non_ascii_text(dataset.get("SegmentSequence", [])):
+        charset = dataset.get("SpecificCharacterSet")
+        values = [charset] if isinstance(charset, str) else list(charset or [])
+        if values != ["ISO_IR 192"]:
+            # values are Python strings here, so re-encoding everything as UTF-8 is lossless
+            dataset.SpecificCharacterSet = "ISO_IR 192"
     for item in getattr(dataset, "SegmentSequence", []):
         number = int(item.SegmentNumber)
         if number == 0:
@@ -421,6 +438,19 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
             if alg and seg.algorithm_parameters is not None:
                 alg[0].AlgorithmParameters = format_parameters(seg.algorithm_parameters, seg.name)
     return dataset
+
+
+def _has_non_ascii_text(items: Any) -> bool:
+    """True when any text element (recursively) of ``items`` has a non-ASCII character."""
+    for item in items:
+        for elem in item:
+            if elem.VR == "SQ":
+                if _has_non_ascii_text(elem.value):
+                    return True
+            elif elem.VR in ("LO", "ST", "LT", "UT", "SH", "PN", "UC") and isinstance(elem.value, str):
+                if not elem.value.isascii():
+                    return True
+    return False
 
 
 # --------------------------------------------------------------------------- reading

@@ -239,6 +239,8 @@ def test_semiautomatic_without_name_warns():
         ({"terminology": Terminology(type=Code("1", "XYZ", "thing"))}, "unknown coding scheme 'XYZ'"),
         ({"name": "a\\b"}, "backslash"),
         ({"name": " "}, "empty"),
+        ({"color": (0, 0, 256)}, "colour (0, 0, 256) is not an 8-bit RGB triple"),
+        ({"algorithm_type": "GUESSED"}, "SegmentAlgorithmType 'GUESSED'"),
     ],
 )
 def test_invalid_values_raise_naming_segment_and_field(changes, fragment):
@@ -374,3 +376,47 @@ def test_dcmqi_warns_without_colour(tmp_path):
         assert proc.returncode == 0, proc.stderr
         results[name] = "Failed to get CIELab values" in proc.stdout + proc.stderr
     assert results == {"no_bg_colour": False, "no_colour": True}
+
+
+@pytest.mark.parametrize("name", ["sparse-labelmap-noppv.dcm", "sparse-labelmap-ppv5.dcm"])
+def test_read_dcmqi_written_labelmap(name):
+    """A LABELMAP written by dcmqi (foreign TrackingID, no algorithm identification)."""
+    import pydicom
+
+    path = DCMQI_CORPUS / name
+    if not path.exists():
+        pytest.skip("dcmqi corpus not available")
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    segs = segments_from_dataset(ds)
+    assert list(segs) == [1]
+    liver = segs[1]
+    assert (liver.label, liver.name, liver.description) == (1, "Liver", "Liver Segmentation")
+    assert liver.terminology.type == Code("10200004", "SCT", "Liver")
+    assert liver.color == (221, 130, 101)
+    assert liver.algorithm_type is AlgorithmType.SEMIAUTOMATIC and liver.algorithm_name == "SlicerEditor"
+    assert liver.segment_id is None and liver.extra["tracking_id"] == "Liver"
+    # dcmqi's Background item: SCT "Spatial and Relational Concept" / DCM "Background"
+    background = segments_from_dataset(ds, include_background=True)[0]
+    assert background.terminology.type == Code("125040", "DCM", "Background")
+
+
+def test_non_ascii_text_gets_utf8_character_set(tmp_path):
+    import pydicom
+
+    segments = [
+        Segment(1, "Région ü", (1, 2, 3), description="déjà vu", algorithm_type=AlgorithmType.MANUAL),
+        Segment(2, "b", algorithm_type=AlgorithmType.MANUAL),
+    ]
+    path = _build_seg(segments, _labels("liver_spine_seg.nrrd"), tmp_path / "utf8.dcm")
+    ds = pydicom.dcmread(path)
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    item = next(i for i in ds.SegmentSequence if i.SegmentNumber == 1)
+    assert item.SegmentLabel == "Région ü" and item.SegmentDescription == "déjà vu"
+    raw = path.read_bytes()
+    assert "Région ü".encode("utf-8") in raw
+    # ASCII-only segment text leaves the character set alone (highdicom writes none here)
+    plain = _build_seg(
+        [Segment(1, "a", algorithm_type=AlgorithmType.MANUAL), Segment(2, "b", algorithm_type=AlgorithmType.MANUAL)],
+        _labels("liver_spine_seg.nrrd"), tmp_path / "ascii.dcm",
+    )
+    assert "SpecificCharacterSet" not in pydicom.dcmread(plain)
