@@ -545,7 +545,7 @@ class AdaptiveBrushDicomWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.compressionCombo.toolTip = "Lossless transfer syntax; 'deflate' is the smallest one every tested reader opens"
         form.addRow("Compression:", self.compressionCombo)
         self.descriptionEdit = qt.QLineEdit()
-        self.descriptionEdit.placeholderText = "e.g. watershed trial 12 (keywords help CrossSegmentationExplorer)"
+        self.descriptionEdit.placeholderText = "e.g. trial_012_watershed or gold_standard (names group trials in the database and CrossSegmentationExplorer)"
         form.addRow("Series description:", self.descriptionEdit)
         self.seriesNumberSpin = qt.QSpinBox()
         self.seriesNumberSpin.setRange(1, 99999)

@@ -596,7 +596,7 @@ REQUIREMENTS: dict[str, PipRequirement] = {
 FEATURES: dict[str, tuple[str, ...]] = {
     "load": ("pydicom", "highdicom"),
     "export": ("pydicom", "highdicom"),
-    "synthetic": ("pydicom", "highdicom", "SimpleITK"),
+    "synthetic": ("pydicom",),
     "migrate": ("pydicom", "highdicom", "SimpleITK", "slicerio"),
     "compare": ("pydicom",),
 }
