@@ -164,26 +164,30 @@ def parse_parameters(text: str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 # ------------------------------------------------------------------ algorithm family
-_FAMILY_KEYWORDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("manual", "paint", "draw", "eras", "scissor"), "ManualProcessing"),
-    (("nnunet", "unet", "monai", "totalseg", "sam", "deep", "neural", "ai_", "cnn", "model"), "ArtificialIntelligence"),
-    (("watershed", "morpholog", "dilat", "erod", "opening", "closing"), "MorphologicalOperations"),
-    (("level_set", "levelset", "level set", "geodesic", "snake", "active_contour", "deformable", "chan_vese"),
+#: (substrings of the normalised name, whole tokens, CID 7162 attribute), first match wins.
+_FAMILY_RULES: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
+    (("manual", "paint", "draw", "eras", "scissor"), (), "ManualProcessing"),
+    (("level_set", "levelset", "geodesic", "snake", "active_contour", "deformable", "chan_vese"), (),
      "DeformableModels"),
-    (("threshold", "otsu", "histogram"), "HistogramAnalysis"),
-    (("kmeans", "k_means", "cluster", "gmm", "fuzzy"), "ClusterAnalysis"),
-    (("edge", "canny", "gradient", "sobel"), "EdgeDetection"),
-    (("region_grow", "region grow", "connected", "flood", "grow", "random_walk", "graph_cut", "graphcut",
-      "fast_march", "brush", "neighborhood"), "NeighborhoodAnalysis"),
+    (("nnunet", "unet", "monai", "totalseg", "deep", "neural", "segment_anything", "medsam"),
+     ("sam", "ai", "cnn", "dl"), "ArtificialIntelligence"),
+    (("watershed", "morpholog", "dilat", "erosion", "erode"), ("opening", "closing"), "MorphologicalOperations"),
+    (("threshold", "otsu", "histogram"), (), "HistogramAnalysis"),
+    (("kmeans", "k_means", "cluster", "fuzzy_c"), ("gmm",), "ClusterAnalysis"),
+    (("edge", "canny", "sobel", "gradient"), (), "EdgeDetection"),
+    (("region_grow", "regiongrow", "connected", "flood", "grow", "random_walk", "graph_cut", "graphcut",
+      "fast_march", "brush", "neighbo"), (), "NeighborhoodAnalysis"),
 )
 
 
 def algorithm_family(name: str | None, algorithm_type: AlgorithmType) -> Any:
     """AlgorithmFamilyCodeSequence code (DICOM CID 7162) for an algorithm name.
 
-    Chosen by keywords in the name (e.g. ``watershed`` -> Morphological Operations,
-    ``level_set`` -> Deformable Models, ``region_growing`` / ``brush`` -> Neighborhood
-    Analysis, ``threshold`` -> Histogram Analysis); a MANUAL segment without a
+    Chosen by keywords in the name, lower-cased with runs of other characters turned into
+    ``_`` (e.g. ``watershed`` -> Morphological Operations, ``level_set`` / ``geodesic`` ->
+    Deformable Models, ``region_growing`` / ``brush`` -> Neighborhood Analysis,
+    ``threshold`` -> Histogram Analysis, ``nnUNet`` / token ``sam`` -> Artificial
+    Intelligence, ``manual...`` -> Manual Processing); a MANUAL segment without a
     recognised name -> Manual Processing; anything else -> Neighborhood Analysis (what an
     adaptive brush does: classify voxels around a click).
 
@@ -193,9 +197,10 @@ def algorithm_family(name: str | None, algorithm_type: AlgorithmType) -> Any:
     """
     from pydicom.sr.codedict import codes
 
-    key = (name or "").lower()
-    for words, attr in _FAMILY_KEYWORDS:
-        if any(w in key for w in words):
+    tokens = [t for t in re.split(r"[^a-z0-9]+", (name or "").lower()) if t]
+    key = "_".join(tokens)
+    for substrings, whole, attr in _FAMILY_RULES:
+        if any(sub in key for sub in substrings) or any(t in whole for t in tokens):
             return getattr(codes.cid7162, attr)
     if algorithm_type is AlgorithmType.MANUAL:
         return codes.cid7162.ManualProcessing
@@ -335,7 +340,7 @@ def to_segment_description(
             "SEMIAUTOMATIC or MANUAL"
         ) from None
     identification = None
-    has_algorithm = bool(segment.algorithm_name or segment.algorithm_version or segment.algorithm_parameters)
+    has_algorithm = bool(segment.algorithm_name or segment.algorithm_version) or segment.algorithm_parameters is not None
     params_text = None
     if segment.algorithm_parameters is not None:
         params_text = format_parameters(segment.algorithm_parameters, name)

@@ -280,6 +280,14 @@ def test_foreign_tracking_id_is_kept_in_extra():
     assert isinstance(desc, hd.seg.SegmentDescription)
 
 
+def test_manual_segment_with_empty_parameters_round_trips():
+    seg = Segment(label=1, name="m", algorithm_type=AlgorithmType.MANUAL, algorithm_parameters={})
+    desc, _ = to_segment_description(seg, 1)
+    assert desc.SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters == "{}"
+    back = from_segment_item(desc)[1]
+    assert back.algorithm_parameters == {} and back.algorithm_name is None
+
+
 def test_parameters_helpers():
     assert format_parameters({"b": 1, "a": {"d": 2, "c": 1}}) == '{"a":{"c":1,"d":2},"b":1}'
     assert parse_parameters('{"a":1}') == ({"a": 1}, None)
@@ -309,6 +317,10 @@ def test_highdicom_parameters_format_is_not_json():
         ("nnUNet", AlgorithmType.AUTOMATIC, "Artificial Intelligence"),
         (None, AlgorithmType.MANUAL, "Manual Processing"),
         ("mystery", AlgorithmType.AUTOMATIC, "Neighborhood Analysis"),
+        ("sample_threshold", AlgorithmType.AUTOMATIC, "Histogram Analysis"),  # "sam" only as a token
+        ("MedSAM 2", AlgorithmType.AUTOMATIC, "Artificial Intelligence"),
+        ("Geodesic Active Contour", AlgorithmType.SEMIAUTOMATIC, "Deformable Models"),
+        ("adaptive brush (watershed)", AlgorithmType.SEMIAUTOMATIC, "Morphological Operations"),
     ],
 )
 def test_algorithm_family(name, kind, meaning):
