@@ -278,6 +278,17 @@ def write_seg(
         ds.ContentTime = ds.SeriesTime = content_datetime.strftime("%H%M%S")
         ds.InstanceCreationDate = ds.ContentDate
         ds.InstanceCreationTime = ds.ContentTime
+        # highdicom stamps its ContributingEquipmentSequence item with "now"
+        for item in getattr(ds, "ContributingEquipmentSequence", []):
+            if "ContributionDateTime" in item:
+                item.ContributionDateTime = content_datetime.strftime("%Y%m%d%H%M%S")
+    # highdicom draws DimensionOrganizationUID at random: derive it, so that writing the same
+    # input twice gives identical bytes (migration resume / idempotence)
+    dim_uid = uids.derive_uid("dimension-organization", sop_uid)
+    for seq_name in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in getattr(ds, seq_name, []):
+            if "DimensionOrganizationUID" in item:
+                item.DimensionOrganizationUID = dim_uid
     if compression is Compression.DEFLATE:
         ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
