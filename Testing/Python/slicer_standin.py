@@ -598,9 +598,13 @@ def install(monkeypatch, tmp_path: Path, testing: bool = True):
     util.VTKObservationMixin = type("VTKObservationMixin", (), {"__init__": lambda self: None})
     m.util = util
     slm = types.ModuleType("slicer.ScriptedLoadableModule")
-    for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-                 "ScriptedLoadableModuleTest"):
+    for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic"):
         setattr(slm, name, type(name, (), {"__init__": lambda self, *a, **k: None}))
+    import unittest
+
+    # ScriptedLoadableModuleTest is a unittest.TestCase with delayDisplay (Base/Python/slicer/ScriptedLoadableModule.py)
+    slm.ScriptedLoadableModuleTest = type(
+        "ScriptedLoadableModuleTest", (unittest.TestCase,), {"delayDisplay": lambda self, message, *a, **k: None})
     m.ScriptedLoadableModule = slm
     vtk = types.ModuleType("vtk")
     vtk.vtkStringArray = vtkStringArray

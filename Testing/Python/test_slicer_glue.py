@@ -438,3 +438,11 @@ def test_migrate_indexes_written_files_by_link(glue, dicom_data, monkeypatch, tm
     assert seen == {"paths": [str(run)], "volume": None} and lines == ["run1: 1/1 trial_003"]
     assert slicer.dicomDatabase.copied[str(run / "dicom" / "segmentations" / "trial_003.dcm")] is False
     assert summary.exit_code == 0
+
+
+def test_module_self_test_logic_under_standin(glue):
+    """The module's own in-Slicer test (AdaptiveBrushDicomTest), run against the stand-in."""
+    _, module, _ = glue
+    test = module.AdaptiveBrushDicomTest("test_segmentation_round_trip_in_scene")
+    test.setUp()
+    test.test_segmentation_round_trip_in_scene()
