@@ -16,7 +16,7 @@ Everything is vectorised: functions accept one triple or an ``(..., 3)`` array.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

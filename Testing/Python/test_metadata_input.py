@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_dcmqi_itkimage2segimage_accepts_our_json(tmp_path):
             pytest.skip("itkimage2segimage not installed")
         tool = Path(found)
     segments, series = read_dcmqi_metadata(corpus("seg-example_liver_spine.json"))
-    segments = [s.__class__(**{**s.__dict__, "layer": 0}) for s in segments]  # one label file
+    segments = [replace(s, layer=0) for s in segments]  # one label file
     meta = write_dcmqi_metadata(segments, tmp_path / "meta.json", series)
     out = tmp_path / "dcmqi.dcm"
     proc = subprocess.run(
