@@ -446,3 +446,24 @@ def test_module_self_test_logic_under_standin(glue):
     test = module.AdaptiveBrushDicomTest("test_segmentation_round_trip_in_scene")
     test.setUp()
     test.test_segmentation_round_trip_in_scene()
+
+
+def test_dcmqi_written_labelmap_segs_from_corpus(glue):
+    """LABELMAP SEGs written by dcmqi (with a Background item, one with PixelPaddingValue 5)."""
+    from conftest import corpus_path
+
+    slicer, _, _ = glue
+    files = [str(corpus_path("dcmqi", name)) for name in ("sparse-labelmap-noppv.dcm", "sparse-labelmap-ppv5.dcm")]
+    for f in files:
+        slicer.dicomDatabase.insert(f)
+    plugin = slicer.modules.dicomPlugins["DICOMLabelMapSegPlugin"]()
+    loadables = plugin.examineForImport([[f] for f in files])
+    assert [(l.confidence, l.name) for l in loadables] == [(0.99, "300: Segmentation")] * 2
+    masks = []
+    for loadable in loadables:
+        seg_node = plugin.load(loadable)
+        segs = list(seg_node.GetSegmentation().segments.values())
+        assert [s.name for s in segs] == ["Liver"]  # Background (segment 0) is not a segment
+        assert seg_node.GetNodeReference("referenceImageGeometryRef") is None  # referenced series not loaded
+        masks.append(segs[0].mask())
+    assert masks[0].sum() > 0 and np.array_equal(masks[0], masks[1])  # padding value 5 is background
