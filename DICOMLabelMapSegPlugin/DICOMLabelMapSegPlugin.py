@@ -69,6 +69,9 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
                 continue
             found = []
             for path in files:
+                # one cached lookup per file; only SEG files get the full header
+                if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) not in bridge.SEG_SOP_CLASSES:
+                    continue
                 decision = bridge.decide_import(self._headerForFile(path), other_seg_plugin=otherPlugin)
                 if not decision.claim:
                     continue

@@ -55,6 +55,9 @@ CONFIDENCE_LABELMAP = 0.99
 #: scalar volume plugin (0.5), far below the dcmqi plugin (0.95).
 CONFIDENCE_BINARY_FALLBACK = 0.6
 
+#: SOP classes the plugin may claim; files of any other class are skipped after one lookup.
+SEG_SOP_CLASSES = (LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID)
+
 #: Tags every loadable decision needs, as ``slicer.dicomDatabase.fileValue`` keys.
 DICOM_TAGS: dict[str, str] = {
     "sopClassUID": "0008,0016",
