@@ -39,6 +39,10 @@ KIND_GOLD = "gold"
 KIND_TRIAL = "trial"
 KIND_OTHER = "other"
 
+#: Version of the :func:`classify_series` rules; stores that cache the classification (the
+#: SQLite index) recompute it when this changes.
+CLASSIFIER_VERSION = 1
+
 _TRIAL_RE = re.compile(r"^\s*trial[\s_\-#]*0*(\d+)(?:[\s_\-]+(.*?))?\s*$", re.IGNORECASE)
 _GOLD_RE = re.compile(r"^\s*gold(?:\b|_|-|$)", re.IGNORECASE)
 _GOLD_CONTENT_LABELS = ("GOLD", "GOLD_STANDARD", "GOLDSTANDARD")

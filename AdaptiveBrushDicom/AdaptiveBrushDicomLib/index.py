@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import __version__
 from .database import (
+    CLASSIFIER_VERSION,
     SEG_SOP_CLASS_UIDS,
     FileIssue,
     ImportReport,
@@ -388,6 +389,7 @@ class SqliteDicomIndex:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 if version < SCHEMA_VERSION:
                     self._create_or_migrate()
+                self._reclassify_if_needed()
             elif version == 0:
                 raise ReadOnlyIndexError("index database is read-only and not initialised; make it writable "
                                          "(chmod u+w) or choose another with --db", path)
@@ -432,6 +434,23 @@ class SqliteDicomIndex:
                              (f"AdaptiveBrushDicom {__version__}",))
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             # future: elif version == 1: migrate to 2 ...
+
+    def _reclassify_if_needed(self) -> None:
+        """Recompute the cached gold/trial classification of SEG series when the rules changed."""
+        conn = self.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'classifier_version'").fetchone()
+        if row is not None and row[0] == str(CLASSIFIER_VERSION):
+            return
+        with self._write():
+            rows = conn.execute("SELECT series_uid, series_description, content_label FROM series "
+                                "WHERE series_uid IN (SELECT DISTINCT i.series_uid FROM seg_references r "
+                                "JOIN instances i ON i.sop_uid = r.sop_uid) OR modality = 'SEG'").fetchall()
+            for uid, desc, label in rows:
+                tag = classify_series(desc, label)
+                conn.execute("UPDATE series SET kind = ?, trial_number = ?, trial_algorithm = ? WHERE series_uid = ?",
+                             (tag.kind, tag.trial_number, tag.algorithm, uid))
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('classifier_version', ?)",
+                         (str(CLASSIFIER_VERSION),))
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -534,7 +553,12 @@ class SqliteDicomIndex:
             uid = h["SOPInstanceUID"]
             if uid in known:
                 sha, old_path = known[uid]
-                if sha != p.sha256:
+                if sha != p.sha256 and old_path == p.path:
+                    report.conflicts.append(FileIssue(
+                        p.path, "file changed since it was indexed (same SOPInstanceUID, different bytes); the "
+                        "index keeps the old record and 'abdicom db verify' reports it: restore the file or give "
+                        "the new content a new SOPInstanceUID", uid))
+                elif sha != p.sha256:
                     report.conflicts.append(FileIssue(
                         p.path, f"same SOPInstanceUID as indexed file {old_path} but different content; "
                         "not imported (give one of them a new SOPInstanceUID or remove the wrong one)", uid))
@@ -670,7 +694,9 @@ class SqliteDicomIndex:
 
     def gold_for_volume(self, volume_series_uid: str) -> list[SegSeriesInfo]:
         """Gold-standard SEGs referencing ``volume_series_uid`` (usually zero or one)."""
-        return gold_only(s for s in self.segs_for_series(volume_series_uid))
+        return gold_only(self._seg_infos(
+            "se.kind = 'gold' AND se.series_uid IN (SELECT DISTINCT i.series_uid FROM seg_references r "
+            "JOIN instances i ON i.sop_uid = r.sop_uid WHERE r.referenced_series_uid = ?)", (volume_series_uid,)))
 
     def files_for_series(self, series_uid: str) -> list[Path]:
         rows = self.conn.execute("SELECT path FROM instances WHERE series_uid = ? "

@@ -297,6 +297,12 @@ def test_same_uid_different_content_is_a_conflict(corpus, db, tmp_path):
     assert c.uid == str(ds.SOPInstanceUID) and c.path == str(changed)
     assert str(corpus.volume_paths[0].resolve()) in c.reason and "different content" in c.reason
     assert _snapshot(db) == before  # the indexed instance is kept
+    # the indexed file itself rewritten with other bytes: a conflict too, with its own message
+    ds.save_as(corpus.volume_paths[0])
+    report = db.import_paths([corpus.volume_paths[0]])
+    assert len(report.conflicts) == 1 and "changed since it was indexed" in report.conflicts[0].reason
+    assert _snapshot(db) == before
+    assert [c.path for c in db.verify().changed] == [str(corpus.volume_paths[0].resolve())]
 
 
 def test_duplicate_in_one_batch(corpus, db, tmp_path):
@@ -686,3 +692,16 @@ def test_parallel_parsing_gives_the_same_index(tmp_path):
             assert seen.count("read") == 212 and seen.count("write") == 210
     assert [(r.added, r.non_dicom, len(r.errors)) for r in reports] == [(210, 1, 1)] * 2
     assert snaps[0] == snaps[1]
+
+
+def test_classification_is_recomputed_when_rules_change(corpus, tmp_path, monkeypatch):
+    path = tmp_path / "cls.sqlite"
+    with SqliteDicomIndex(path) as index:
+        index.import_paths([corpus.root])
+        index.conn.execute("UPDATE series SET kind = 'other', trial_number = NULL WHERE kind = 'trial'")
+        assert index.trials_for_run(corpus.run_a) == []
+    monkeypatch.setattr(idx, "CLASSIFIER_VERSION", dbm.CLASSIFIER_VERSION + 1)
+    with SqliteDicomIndex(path) as index:
+        assert [t.trial_number for t in index.trials_for_run(corpus.run_a)] == [1, 2, 10]
+        assert index.conn.execute("SELECT value FROM meta WHERE key = 'classifier_version'").fetchone()[0] == \
+            str(dbm.CLASSIFIER_VERSION + 1)
