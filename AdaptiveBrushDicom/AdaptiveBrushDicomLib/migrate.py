@@ -1116,7 +1116,13 @@ def _run_plan(plan: _Plan, cache: _VolumeCache, compression: Compression, execut
 
 
 def _check_writable(folder: Path) -> None:
-    """Refuse a folder we cannot write into (read-only mount, permissions)."""
+    """Refuse a folder we cannot write into (read-only mount, permissions), or whose
+    ``dicom/`` folders are symlinks leading out of it."""
+    root = Path(os.path.realpath(folder))
+    for rel in ("dicom", VOLUME_DIR, SEG_DIR):
+        real = Path(os.path.realpath(folder / rel))
+        if root not in real.parents:
+            raise UserError(f"{rel} leads outside the folder (symlink to {real}); remove the symlink", folder)
     probe = folder / f".abdicom-write-test.tmp-{os.getpid()}"
     try:
         with open(probe, "wb") as fh:

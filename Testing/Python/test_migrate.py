@@ -530,3 +530,14 @@ def test_corpus_gold_standard_with_volume(name, tmp_path):
     assert [s.name for s in decoded.labelmap.segments] == [s.name for s in lm.segments]
     assert decoded.labelmap.segments[0].algorithm_type.value == "SEMIAUTOMATIC"
     assert json.loads((gold / "metadata.legacy.json").read_text()) == meta
+
+
+def test_script_wrapper_is_the_cli(demo):
+    script = PKG_DIR.parent / "scripts" / "migrate_to_dicom.py"
+    proc = subprocess.run([sys.executable, str(script), str(demo.root), "--volumes-dir", str(demo.volumes_dir),
+                           "--dry-run", "--json", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["dry_run"] is True and out["exit_code"] == 0
+    assert sorted(f["kind"] for f in out["folders"]) == ["gold_standard", "run"]
+    assert not (demo.run_dir / "dicom").exists()
