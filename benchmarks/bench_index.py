@@ -5,7 +5,8 @@ What it does
 1. Synthesises 10,000 small image instances (100 series x 100 slices of 8x8 CT) by
    serialising one pydicom dataset and patching fixed-width UIDs into its bytes (fast).
 2. Imports them into a fresh index and reports instances/s (cold: read + SHA-256 + parse +
-   one transaction), re-imports them (idempotent path: everything "unchanged"), and
+   one transaction), re-imports them (idempotent path: everything "unchanged"; quick
+   path+size+mtime check, then with ``rehash=True``), and
    imports them again into a second fresh index with ``workers=2`` parsing processes.
 3. Builds one real LABELMAP SEG with highdicom and clones it into 100 runs x 100 trials =
    10,000 SEG instances (``StudyDescription`` run_NNN, ``SeriesDescription``
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         r = db.import_paths([work / "ct"])
         assert r.unchanged == 10_000
         results["reimport_ct_unchanged_instances_per_s"] = round(r.unchanged / r.seconds)
+        r = db.import_paths([work / "ct"], rehash=True)
+        assert r.unchanged == 10_000
+        results["reimport_ct_rehash_instances_per_s"] = round(r.unchanged / r.seconds)
         with SqliteDicomIndex(work / "parallel.sqlite") as db2:
             r = db2.import_paths([work / "ct"], workers=2)
             assert r.added == 10_000 and r.ok, r.to_text()

@@ -39,7 +39,7 @@ def _open(args: argparse.Namespace):
 def cmd_import(args: argparse.Namespace) -> int:
     """Index DICOM files/folders."""
     with _open(args) as db:
-        report = db.import_paths([Path(p) for p in args.paths], workers=args.workers)
+        report = db.import_paths([Path(p) for p in args.paths], workers=args.workers, rehash=args.rehash)
         payload = {"db": str(db.path), **report.to_dict()}
         _emit(args, payload, report.to_text() + f"\n  index: {db.path}")
     return 0 if report.ok else EXIT_PROBLEMS
@@ -151,6 +151,8 @@ def register(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParse
     p.add_argument("paths", nargs="+", metavar="DIR", help="folders or files")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="processes parsing files in parallel for batches of 200+ files (default: CPUs, max 4)")
+    p.add_argument("--rehash", action="store_true",
+                   help="read and hash every file, also those indexed with unchanged size and mtime")
     _common(p)
     p.set_defaults(func=cmd_import)
 

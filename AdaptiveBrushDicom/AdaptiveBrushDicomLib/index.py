@@ -483,7 +483,7 @@ class SqliteDicomIndex:
 
     # ------------------------------------------------------------------ import
     def import_paths(self, paths: Iterable[str | Path], progress: ProgressCallback | None = None,
-                     workers: int = 1) -> ImportReport:
+                     workers: int = 1, rehash: bool = False) -> ImportReport:
         """Index every file under ``paths`` in one transaction.
 
         Parameters
@@ -497,6 +497,10 @@ class SqliteDicomIndex:
             Processes reading and parsing files in parallel (used for batches of at least
             :data:`PARALLEL_MIN_FILES` files); the database is still written by this process
             in one transaction.
+        rehash : bool
+            Read and hash every file. By default a file already indexed at the same path
+            with the same size and modification time (ns) is counted as unchanged without
+            being read, like ``verify``'s quick mode.
 
         Returns
         -------
@@ -506,6 +510,8 @@ class SqliteDicomIndex:
         report = ImportReport()
         files = list(iter_files(paths))
         report.files_seen = len(files)
+        if not rehash:
+            files = self._skip_known(files, report)
         parsed: list[ParsedFile] = []
         workers = max(1, int(workers or 1))
         if workers > 1 and len(files) >= PARALLEL_MIN_FILES:
@@ -521,6 +527,26 @@ class SqliteDicomIndex:
             self._write_batch(parsed, report, progress)
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _skip_known(self, files: list[Path], report: ImportReport) -> list[Path]:
+        """Files not indexed with the same path, size and mtime; the others count as unchanged."""
+        known = {path: (size, mtime) for path, size, mtime in
+                 self.conn.execute("SELECT path, size, mtime_ns FROM instances")}
+        if not known:
+            return files
+        todo = []
+        for f in files:
+            entry = known.get(str(f.resolve()))
+            if entry is not None:
+                try:
+                    st = f.stat()
+                except OSError:
+                    st = None
+                if st is not None and (st.st_size, st.st_mtime_ns) == entry:
+                    report.unchanged += 1
+                    continue
+            todo.append(f)
+        return todo
 
     @staticmethod
     def _collect(files: list[Path], outcomes: Iterable[tuple[str, Any]], parsed: list[ParsedFile],

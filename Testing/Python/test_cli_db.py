@@ -57,6 +57,8 @@ def test_import_list_segs_show_json(data, tmp_path, capsys):
 
     code, out, _ = run(["db", "import", str(data.copy_root), "--db", db], capsys)  # --db after the subcommand
     assert code == 0 and "13 unchanged" in out
+    code, out, _ = run(["db", "--db", db, "import", "--rehash", "--workers", "1", str(data.copy_root)], capsys)
+    assert code == 0 and "13 unchanged" in out
 
     code, out, _ = run(["db", "--db", db, "list", "--json"], capsys)
     studies = json.loads(out)["studies"]

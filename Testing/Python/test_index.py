@@ -279,6 +279,18 @@ def test_reimport_is_idempotent(corpus, db):
     assert again.added == 0 and again.unchanged == again.files_seen == corpus.n_files + 1
     assert again.ok
     assert _snapshot(db) == before and db.counts() == counts
+    # the quick path trusts path + size + mtime; rehash=True reads every file again
+    target = corpus.volume_paths[2]
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert db.import_paths([corpus.root / "volume"]).unchanged == 4
+    report = db.import_paths([corpus.root / "volume"], rehash=True)
+    assert report.unchanged == 3 and [c.path for c in report.conflicts] == [str(target.resolve())]
+    assert db.verify(full=True).changed[0].path == str(target.resolve())
+    assert db.verify().clean  # the quick verify cannot see it either
 
 
 def test_same_uid_different_content_is_a_conflict(corpus, db, tmp_path):
