@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""Viewer / PACS interop of our LABELMAP SEGs: dcmjs, Cornerstone3D (node and headless
+Chromium) and Orthanc + DICOMweb. Writes the result tables into ``docs/interop-remote.md``.
+
+What runs (each part is skipped with a reason when its tools are missing):
+
+1. data: a synthetic phantom series (``synthetic.create_synthetic_series``) and one LABELMAP
+   SEG per transfer syntax (``seg_write.write_seg``), plus the expected segment-number
+   array (``expected.npy``, k/j/i on the reference grid);
+2. node (``interop/js/check_seg.mjs``): dcmjs parses each SEG (SOP class, frames,
+   segments; voxels for native pixel data); ``@cornerstonejs/adapters``
+   ``createFromDICOMSegBuffer`` decodes it against the reference series and the labelmap
+   images are compared voxel by voxel;
+3. Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``, started on 127.0.0.1 with
+   authentication): STOW-RS push (``remote.push``), QIDO/WADO metadata query
+   (``remote.segs_for``), WADO-RS retrieve as stored (``remote.pull``, byte comparison),
+   WADO-RS frame 1 with the server's default transcoding;
+4. browser: ``interop/js/browser`` bundled with esbuild, served on 127.0.0.1 together
+   with a proxy to Orthanc's DICOMweb (the proxy adds the credentials; same origin, no
+   CORS), opened in Debian's chromium through playwright-core: Cornerstone3D StackViewport
+   + labelmap representation, decoded voxels compared in the page, screenshot of the
+   default syntax saved as ``docs/images/seg-in-browser.png``.
+
+Usage: ``.venv/bin/python interop/run_interop.py [--skip-browser] [--keep DIR] [--no-write]``
+(``npm ci`` in ``interop/js`` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+JS = REPO / "interop" / "js"
+sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "Testing" / "Python"))
+
+from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
+
+DOC = REPO / "docs" / "interop-remote.md"
+SCREENSHOT = REPO / "docs" / "images" / "seg-in-browser.png"
+BEGIN, END = "<!-- BEGIN GENERATED REMOTE MATRIX -->", "<!-- END GENERATED REMOTE MATRIX -->"
+
+
+# ---------------------------------------------------------------------- helpers
+class Cell:
+    """One table cell: ok (True/False/None = not run) + short note."""
+
+    def __init__(self, ok: bool | None, note: str = "") -> None:
+        self.ok, self.note = ok, note.replace("|", "/").replace("\n", " ")
+
+    def __str__(self) -> str:
+        word = "n/a" if self.ok is None else ("**ok**" if self.ok else "**fails**")
+        return f"{word} ({self.note})" if self.note else word
+
+
+def run(cmd: list[str], cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def last_json(text: str) -> Any:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON line in output")
+
+
+def node_ready() -> str | None:
+    """None if node + interop/js/node_modules are usable, else the reason."""
+    if shutil.which("node") is None:
+        return "node not installed"
+    if not (JS / "node_modules" / "@cornerstonejs" / "adapters").exists():
+        return "interop/js not installed (cd interop/js && npm ci)"
+    return None
+
+
+# ---------------------------------------------------------------------- data
+def make_data(root: Path) -> dict[str, Any]:
+    from AdaptiveBrushDicomLib.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
+    from AdaptiveBrushDicomLib.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.seg_write import write_seg
+    from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+
+    grid = phantom_grid()  # 40 x 96 x 96, 5 structures incl. label 300
+    image, labels, segments = make_phantom(grid)
+    vol = create_synthetic_series(image, grid, root / "volume", patient_id="AdaptiveBrush_interop",
+                                  study_description="interop", series_description="phantom")
+    ref = ReferenceSeries.from_folder(vol.folder)
+    lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
+    for number, s in enumerate(segments, start=1):
+        lut[s.label] = number
+    expected = lut[labels]
+    np.save(root / "expected.npy", expected)
+    segs = {}
+    (root / "segs").mkdir(exist_ok=True)
+    for comp in Compression:
+        res = write_seg(LabelMap(labels, grid, segments), ref, root / "segs" / f"{comp.cli_name}.dcm",
+                        compression=comp, series_description=f"interop_{comp.cli_name}",
+                        series_number=100 + list(Compression).index(comp), force=True)
+        segs[comp] = res
+    return {"volume": vol, "reference": ref, "segs": segs, "expected": expected, "grid": grid,
+            "segments": segments, "root": root}
+
+
+# ---------------------------------------------------------------------- node checks
+def node_checks(data: dict[str, Any]) -> dict[Compression, dict[str, Cell]]:
+    out: dict[Compression, dict[str, Cell]] = {}
+    reason = node_ready()
+    for comp, res in data["segs"].items():
+        if reason:
+            out[comp] = {"dcmjs": Cell(None, reason), "Cornerstone3D (node)": Cell(None, reason)}
+            continue
+        t0 = time.perf_counter()
+        p = run(["node", str(JS / "check_seg.mjs"), str(res.path), str(data["volume"].folder),
+                 str(data["root"] / "expected.npy")], cwd=JS, timeout=180)
+        try:
+            r = last_json(p.stdout)
+            out[comp] = {"dcmjs": Cell(r["dcmjs"]["ok"], r["dcmjs"]["note"]),
+                         "Cornerstone3D (node)": Cell(r["Cornerstone3D"]["ok"], r["Cornerstone3D"]["note"])}
+        except Exception as exc:
+            note = (p.stderr.strip().splitlines() or [str(exc)])[-1][:120]
+            out[comp] = {"dcmjs": Cell(False, note), "Cornerstone3D (node)": Cell(False, note)}
+        print(f"  node {comp.cli_name}: {time.perf_counter() - t0:.1f} s "
+              f"{ {k: v.ok for k, v in out[comp].items()} }", flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------- Orthanc
+def orthanc_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compression, dict[str, Cell]], Any, dict]:
+    """Returns (cells, running server or None, timings)."""
+    from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc
+
+    from AdaptiveBrushDicomLib import remote
+
+    out: dict[Compression, dict[str, Cell]] = {}
+    timings: dict[str, float] = {}
+    if find_orthanc() is None or find_dicomweb_plugin() is None:
+        for comp in data["segs"]:
+            out[comp] = {"Orthanc STOW-RS": Cell(None, "Orthanc not installed")}
+        return out, None, timings
+    # fresh storage: resume would skip re-written SEGs (same UIDs, new timestamps)
+    shutil.rmtree(workdir / "orthanc", ignore_errors=True)
+    shutil.rmtree(workdir / "pulled", ignore_errors=True)
+    srv = OrthancServer(workdir / "orthanc")
+    t0 = time.perf_counter()
+    srv.start()
+    timings["orthanc_start_s"] = time.perf_counter() - t0
+    url, auth = srv.dicomweb_url, srv.auth
+    t0 = time.perf_counter()
+    rep = remote.push([data["volume"].folder, data["root"] / "segs"], url, auth)
+    timings["push_s"] = time.perf_counter() - t0
+    timings["push_instances"] = rep.instances
+    timings["push_bytes"] = rep.bytes_sent
+    failed = {f.path: f.reason for f in rep.failed}
+    t0 = time.perf_counter()
+    found = {s.series_instance_uid: s for s in remote.segs_for(data["volume"].series_instance_uid, url, auth)}
+    timings["segs_for_s"] = time.perf_counter() - t0
+    import requests
+
+    for comp, res in data["segs"].items():
+        cells: dict[str, Cell] = {}
+        reason = failed.get(str(res.path))
+        cells["Orthanc STOW-RS"] = Cell(reason is None, reason or "")
+        s = found.get(res.series_instance_uid)
+        cells["QIDO + metadata (segs-for)"] = Cell(
+            s is not None and len(s.segment_labels) == len(data["segments"]),
+            f"{len(s.segment_labels)} segments" if s else "not found")
+        try:
+            t0 = time.perf_counter()
+            pr = remote.pull(res.series_instance_uid, workdir / "pulled" / comp.cli_name, url, auth)
+            same = pr.files[0].read_bytes() == res.path.read_bytes()
+            cells["WADO-RS retrieve (as stored)"] = Cell(same, "byte-identical" if same else "bytes differ")
+        except Exception as exc:  # a failing server call is a result
+            cells["WADO-RS retrieve (as stored)"] = Cell(False, f"{type(exc).__name__}: {str(exc)[:80]}")
+        # frame 1 with the server's default transfer syntax (Orthanc transcodes)
+        frame_url = (f"{url}/studies/{data['volume'].study_instance_uid}/series/{res.series_instance_uid}"
+                     f"/instances/{res.sop_instance_uid}/frames/1")
+        r = requests.get(frame_url, auth=auth, headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+                         timeout=60)
+        if r.status_code == 200:
+            part = remote.split_multipart(r.content, r.headers.get("Content-Type", ""))[0]
+            want = data["grid"].shape[1] * data["grid"].shape[2]
+            cells["WADO-RS frames (transcoded)"] = Cell(len(part) == want, f"{len(part)} bytes")
+        else:
+            cells["WADO-RS frames (transcoded)"] = Cell(False, f"HTTP {r.status_code}")
+        out[comp] = cells
+    return out, srv, timings
+
+
+# ---------------------------------------------------------------------- browser
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files from ``directory``; ``/dicom-web/...`` proxied to Orthanc with auth."""
+
+    upstream = ""
+    auth_header = ""
+    data_dir = Path(".")
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        if self.path.startswith("/dicom-web/"):
+            return self._proxy()
+        if self.path.startswith("/data/"):
+            p = self.data_dir / self.path[len("/data/"):].split("?")[0]
+            if p.is_file():
+                body = p.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_error(404)
+            return
+        return super().do_GET()
+
+    def _proxy(self) -> None:
+        req = urllib.request.Request(self.upstream + self.path[len("/dicom-web"):],
+                                     headers={"Accept": self.headers.get("Accept", "*/*"),
+                                              "Authorization": self.auth_header})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                body = resp.read()
+                self.send_response(resp.status)
+                self.send_header("Content-Type", resp.headers.get("Content-Type", "application/octet-stream"))
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            self.send_response(exc.code)
+            self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def browser_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Path) -> tuple[dict, dict]:
+    import base64
+
+    out: dict[Compression, dict[str, Cell]] = {}
+    timings: dict[str, float] = {}
+    col = "Cornerstone3D in Chromium (DICOMweb)"
+    reason = node_ready()
+    if reason is None and not Path("/usr/bin/chromium").exists():
+        reason = "Debian chromium not installed"
+    if reason is None and srv is None:
+        reason = "needs Orthanc"
+    if reason is None and not (JS / "node_modules" / "playwright-core").exists():
+        reason = "playwright-core not installed"
+    if reason:
+        return {comp: {col: Cell(None, reason)} for comp in data["segs"]}, timings
+    t0 = time.perf_counter()
+    b = run(["node", "build.mjs"], cwd=JS, timeout=300)
+    timings["bundle_s"] = time.perf_counter() - t0
+    if b.returncode != 0:
+        note = "esbuild: " + (b.stderr.strip().splitlines() or ["failed"])[-1][:100]
+        return {comp: {col: Cell(False, note)} for comp in data["segs"]}, timings
+
+    handler = type("H", (_Handler,), {
+        "upstream": srv.dicomweb_url,
+        "auth_header": "Basic " + base64.b64encode(f"{srv.user}:{srv.password}".encode()).decode(),
+        "data_dir": data["root"],
+    })
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: handler(
+        *a, directory=str(JS / "browser" / "dist"), **k))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        pages = []
+        for comp, res in data["segs"].items():
+            q = (f"dicomweb=/dicom-web&study={data['volume'].study_instance_uid}"
+                 f"&series={data['volume'].series_instance_uid}&seg={res.series_instance_uid}"
+                 f"&expected=/data/expected.npy")
+            page = {"name": comp.cli_name, "url": f"{base}/index.html?{q}"}
+            if comp is DEFAULT_COMPRESSION:
+                page["screenshot"] = str(workdir / "seg-in-browser.png")
+                # same slice without the segmentation: no coloured pixels expected
+                pages.append({"name": "image_only", "url": f"{base}/index.html?{q}&noseg=1",
+                              "screenshot": str(workdir / "image-only.png")})
+            pages.append(page)
+        cfg = workdir / "browser.json"
+        cfg.write_text(json.dumps({"pages": pages, "chromium": "/usr/bin/chromium", "timeout_ms": 90000}))
+        t0 = time.perf_counter()
+        p = run(["node", "run_browser.mjs", str(cfg)], cwd=JS, timeout=900)
+        timings["browser_s"] = time.perf_counter() - t0
+        try:
+            results = last_json(p.stdout)
+        except Exception:
+            note = (p.stderr.strip().splitlines() or ["no output"])[-1][:120]
+            return {comp: {col: Cell(False, note)} for comp in data["segs"]}, timings
+        timings["chromium_launch_s"] = results.get("_launch_ms", 0) / 1000
+        image_only = results.get("image_only", {})
+        timings["image_only_coloured_px"] = image_only.get("coloured_pixels", "n/a")
+        for comp in data["segs"]:
+            r = results.get(comp.cli_name, {})
+            cmp = r.get("compare") or {}
+            if r.get("stage") == "done" and cmp.get("equal"):
+                note = (f"voxels exact, {len(r.get('segments', []))} segments, "
+                        f"{r.get('coloured_pixels', 0)} coloured px on slice {r.get('slice', 0) + 1}, "
+                        f"{r.get('timings', {}).get('total_ms', '?')} ms")
+                ok = True
+            elif r.get("stage") == "done":
+                ok, note = False, f"{cmp.get('mismatches', '?')} voxels differ"
+            else:
+                ok, note = False, f"{r.get('error', 'did not finish')} (at {r.get('stage')})"[:140]
+            out[comp] = {col: Cell(ok, note)}
+            if r.get("screenshot") and ok:
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(r["screenshot"], screenshot)
+                timings["screenshot"] = str(screenshot.relative_to(REPO))
+            print(f"  browser {comp.cli_name}: {ok} {note}", flush=True)
+    finally:
+        httpd.shutdown()
+    return out, timings
+
+
+# ---------------------------------------------------------------------- report
+def versions() -> dict[str, str]:
+    v: dict[str, str] = {}
+    lock = JS / "package-lock.json"
+    if lock.exists():
+        pk = json.loads(lock.read_text()).get("packages", {})
+        for name in ("dcmjs", "@cornerstonejs/core", "@cornerstonejs/adapters", "@cornerstonejs/tools",
+                     "esbuild", "playwright-core"):
+            if f"node_modules/{name}" in pk:
+                v[name] = pk[f"node_modules/{name}"]["version"]
+    for cmd, key in ((["node", "--version"], "node"), (["/usr/bin/chromium", "--version"], "chromium"),
+                     (["/usr/sbin/Orthanc", "--version"], "Orthanc")):
+        try:
+            v[key] = run(cmd, timeout=30).stdout.strip().splitlines()[0]
+        except Exception:
+            pass
+    try:
+        v["orthanc-dicomweb"] = run(["dpkg-query", "-W", "-f", "${Version}", "orthanc-dicomweb"]).stdout.strip()
+    except Exception:
+        pass
+    return v
+
+
+def render(rows: dict[Compression, dict[str, Cell]], sizes: dict[Compression, int], timings: dict,
+           vers: dict[str, str], shape: tuple[int, int, int]) -> str:
+    readers: list[str] = []
+    for cells in rows.values():
+        for k in cells:
+            if k not in readers:
+                readers.append(k)
+    lines = [BEGIN, "",
+             f"Measured by `interop/run_interop.py` on {time.strftime('%Y-%m-%d')} ({platform.machine()}). "
+             f"Data: synthetic phantom {shape[2]}x{shape[1]}x{shape[0]} (i x j x k), 5 segments (one with "
+             "label value 300), empty slices omitted. **ok** = the reader gave back the exact "
+             "segment-number array (node / browser) or the exact bytes (WADO-RS retrieve).", "",
+             "| transfer syntax | bytes | " + " | ".join(readers) + " |",
+             "|---|---|" + "---|" * len(readers)]
+    for comp, cells in rows.items():
+        default = " (default)" if comp is DEFAULT_COMPRESSION else ""
+        lines.append(f"| {comp.cli_name}{default} | {sizes[comp]:,} | "
+                     + " | ".join(str(cells.get(r, Cell(None, "not run"))) for r in readers) + " |")
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".", "",
+              "Timings (this run, 2-core machine): "
+              + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in timings.items())
+              + ".", "", END]
+    return "\n".join(lines)
+
+
+def write_doc(block: str) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Interop: viewers and PACS\n\n" + BEGIN + "\n" + END + "\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text += "\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-browser", action="store_true", help="no chromium check")
+    ap.add_argument("--skip-node", action="store_true", help="no dcmjs / Cornerstone3D node checks")
+    ap.add_argument("--skip-orthanc", action="store_true", help="no Orthanc (and so no browser) check")
+    ap.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
+    ap.add_argument("--no-write", action="store_true", help=f"print the table, do not update {DOC.name}")
+    args = ap.parse_args()
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="abdicom-interop-"))
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, Any] = {}
+    srv = None
+    try:
+        t0 = time.perf_counter()
+        data = make_data(work / "data")
+        timings["data_s"] = time.perf_counter() - t0
+        print(f"data in {timings['data_s']:.1f} s: {work / 'data'}", flush=True)
+        rows: dict[Compression, dict[str, Cell]] = {c: {} for c in data["segs"]}
+        t0 = time.perf_counter()
+        if not args.skip_node:
+            for comp, cells in node_checks(data).items():
+                rows[comp].update(cells)
+            timings["node_checks_s"] = time.perf_counter() - t0
+        if not args.skip_orthanc:
+            cells_o, srv, t_o = orthanc_checks(data, work)
+            timings.update(t_o)
+            for comp, cells in cells_o.items():
+                rows[comp].update(cells)
+            if not args.skip_browser:
+                cells_b, t_b = browser_checks(data, srv, work, SCREENSHOT)
+                timings.update(t_b)
+                for comp, cells in cells_b.items():
+                    rows[comp].update(cells)
+        sizes = {c: r.size_bytes for c, r in data["segs"].items()}
+        block = render(rows, sizes, timings, versions(), data["grid"].shape)
+        print(block)
+        if not args.no_write:
+            write_doc(block)
+            print(f"updated {DOC}")
+        bad = [(c.cli_name, k) for c, cells in rows.items() for k, v in cells.items() if v.ok is False]
+        print(f"{len(bad)} failing cells: {bad}" if bad else "all cells ok or n/a")
+        return 0
+    finally:
+        if srv is not None:
+            srv.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
