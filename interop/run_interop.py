@@ -264,7 +264,8 @@ def browser_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Pa
     if reason:
         return {comp: {col: Cell(None, reason)} for comp in data["segs"]}, timings
     t0 = time.perf_counter()
-    b = run(["node", "build.mjs"], cwd=JS, timeout=300)
+    dist = workdir / "browser-dist"
+    b = run(["node", "build.mjs", str(dist)], cwd=JS, timeout=300)
     timings["bundle_s"] = time.perf_counter() - t0
     if b.returncode != 0:
         note = "esbuild: " + (b.stderr.strip().splitlines() or ["failed"])[-1][:100]
@@ -276,7 +277,7 @@ def browser_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Pa
         "data_dir": data["root"],
     })
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: handler(
-        *a, directory=str(JS / "browser" / "dist"), **k))
+        *a, directory=str(dist), **k))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -1,11 +1,12 @@
-// Bundle browser/app.mjs with esbuild into browser/dist/ (app.js + index.html).
+// Bundle browser/app.mjs with esbuild: node build.mjs [OUT_DIR] -> OUT_DIR/app.js + index.html.
+// Default OUT_DIR is inside node_modules/.cache (ignored by git); run_interop.py passes its work folder.
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const out = path.join(here, 'browser', 'dist');
+const out = path.resolve(process.argv[2] || path.join(here, 'node_modules', '.cache', 'abdicom-browser'));
 fs.mkdirSync(out, { recursive: true });
 const t0 = Date.now();
 await esbuild.build({
