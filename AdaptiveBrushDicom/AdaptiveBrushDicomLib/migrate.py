@@ -822,8 +822,25 @@ def _volume_stem(path: Path) -> str:
     return name
 
 
+def canonical_voxels(array: np.ndarray) -> np.ndarray:
+    """The image's values in a dtype that does not depend on the file format.
+
+    ``uids.content_digest`` hashes the array bytes and dtype, so the same image read from
+    an int16 NRRD, a uint16 DICOM series or a float32 NIfTI would get three different
+    Study/Series UIDs. Integer-valued images become int64 and others float64 before the
+    digest; the stored pixels do not change (``synthetic.choose_encoding`` looks at values).
+    """
+    a = np.asarray(array)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64, copy=False)
+    if np.issubdtype(a.dtype, np.floating) and a.size and np.all(np.isfinite(a)) and np.all(np.mod(a, 1) == 0) \
+            and float(a.min()) >= -(2.0 ** 62) and float(a.max()) <= 2.0 ** 62:
+        return a.astype(np.int64)
+    return a.astype(np.float64, copy=False)
+
+
 class _VolumeCache:
-    """Read each source image once per process."""
+    """Read each source image once per process (voxels in canonical dtype)."""
 
     def __init__(self) -> None:
         self._cache: dict[Path, tuple[np.ndarray, Any]] = {}
@@ -833,7 +850,8 @@ class _VolumeCache:
 
         key = path.resolve()
         if key not in self._cache:
-            self._cache[key] = read_volume(path)
+            array, grid = read_volume(path)
+            self._cache[key] = (canonical_voxels(array), grid)
         return self._cache[key]
 
 

@@ -541,3 +541,18 @@ def test_script_wrapper_is_the_cli(demo):
     assert out["dry_run"] is True and out["exit_code"] == 0
     assert sorted(f["kind"] for f in out["folders"]) == ["gold_standard", "run"]
     assert not (demo.run_dir / "dicom").exists()
+
+
+def test_same_image_in_another_format_gives_the_same_uids(template, tmp_path):
+    """One image -> one Study/Series, whether given as NRRD or as a DICOM folder."""
+    first = copy_demo(template, tmp_path / "nrrd")
+    assert run_migrate(first.run_dir, volumes_dir=first.volumes_dir).exit_code == 0
+    second = copy_demo(template, tmp_path / "dicomdir")
+    vols = tmp_path / "vols"
+    shutil.copytree(first.run_dir / "dicom" / "volume", vols / second.sample)  # DIR/<sample>/ DICOM folder
+    assert mig.find_volume(second.sample, vols) == vols / second.sample
+    assert run_migrate(second.gold_dir, volumes_dir=vols).exit_code == 0
+    run, gold = load_run(first.run_dir), load_gold_standard(second.gold_dir)
+    assert gold.dicom.study_instance_uid == run.dicom.study_instance_uid
+    assert gold.dicom.volume_series_uid == run.dicom.volume_series_uid
+    assert contents(first.run_dir / "dicom" / "volume") == contents(second.gold_dir / "dicom" / "volume")
