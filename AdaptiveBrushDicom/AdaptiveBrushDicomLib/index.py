@@ -130,15 +130,15 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class IndexError_(UserError):  # noqa: N801 -- avoid shadowing the builtin IndexError
+class IndexDatabaseError(UserError):
     """The index database cannot be used (newer schema, read-only, corrupt)."""
 
 
-class ReadOnlyIndexError(IndexError_):
+class ReadOnlyIndexError(IndexDatabaseError):
     """The index database file (or its folder) is not writable."""
 
 
-class NewerSchemaError(IndexError_):
+class NewerSchemaError(IndexDatabaseError):
     """The index database was written by a newer AdaptiveBrushDicom."""
 
 
@@ -343,7 +343,7 @@ class SqliteDicomIndex:
     ReadOnlyIndexError
         The file or its folder is not writable (queries still work on an existing file;
         imports and removals raise).
-    IndexError_
+    IndexDatabaseError
         The file is not an SQLite database.
     """
 
@@ -358,7 +358,7 @@ class SqliteDicomIndex:
     def _open(self) -> None:
         path = self.path
         if path.exists() and path.is_dir():
-            raise IndexError_("is a folder; give the index database file (e.g. index.sqlite)", path)
+            raise IndexDatabaseError("is a folder; give the index database file (e.g. index.sqlite)", path)
         if not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -374,7 +374,7 @@ class SqliteDicomIndex:
             conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_ms / 1000.0, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
-            raise IndexError_(f"cannot open the index database ({exc})", path) from None
+            raise IndexDatabaseError(f"cannot open the index database ({exc})", path) from None
         self._conn = conn
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.timeout_ms}")
@@ -396,7 +396,7 @@ class SqliteDicomIndex:
         except sqlite3.DatabaseError as exc:
             conn.close()
             self._conn = None
-            raise IndexError_(f"not a usable SQLite index database ({exc}); move it away or choose another "
+            raise IndexDatabaseError(f"not a usable SQLite index database ({exc}); move it away or choose another "
                               "with --db", path) from None
         except UserError:
             conn.close()
@@ -425,7 +425,7 @@ class SqliteDicomIndex:
             if version == 0:
                 has_tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
                 if has_tables:
-                    raise IndexError_("file is an SQLite database but not an AdaptiveBrushDicom index "
+                    raise IndexDatabaseError("file is an SQLite database but not an AdaptiveBrushDicom index "
                                       "(user_version 0 with tables); choose another with --db", self.path)
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -455,7 +455,7 @@ class SqliteDicomIndex:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise IndexError_("index database is closed", self.path)
+            raise IndexDatabaseError("index database is closed", self.path)
         return self._conn
 
     def close(self) -> None:
@@ -882,7 +882,7 @@ def _translate(exc: sqlite3.Error, path: Path) -> Exception:
         return ReadOnlyIndexError("index database is read-only; make it writable (chmod u+w) or choose another "
                                   "with --db", path)
     if "locked" in msg or "busy" in msg:
-        return IndexError_("index database is busy (another process holds the write lock too long); "
+        return IndexDatabaseError("index database is busy (another process holds the write lock too long); "
                            "try again", path)
     return exc
 

@@ -467,13 +467,13 @@ def test_foreign_sqlite_file_and_folder_are_refused(tmp_path):
     con.execute("CREATE TABLE x (a)")
     con.commit()
     con.close()
-    with pytest.raises(idx.IndexError_, match="not an AdaptiveBrushDicom index"):
+    with pytest.raises(idx.IndexDatabaseError, match="not an AdaptiveBrushDicom index"):
         SqliteDicomIndex(other)
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(idx.IndexError_, match="garbage.sqlite.*not a usable"):
+    with pytest.raises(idx.IndexDatabaseError, match="garbage.sqlite.*not a usable"):
         SqliteDicomIndex(garbage)
-    with pytest.raises(idx.IndexError_, match="is a folder"):
+    with pytest.raises(idx.IndexDatabaseError, match="is a folder"):
         SqliteDicomIndex(tmp_path)
 
 
@@ -717,3 +717,20 @@ def test_classification_is_recomputed_when_rules_change(corpus, tmp_path, monkey
         assert [t.trial_number for t in index.trials_for_run(corpus.run_a)] == [1, 2, 10]
         assert index.conn.execute("SELECT value FROM meta WHERE key = 'classifier_version'").fetchone()[0] == \
             str(dbm.CLASSIFIER_VERSION + 1)
+
+
+def test_slicer_adapter_import_counts_non_dicom(tmp_path):
+    _, series, paths = make_ct_series(tmp_path / "d", n_slices=2)
+    (tmp_path / "d" / "notes.txt").write_text("x")
+
+    class Refusing(FakeCtkDatabase):
+        def insert(self, path, storeFile=True, generateThumbnail=True):  # noqa: N803
+            if path.endswith("img001.dcm"):
+                raise RuntimeError("ctkDICOMDatabase: could not parse")
+            return super().insert(path, storeFile, generateThumbnail)
+
+    fake = Refusing()
+    report = SlicerDatabaseAdapter(fake).import_paths([tmp_path / "d"])
+    assert (report.files_seen, report.added, report.non_dicom, len(report.errors)) == (3, 1, 1, 1)
+    assert "img001.dcm" in report.errors[0].path and "could not parse" in report.errors[0].reason
+    assert fake.instancesForSeries(series) and len(SlicerDatabaseAdapter(fake).files_for_series(series)) == 1
