@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -33,7 +34,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 import numpy as np
 
@@ -89,6 +90,7 @@ class ItemRecord:
     segments: int | None = None
     already_present: bool = False
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ItemRecord":
@@ -181,7 +183,7 @@ class JobReport:
         ]
         for i in self.items:
             src = f"`{i.source}` ({i.source_sha256[:12]}...)" if i.source and i.source_sha256 else (i.source or "")
-            reason = (i.reason or "").replace("|", "/")
+            reason = "; ".join([i.reason or ""] + list(i.notes)).strip("; ").replace("|", "/")
             if i.already_present:
                 reason = ("already present; " + reason).rstrip("; ")
             lines.append(
@@ -224,7 +226,7 @@ class MigrationSummary:
         for r in self.reports:
             t = r.totals()
             if r.status == "already_migrated":
-                lines.append(f"{r.folder}: already migrated, nothing changed ({t['migrated']} SEGs)")
+                lines.append(f"{r.folder}: already migrated, nothing changed ({t['migrated']} SEG file(s))")
                 continue
             lines.append(
                 f"{r.folder}: {r.status} -- {t['migrated']} migrated ({t['already_present']} already present), "
@@ -409,6 +411,12 @@ def process_item(task: ItemTask) -> ItemRecord:
     rec = ItemRecord(key=task.key, trial_number=task.trial_number, status=FAILED, source=task.source_rel,
                      output=task.output_rel, series_description=task.series_description,
                      series_number=task.series_number)
+    # library warnings (e.g. highdicom on an empty segmentation) go into the report, not
+    # between the progress lines
+    handler = _NoteHandler(rec.notes)
+    lib_logger = logging.getLogger("highdicom")
+    lib_logger.addHandler(handler)
+    propagate, lib_logger.propagate = lib_logger.propagate, False
     try:
         _process_item(task, rec)
     except UserError as exc:
@@ -417,8 +425,22 @@ def process_item(task: ItemTask) -> ItemRecord:
         _fail(rec, "io_error", f"{exc.filename or task.output_rel}: {_describe_oserror(exc)}")
     except Exception as exc:  # a bug or a library failure: report it, keep going
         _fail(rec, "error", f"unexpected {type(exc).__name__}: {exc}")
+    finally:
+        lib_logger.removeHandler(handler)
+        lib_logger.propagate = propagate
     rec.seconds = round(time.perf_counter() - t0, 4)
     return rec
+
+
+class _NoteHandler(logging.Handler):
+    """Collects log records of WARNING and above as text."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record) -> None:
+        self.notes.append(f"{record.name}: {record.getMessage()}")
 
 
 def _code_for(exc: Exception) -> str:
@@ -524,6 +546,7 @@ def _process_item(task: ItemTask, rec: ItemRecord) -> None:
             force=True,
             source_name=task.source_rel,
             content_datetime=mtime,
+            warn=rec.notes.append,
         )
         try:
             rec.voxels_verified, rec.labelled_voxels, rec.segments = _verify(tmp, lm, reference)
@@ -1054,6 +1077,7 @@ def _run_plan(plan: _Plan, cache: _VolumeCache, compression: Compression, execut
             if removed:
                 report.notes.append(f"removed {len(removed)} temporary file(s) left by an interrupted run")
             _keep_legacy_copy(plan)
+            prog.message(f"source image {plan.volume_path.name} -> DICOM series")
             report.volume = _write_volume(plan, cache)
         else:
             array, grid = cache.get(plan.volume_path)
