@@ -202,6 +202,71 @@ def orthanc_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compressio
     return out, srv, timings
 
 
+# ---------------------------------------------------------------------- C-STORE
+_STORESCU_CFG = """[[TransferSyntaxes]]
+{syntaxes}
+[[PresentationContexts]]
+[LabelmapSeg]
+{contexts}
+[[Profiles]]
+[Labelmap]
+PresentationContexts = LabelmapSeg
+"""
+
+
+def storescu_profile(path: Path) -> Path:
+    """DCMTK storescu association profile proposing 66.7 with each of our syntaxes.
+
+    DCMTK 3.6.7 does not know Label Map Segmentation Storage: without a profile storescu
+    refuses the file ("unknown storage SOP class"). One presentation context per transfer
+    syntax, so each file is sent as stored.
+    """
+    from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID
+
+    syntaxes = "\n".join(f"[TS{n}]\nTransferSyntax1 = {c.uid}" for n, c in enumerate(Compression))
+    contexts = "\n".join(f"PresentationContext{n + 1} = {LABELMAP_SEG_SOP_CLASS_UID}\\TS{n}"
+                          for n, c in enumerate(Compression))
+    path.write_text(_STORESCU_CFG.format(syntaxes=syntaxes, contexts=contexts))
+    return path
+
+
+def cstore_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compression, dict[str, Cell]], dict]:
+    """C-STORE every SEG with DCMTK storescu to Orthanc with UnknownSopClassAccepted true,
+    and the default SEG to one with false (expected: refused)."""
+    from orthanc_server import OrthancServer, find_orthanc
+
+    col = "Orthanc C-STORE (storescu)"
+    storescu = shutil.which("storescu")
+    if storescu is None or find_orthanc() is None:
+        why = "storescu (dcmtk) not installed" if storescu is None else "Orthanc not installed"
+        return {c: {col: Cell(None, why)} for c in data["segs"]}, {}
+    cfg = storescu_profile(workdir / "storescu.cfg")
+    out: dict[Compression, dict[str, Cell]] = {}
+    extra: dict[str, Any] = {}
+    for accept in (True, False):
+        shutil.rmtree(workdir / f"orthanc-cstore-{accept}", ignore_errors=True)
+        srv = OrthancServer(workdir / f"orthanc-cstore-{accept}", extra_config={"UnknownSopClassAccepted": accept})
+        srv.start()
+        try:
+            config = srv.config()
+            for comp, res in data["segs"].items():
+                if not accept and comp is not DEFAULT_COMPRESSION:
+                    continue
+                p = run([storescu, "-aec", config["DicomAet"], "-xf", str(cfg), "Labelmap", "127.0.0.1",
+                         str(srv.dicom_port), str(res.path)], timeout=60)
+                last = (p.stderr.strip().splitlines() or [""])[-1][:100]
+                if accept:
+                    out[comp] = {col: Cell(p.returncode == 0, "" if p.returncode == 0 else last)}
+                else:
+                    extra["cstore_with_UnknownSopClassAccepted_false"] = (
+                        "refused: " + last if p.returncode != 0 else "accepted")
+            if accept:
+                extra["cstore_stored"] = srv.statistics()["CountInstances"]
+        finally:
+            srv.stop()
+    return out, extra
+
+
 # ---------------------------------------------------------------------- browser
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files from ``directory``; ``/dicom-web/...`` proxied to Orthanc with auth."""
@@ -414,6 +479,10 @@ def main() -> int:
             cells_o, srv, t_o = orthanc_checks(data, work)
             timings.update(t_o)
             for comp, cells in cells_o.items():
+                rows[comp].update(cells)
+            cells_c, t_c = cstore_checks(data, work)
+            timings.update(t_c)
+            for comp, cells in cells_c.items():
                 rows[comp].update(cells)
             if not args.skip_browser:
                 cells_b, t_b = browser_checks(data, srv, work, SCREENSHOT)

@@ -828,6 +828,11 @@ def _seg_infos(conn: DicomWebConnection, study_uid: str, study_description: str,
         content_label = ""
         for item in metadata:
             ds = _dataset_from_json(item)
+            if "00620002" not in item and "00081115" not in item:
+                # servers configured to answer metadata from an index (Orthanc
+                # "SeriesMetadata": "MainDicomTags" / "Extrapolate") leave out the
+                # sequences: read the header of the instance itself
+                ds = _header_of_instance(conn, study_uid, series_uid, str(getattr(ds, "SOPInstanceUID", "")), ds)
             summaries.append(seg_summary_from_dataset(ds))
             content_label = content_label or str(getattr(ds, "ContentLabel", "") or "")
             instances.append({
@@ -844,6 +849,24 @@ def _seg_infos(conn: DicomWebConnection, study_uid: str, study_description: str,
             instances, summaries)
         out.append(replace(info, files=()))  # remote: no local files
     return out
+
+
+def _header_of_instance(conn: DicomWebConnection, study_uid: str, series_uid: str, sop_uid: str,
+                        fallback: Any) -> Any:
+    """Header (no pixels) of one instance, retrieved with WADO-RS; ``fallback`` if that fails."""
+    import io
+
+    import pydicom
+
+    if not sop_uid:
+        return fallback
+    try:
+        blob, _ = conn.retrieve_instance_bytes(study_uid, series_uid, sop_uid)
+        return pydicom.dcmread(io.BytesIO(blob), stop_before_pixels=True, force=True)
+    except (AuthError, ServerUnreachableError):
+        raise
+    except Exception:  # a header we cannot read: keep what the metadata said
+        return fallback
 
 
 def _seg_series_rows(conn: DicomWebConnection, study_uid: str) -> list[dict[str, Any]]:
