@@ -76,8 +76,12 @@ def cmd_segs_for(args: argparse.Namespace) -> int:
                                 "segs": [s.to_dict() for s in items]} for uid, items in groups.items()]}
         lines = [f"{len(segs)} SEG series reference {args.series_uid}"]
         for uid, items in groups.items():
-            lines.append(f"{items[0].run_name or '(no study description)'}  {uid}")
+            lines.append(f"study {items[0].study_description or '(no description)'}  {uid}")
+            run = None
             for s in items:
+                if s.run and s.run != run:
+                    lines.append(f"  run {s.run}")
+                run = s.run or None
                 tag = "gold " if s.is_gold else (f"trial {s.trial_number} " if s.trial_number is not None else "")
                 lines.append(f"    {tag}{s.series_description}  {s.series_instance_uid}  "
                              f"segments: {', '.join(s.segment_labels) or '-'}  "

@@ -14,11 +14,14 @@ rows, so both implementations give the same answers.
 
 Conventions for optimisation runs (see ``docs/database.md``)
 -----------------------------------------------------------
-* a run is a DICOM study; its StudyDescription is the run name;
 * a trial SEG has a SeriesDescription ``trial_<number>[_<algorithm>]`` (e.g.
-  ``trial_042_watershed``) and SeriesNumber = trial number (a tie-breaker only);
+  ``trial_042_watershed``, see ``series_naming``) or ContentLabel ``TRIAL_<number>``;
+  SeriesNumber (``1000 + n`` from ``series_naming``) is a tie-breaker only;
 * a gold standard SEG has a SeriesDescription starting with ``gold`` (``gold``,
-  ``gold_standard``, ``Gold standard (tumor)``...) or ContentLabel ``GOLD``/``GOLD_STANDARD``.
+  ``gold_<name>``, ``Gold standard (tumor)``...) or ContentLabel ``GOLD``/``GOLD_STANDARD``;
+* the run of a trial is the ``<run>`` of a ContentDescription ``<run> trial <n>`` (what
+  ``migrate`` writes: all runs of one image share the image's study); without one, the
+  study is the run and its StudyDescription the run name.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ KIND_OTHER = "other"
 
 #: Version of the :func:`classify_series` rules; stores that cache the classification (the
 #: SQLite index) recompute it when this changes.
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2
 
 _TRIAL_RE = re.compile(r"^\s*trial[\s_\-#]*0*(\d+)(?:[\s_\-]+(.*?))?\s*$", re.IGNORECASE)
 _GOLD_RE = re.compile(r"^\s*gold(?:\b|_|-|$)", re.IGNORECASE)
 _GOLD_CONTENT_LABELS = ("GOLD", "GOLD_STANDARD", "GOLDSTANDARD")
+_TRIAL_LABEL_RE = re.compile(r"^\s*trial[_\s-]*0*(\d+)\s*$", re.IGNORECASE)
+_RUN_RE = re.compile(r"^\s*(?P<run>.*?\S)\s+trial[\s_#-]*0*\d+\s*$", re.IGNORECASE)
 
 
 class UnknownUIDError(UserError):
@@ -76,6 +81,7 @@ class SegSummary:
         AlgorithmName (0066,0036)).
     algorithm_types : SegmentAlgorithmType per segment (AUTOMATIC / SEMIAUTOMATIC / MANUAL).
     content_label : ContentLabel (0070,0080).
+    content_description : ContentDescription (0070,0081).
     """
 
     referenced_series_uids: tuple[str, ...] = ()
@@ -84,6 +90,7 @@ class SegSummary:
     algorithm_names: tuple[str, ...] = ()
     algorithm_types: tuple[str, ...] = ()
     content_label: str = ""
+    content_description: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ class SegSeriesInfo:
     kind : str
         ``"gold"``, ``"trial"`` or ``"other"``.
     trial_number : int or None
+    run : str
+        Run name from the ContentDescription (``<run> trial <n>``); "" if there is none,
+        and then :attr:`run_name` is the StudyDescription.
     """
 
     series_instance_uid: str
@@ -157,11 +167,12 @@ class SegSeriesInfo:
     algorithms: tuple[str, ...] = ()
     kind: str = KIND_OTHER
     trial_number: int | None = None
+    run: str = ""
 
     @property
     def run_name(self) -> str:
-        """The run this SEG belongs to (its study's description)."""
-        return self.study_description
+        """The run this SEG belongs to: :attr:`run`, else its study's description."""
+        return self.run or self.study_description
 
     @property
     def is_gold(self) -> bool:
@@ -353,13 +364,27 @@ def classify_series(series_description: str | None, content_label: str | None = 
     'gold'
     """
     desc = (series_description or "").strip()
-    if _GOLD_RE.match(desc) or (content_label or "").strip().upper() in _GOLD_CONTENT_LABELS:
+    label = (content_label or "").strip()
+    if _GOLD_RE.match(desc) or label.upper() in _GOLD_CONTENT_LABELS:
         return SeriesTag(KIND_GOLD)
     m = _TRIAL_RE.match(desc)
     if m:
         algo = (m.group(2) or "").strip() or None
         return SeriesTag(KIND_TRIAL, int(m.group(1)), algo)
+    m = _TRIAL_LABEL_RE.match(label)
+    if m:
+        return SeriesTag(KIND_TRIAL, int(m.group(1)))
     return SeriesTag(KIND_OTHER)
+
+
+def run_name_from_content(content_description: str | None) -> str:
+    """Run name in a ContentDescription ``<run> trial <n>`` ("" if it has another form).
+
+    >>> run_name_from_content("optuna_2026-01-28 trial 42")
+    'optuna_2026-01-28'
+    """
+    m = _RUN_RE.match(content_description or "")
+    return m.group("run") if m else ""
 
 
 def _text(value: Any) -> str:
@@ -405,6 +430,7 @@ def seg_summary_from_dataset(ds: Any) -> SegSummary:
         algorithm_names=tuple(algos),
         algorithm_types=tuple(t[3] for t in items),
         content_label=_text(getattr(ds, "ContentLabel", "")),
+        content_description=_text(getattr(ds, "ContentDescription", "")),
     )
 
 
@@ -425,7 +451,8 @@ def build_seg_info(
     Parameters
     ----------
     series : mapping with keys ``series_instance_uid``, ``study_instance_uid`` and optional
-        ``study_description``, ``series_description``, ``series_number``, ``content_label``.
+        ``study_description``, ``series_description``, ``series_number``, ``content_label``,
+        ``content_description`` (else taken from the summaries).
     instances : mappings with ``sop_instance_uid``, ``path``, optional ``sop_class_uid``,
         ``instance_number`` (sorted here by instance number, then UID).
     summaries : one :class:`SegSummary` per instance (any order; merged).
@@ -435,11 +462,13 @@ def build_seg_info(
     labels: list[str] = []
     algos: list[str] = []
     content_label = _text(series.get("content_label"))
+    content_description = _text(series.get("content_description"))
     for s in summaries:
         refs += [r for r in s.referenced_series_uids if r not in refs]
         labels += [lab for lab in s.segment_labels if lab not in labels]
         algos += [a for a in s.algorithm_names if a not in algos]
         content_label = content_label or s.content_label
+        content_description = content_description or s.content_description
     tag = classify_series(_text(series.get("series_description")), content_label)
     if tag.algorithm and tag.algorithm not in algos:
         algos.append(tag.algorithm)
@@ -457,6 +486,7 @@ def build_seg_info(
         algorithms=tuple(algos),
         kind=tag.kind,
         trial_number=tag.trial_number,
+        run=run_name_from_content(content_description) if tag.kind == KIND_TRIAL else "",
     )
 
 
@@ -464,9 +494,11 @@ _KIND_ORDER = {KIND_GOLD: 0, KIND_TRIAL: 1, KIND_OTHER: 2}
 
 
 def seg_sort_key(info: SegSeriesInfo) -> tuple:
-    """Within a study: gold first, then trials by number, then others; SeriesNumber, UID break ties."""
+    """Within a study: gold first, then trials by run and number, then others; SeriesNumber,
+    description and UID break ties."""
     return (
         _KIND_ORDER.get(info.kind, 3),
+        info.run,
         info.trial_number if info.trial_number is not None else -1,
         info.series_number if info.series_number is not None else -1,
         info.series_description,
@@ -485,6 +517,20 @@ def group_by_study(segs: Iterable[SegSeriesInfo]) -> dict[str, list[SegSeriesInf
     for s in sort_segs(segs):
         out.setdefault(s.study_instance_uid, []).append(s)
     return out
+
+
+def group_by_run(segs: Iterable[SegSeriesInfo]) -> dict[tuple[str, str], list[SegSeriesInfo]]:
+    """``{(study_uid, run_name): [...]}`` in :func:`sort_segs` order; gold standards and
+    other SEGs of a study are under its StudyDescription."""
+    out: dict[tuple[str, str], list[SegSeriesInfo]] = {}
+    for s in sort_segs(segs):
+        out.setdefault((s.study_instance_uid, s.run_name), []).append(s)
+    return out
+
+
+def in_run(segs: Iterable[SegSeriesInfo], run_name: str) -> list[SegSeriesInfo]:
+    """Only the SEGs of run ``run_name`` (see :attr:`SegSeriesInfo.run_name`)."""
+    return [s for s in segs if s.run_name == run_name]
 
 
 def referencing(segs: Iterable[SegSeriesInfo], volume_series_uid: str) -> list[SegSeriesInfo]:
@@ -538,6 +584,7 @@ TAGS = {
     "SOPInstanceUID": "0008,0018",
     "InstanceNumber": "0020,0013",
     "ContentLabel": "0070,0080",
+    "ContentDescription": "0070,0081",
 }
 
 
@@ -547,7 +594,7 @@ def _read_seg_header(path: str) -> Any:
     return pydicom.dcmread(
         path, stop_before_pixels=True,
         specific_tags=["SOPClassUID", "SegmentationType", "ReferencedSeriesSequence", "SegmentSequence",
-                       "ContentLabel"],
+                       "ContentLabel", "ContentDescription"],
     )
 
 
@@ -626,6 +673,7 @@ class SlicerDatabaseAdapter:
             "series_description": self._series_field("SeriesDescription", series_uid, first),
             "series_number": self._series_field("SeriesNumber", series_uid, first),
             "content_label": self._value(first, "ContentLabel"),
+            "content_description": self._value(first, "ContentDescription"),
         }
         return build_seg_info(row, instances, [self._summary(first)])
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from . import __version__
 from .database import (
     CLASSIFIER_VERSION,
+    KIND_TRIAL,
     SEG_SOP_CLASS_UIDS,
     FileIssue,
     ImportReport,
@@ -50,6 +51,7 @@ from .database import (
     gold_only,
     iter_files,
     looks_like_dicom,
+    run_name_from_content,
     seg_summary_from_dataset,
     sort_segs,
     trials_in_order,
@@ -57,7 +59,7 @@ from .database import (
 from .errors import UserError
 
 #: Version of the schema this code writes. Bump it (and add a migration) on every change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Environment variable overriding the default database location.
 DB_ENV_VAR = "ABDICOM_DB"
 #: Smallest batch for which ``import_paths(workers > 1)`` starts worker processes.
@@ -69,7 +71,7 @@ BUSY_TIMEOUT_MS = 60_000
 HEADER_TAGS = [
     "PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyDescription", "StudyID",
     "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "Modality", "FrameOfReferenceUID",
-    "SOPClassUID", "SOPInstanceUID", "InstanceNumber", "ContentLabel", "SegmentationType",
+    "SOPClassUID", "SOPInstanceUID", "InstanceNumber", "ContentLabel", "ContentDescription", "SegmentationType",
     "ReferencedSeriesSequence", "SegmentSequence",
 ]
 
@@ -96,7 +98,9 @@ CREATE TABLE series (
     content_label       TEXT NOT NULL DEFAULT '',
     kind                TEXT NOT NULL DEFAULT 'other',   -- gold / trial / other (SEG only)
     trial_number        INTEGER,
-    trial_algorithm     TEXT
+    trial_algorithm     TEXT,
+    content_description TEXT NOT NULL DEFAULT '',        -- schema 2
+    run_name            TEXT NOT NULL DEFAULT ''         -- schema 2: '<run>' of '<run> trial <n>'
 );
 CREATE INDEX series_study ON series(study_uid);
 CREATE TABLE instances (
@@ -393,6 +397,10 @@ class SqliteDicomIndex:
             elif version == 0:
                 raise ReadOnlyIndexError("index database is read-only and not initialised; make it writable "
                                          "(chmod u+w) or choose another with --db", path)
+            elif version < SCHEMA_VERSION:
+                raise ReadOnlyIndexError(f"index database has the older schema {version} and is read-only, so it "
+                                         f"cannot be upgraded to {SCHEMA_VERSION}; make it writable (chmod u+w) once",
+                                         path)
         except sqlite3.DatabaseError as exc:
             conn.close()
             self._conn = None
@@ -433,7 +441,33 @@ class SqliteDicomIndex:
                 conn.execute("INSERT INTO meta(key, value) VALUES ('created_by', ?)",
                              (f"AdaptiveBrushDicom {__version__}",))
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # future: elif version == 1: migrate to 2 ...
+            elif version == 1:
+                self._migrate_1_to_2()
+            # future: if version <= 2: migrate to 3 ...
+
+    def _migrate_1_to_2(self) -> None:
+        """Schema 2 adds series.content_description and series.run_name; the values are read
+        from the first existing file of every SEG series (inside the caller's transaction)."""
+        import pydicom
+
+        conn = self.conn
+        conn.execute("ALTER TABLE series ADD COLUMN content_description TEXT NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE series ADD COLUMN run_name TEXT NOT NULL DEFAULT ''")
+        rows = conn.execute("SELECT se.series_uid, i.path FROM series se JOIN instances i ON i.series_uid = "
+                            "se.series_uid WHERE se.modality = 'SEG' ORDER BY se.series_uid, i.path").fetchall()
+        done: set[str] = set()
+        for series_uid, path in rows:
+            if series_uid in done:
+                continue
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ContentDescription"])
+            except Exception:  # gone or unreadable: try the next file of the series
+                continue
+            conn.execute("UPDATE series SET content_description = ? WHERE series_uid = ?",
+                         (_s(ds, "ContentDescription"), series_uid))
+            done.add(series_uid)
+        conn.execute("DELETE FROM meta WHERE key = 'classifier_version'")  # recompute kind and run names
+        conn.execute("PRAGMA user_version = 2")
 
     def _reclassify_if_needed(self) -> None:
         """Recompute the cached gold/trial classification of SEG series when the rules changed."""
@@ -442,13 +476,14 @@ class SqliteDicomIndex:
         if row is not None and row[0] == str(CLASSIFIER_VERSION):
             return
         with self._write():
-            rows = conn.execute("SELECT series_uid, series_description, content_label FROM series "
-                                "WHERE series_uid IN (SELECT DISTINCT i.series_uid FROM seg_references r "
+            rows = conn.execute("SELECT series_uid, series_description, content_label, content_description "
+                                "FROM series WHERE series_uid IN (SELECT DISTINCT i.series_uid FROM seg_references r "
                                 "JOIN instances i ON i.sop_uid = r.sop_uid) OR modality = 'SEG'").fetchall()
-            for uid, desc, label in rows:
+            for uid, desc, label, content in rows:
                 tag = classify_series(desc, label)
-                conn.execute("UPDATE series SET kind = ?, trial_number = ?, trial_algorithm = ? WHERE series_uid = ?",
-                             (tag.kind, tag.trial_number, tag.algorithm, uid))
+                run = run_name_from_content(content) if tag.kind == KIND_TRIAL else ""
+                conn.execute("UPDATE series SET kind = ?, trial_number = ?, trial_algorithm = ?, run_name = ? "
+                             "WHERE series_uid = ?", (tag.kind, tag.trial_number, tag.algorithm, run, uid))
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('classifier_version', ?)",
                          (str(CLASSIFIER_VERSION),))
 
@@ -613,13 +648,15 @@ class SqliteDicomIndex:
                 series = h["SeriesInstanceUID"]
                 if series not in seen_series:
                     tag = classify_series(h["SeriesDescription"], h["ContentLabel"]) if p.seg else None
+                    run = run_name_from_content(h["ContentDescription"]) if tag and tag.kind == KIND_TRIAL else ""
                     conn.execute(
                         "INSERT OR IGNORE INTO series(series_uid, study_uid, modality, series_description, "
-                        "series_number, frame_of_reference_uid, content_label, kind, trial_number, trial_algorithm) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "series_number, frame_of_reference_uid, content_label, kind, trial_number, trial_algorithm, "
+                        "content_description, run_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (series, study, h["Modality"], h["SeriesDescription"], _int_or_none(h["SeriesNumber"]),
                          h["FrameOfReferenceUID"], h["ContentLabel"], tag.kind if tag else "other",
-                         tag.trial_number if tag else None, tag.algorithm if tag else None))
+                         tag.trial_number if tag else None, tag.algorithm if tag else None,
+                         h["ContentDescription"], run))
                     seen_series.add(series)
                 # a different instance previously indexed at this path: the file now holds this one
                 conn.execute("DELETE FROM instances WHERE path = ?", (p.path,))
@@ -668,7 +705,8 @@ class SqliteDicomIndex:
         """SegSeriesInfo for the SEG series selected by ``where`` (SQL on alias ``se``)."""
         series_rows = self._rows(
             "SELECT se.series_uid AS series_instance_uid, se.study_uid AS study_instance_uid, "
-            "st.study_description, se.series_description, se.series_number, se.content_label "
+            "st.study_description, se.series_description, se.series_number, se.content_label, "
+            "se.content_description "
             f"FROM series se JOIN studies st ON st.study_uid = se.study_uid WHERE {where}", params)
         if not series_rows:
             return []

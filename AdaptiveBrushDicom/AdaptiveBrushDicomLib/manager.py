@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .database import DicomDatabase, ImportReport, SegSeriesInfo, UnknownUIDError
+from .database import DicomDatabase, ImportReport, SegSeriesInfo, UnknownUIDError, in_run
 from .errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,9 +198,12 @@ class DicomManager:
         gold standards first, then trials in order."""
         return self.database.segs_for_series(series_uid)
 
-    def get_trials_for_run(self, study_uid: str) -> list[SegSeriesInfo]:
-        """Trial SEGs of one run (study), by trial number."""
-        return self.database.trials_for_run(study_uid)
+    def get_trials_for_run(self, study_uid: str, run_name: str | None = None) -> list[SegSeriesInfo]:
+        """Trial SEGs of a study, by trial number; only those of run ``run_name`` if given
+        (runs that share the image's study are told apart by their ContentDescription
+        ``<run> trial <n>``, see ``docs/database.md``)."""
+        trials = self.database.trials_for_run(study_uid)
+        return trials if run_name is None else in_run(trials, run_name)
 
     def get_gold_for_volume(self, series_uid: str) -> list[SegSeriesInfo]:
         """Gold-standard SEGs referencing the image series ``series_uid``."""

@@ -15,7 +15,7 @@ import pytest
 from AdaptiveBrushDicomLib import cli_db
 from AdaptiveBrushDicomLib.errors import EXIT_USAGE, UserError
 
-from test_index import build_corpus
+from test_index import build_corpus, build_migrated_corpus
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -136,3 +136,17 @@ def test_wired_into_main_cli(data, tmp_path):
     assert json.loads(r.stdout)["added"] == 13
     r = subprocess.run(cmd + ["db", "show", "9.9.9"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == EXIT_USAGE and r.stderr.startswith("abdicom: error:") and len(r.stderr.splitlines()) == 1
+
+
+def test_segs_for_shows_runs_in_a_shared_study(tmp_path, capsys):
+    c = build_migrated_corpus(tmp_path / "m")
+    db = str(tmp_path / "i.sqlite")
+    run(["db", "--db", db, "import", str(c.root)], capsys)
+    code, out, _ = run(["db", "--db", db, "segs-for", c.volume_uid], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[1].startswith("study MRBrainTumor1")
+    assert "gold gold_tumor" in lines[2] and lines[3] == "  run optuna_a" and "trial 1 trial_001" in lines[4]
+    assert "  run optuna_b" in lines
+    code, out, _ = run(["db", "--db", db, "segs-for", c.volume_uid, "--json"], capsys)
+    segs = json.loads(out)["studies"][0]["segs"]
+    assert [s["run_name"] for s in segs] == ["MRBrainTumor1"] + ["optuna_a"] * 3 + ["optuna_b"] * 3

@@ -110,7 +110,8 @@ def make_seg_template(ref_paths: list[Path], out_path: Path, *, labels: tuple[st
 
 def clone_seg(template: Path, out_path: Path, *, series_description: str, series_number: int,
               study_uid: str | None = None, study_description: str | None = None,
-              algorithm: str | None = None, referenced_series_uid: str | None = None) -> tuple[str, str]:
+              algorithm: str | None = None, referenced_series_uid: str | None = None,
+              content_label: str | None = None, content_description: str | None = None) -> tuple[str, str]:
     """Copy a SEG with new Series/SOP UIDs (and optionally another study, description,
     algorithm name, referenced series). Returns (series UID, SOP UID)."""
     import pydicom
@@ -134,6 +135,10 @@ def clone_seg(template: Path, out_path: Path, *, series_description: str, series
                 ident.AlgorithmName = algorithm
     if referenced_series_uid:
         ds.ReferencedSeriesSequence[0].SeriesInstanceUID = referenced_series_uid
+    if content_label is not None:
+        ds.ContentLabel = content_label
+    if content_description is not None:
+        ds.ContentDescription = content_description
     out_path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(out_path)
     return str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
@@ -734,3 +739,74 @@ def test_slicer_adapter_import_counts_non_dicom(tmp_path):
     assert (report.files_seen, report.added, report.non_dicom, len(report.errors)) == (3, 1, 1, 1)
     assert "img001.dcm" in report.errors[0].path and "could not parse" in report.errors[0].reason
     assert fake.instancesForSeries(series) and len(SlicerDatabaseAdapter(fake).files_for_series(series)) == 1
+
+
+
+# ============================================================ migrate-style layout (runs share the image's study)
+def build_migrated_corpus(root: Path) -> Corpus:
+    """What ``migrate`` writes: one study per image; trials of every run in it, with
+    ContentDescription ``<run> trial <n>``, ContentLabel ``TRIAL_nnn``, SeriesNumber 1000 + n,
+    and a gold standard ``gold_<name>`` / ContentLabel ``GOLD_STANDARD``."""
+    study, volume, vpaths = make_ct_series(root / "volume", study_description="MRBrainTumor1")
+    tpl = make_seg_template(vpaths, root / "template.dcm")
+    gold, _ = clone_seg(tpl, root / "gold.dcm", series_description="gold_tumor", series_number=900,
+                        content_label="GOLD_STANDARD", content_description="gold standard tumor")
+    c = Corpus(root, study, volume, vpaths, gold, run_a="", run_b="")
+    for run, store in (("optuna_b", c.trials_b), ("optuna_a", c.trials_a)):
+        for n in (3, 1, 2):
+            store[n], _ = clone_seg(tpl, root / run / f"trial_{n:03d}.dcm", series_description=f"trial_{n:03d}_watershed",
+                                    series_number=1000 + n, content_label=f"TRIAL_{n:03d}",
+                                    content_description=f"{run} trial {n}")
+    tpl.unlink()
+    return c
+
+
+def test_runs_sharing_one_study(tmp_path, db):
+    c = build_migrated_corpus(tmp_path / "m")
+    assert db.import_paths([c.root]).added == 4 + 1 + 6
+    segs = db.segs_for_series(c.volume_uid)
+    assert [(s.run_name, s.kind, s.trial_number) for s in segs] == [
+        ("MRBrainTumor1", "gold", None),
+        ("optuna_a", "trial", 1), ("optuna_a", "trial", 2), ("optuna_a", "trial", 3),
+        ("optuna_b", "trial", 1), ("optuna_b", "trial", 2), ("optuna_b", "trial", 3),
+    ]
+    assert segs[1].series_instance_uid == c.trials_a[1] and segs[1].run == "optuna_a"
+    assert segs[0].run == "" and segs[0].to_dict()["run_name"] == "MRBrainTumor1"
+    groups = dbm.group_by_run(segs)
+    assert list(groups) == [(c.study_uid, "MRBrainTumor1"), (c.study_uid, "optuna_a"), (c.study_uid, "optuna_b")]
+    trials = db.trials_for_run(c.study_uid)
+    assert len(trials) == 6
+    assert [t.series_instance_uid for t in dbm.in_run(trials, "optuna_b")] == [c.trials_b[n] for n in (1, 2, 3)]
+    fake = FakeCtkDatabase()
+    adapter = SlicerDatabaseAdapter(fake)
+    adapter.import_paths([c.root])
+    assert [(s.series_instance_uid, s.run_name, s.trial_number) for s in adapter.segs_for_series(c.volume_uid)] == \
+        [(s.series_instance_uid, s.run_name, s.trial_number) for s in segs]
+
+
+def test_schema_1_is_upgraded(tmp_path):
+    c = build_migrated_corpus(tmp_path / "m")
+    path = tmp_path / "v1.sqlite"
+    with SqliteDicomIndex(path) as index:
+        index.import_paths([c.root])
+        expected = [(s.series_instance_uid, s.run_name) for s in index.segs_for_series(c.volume_uid)]
+    con = sqlite3.connect(path)  # turn it into what schema 1 looked like
+    con.execute("ALTER TABLE series DROP COLUMN content_description")
+    con.execute("ALTER TABLE series DROP COLUMN run_name")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    with SqliteDicomIndex(path) as index:
+        assert index.conn.execute("PRAGMA user_version").fetchone()[0] == idx.SCHEMA_VERSION == 2
+        assert [(s.series_instance_uid, s.run_name) for s in index.segs_for_series(c.volume_uid)] == expected
+        assert index.conn.execute("SELECT count(*) FROM series WHERE run_name = 'optuna_a'").fetchone()[0] == 3
+
+
+def test_run_names_and_trial_labels():
+    assert dbm.run_name_from_content("optuna_2026-01-28 trial 42") == "optuna_2026-01-28"
+    assert dbm.run_name_from_content("my run  Trial_7") == "my run"
+    assert dbm.run_name_from_content("gold standard tumor") == ""
+    assert dbm.run_name_from_content("trial 3") == ""
+    assert dbm.run_name_from_content(None) == ""
+    assert classify_series("segmentation", "TRIAL_007") == dbm.SeriesTag("trial", 7, None)
+    assert classify_series("trial_002_otsu", "TRIAL_005").trial_number == 2  # the description wins

@@ -17,7 +17,7 @@ from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.index import SqliteDicomIndex
 from AdaptiveBrushDicomLib.manager import DicomManager
 
-from test_index import FakeCtkDatabase, build_corpus, clone_seg
+from test_index import FakeCtkDatabase, build_corpus, build_migrated_corpus, clone_seg
 
 HAVE_SEG_MODULES = all(importlib.util.find_spec(f"AdaptiveBrushDicomLib.{m}") is not None
                        for m in ("seg_write", "seg_read", "synthetic", "reference"))
@@ -164,3 +164,13 @@ def test_new_trial_appears_after_import(corpus, manager, tmp_path):
                        study_description="run_A")
     manager.import_dicom_folder(tmp_path / "late")
     assert [s.series_instance_uid for s in manager.get_trials_for_run(corpus.run_a)][2] == uid
+
+
+def test_trials_of_one_run_in_a_shared_study(tmp_path, manager):
+    c = build_migrated_corpus(tmp_path / "m")
+    manager.import_dicom_folder(c.root)
+    assert [t.trial_number for t in manager.get_trials_for_run(c.study_uid, "optuna_a")] == [1, 2, 3]
+    assert [t.series_instance_uid for t in manager.get_trials_for_run(c.study_uid, "optuna_b")] == \
+        [c.trials_b[n] for n in (1, 2, 3)]
+    assert len(manager.get_trials_for_run(c.study_uid)) == 6
+    assert manager.get_trials_for_run(c.study_uid, "nope") == []
