@@ -100,10 +100,14 @@ def _frame_geometry(ds, path: Path):
 
 
 def _segment_numbers_per_frame(ds, n: int) -> np.ndarray | None:
+    """ReferencedSegmentNumber of every frame (per-frame groups, or the shared group,
+    where highdicom puts it when a BINARY SEG has a single segment)."""
+    shared = _seq_first(_seq_first(ds, "SharedFunctionalGroupsSequence"), "SegmentIdentificationSequence") \
+        if "SharedFunctionalGroupsSequence" in ds else None
     per_frame = ds.PerFrameFunctionalGroupsSequence
     out = np.zeros(n, dtype=np.int64)
     for f, fg in enumerate(per_frame):
-        item = _seq_first(fg, "SegmentIdentificationSequence")
+        item = _seq_first(fg, "SegmentIdentificationSequence") or shared
         if item is None:
             return None
         out[f] = int(item.ReferencedSegmentNumber)

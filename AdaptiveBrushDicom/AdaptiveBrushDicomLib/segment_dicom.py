@@ -367,7 +367,9 @@ def to_segment_description(
 
     color = segment.color
     if color is None:
-        color = color_for_terminology(terminology.type) or default_color(segment_number - 1)
+        # no terminology either: a palette colour, so segments stay distinguishable
+        color = (color_for_terminology(terminology.type) if segment.terminology is not None else None) \
+            or default_color(segment_number - 1)
 
     desc = hd.seg.SegmentDescription(
         segment_number=int(segment_number),

@@ -252,9 +252,6 @@ def test_load_binary_seg_with_overlap_as_layers(glue, dicom_data):
     assert np.array_equal(segs[1].mask(), dicom_data["margin"] == 1)
 
 
-@pytest.mark.xfail(raises=UserError, strict=False,
-                   reason="seg_read looks for SegmentIdentificationSequence only per frame; highdicom puts it in "
-                          "SharedFunctionalGroupsSequence for a one-segment BINARY SEG (reported to the lead)")
 def test_load_single_segment_binary_seg(glue, dicom_data):
     slicer, _, _ = glue
     load_volume(slicer, dicom_data)
