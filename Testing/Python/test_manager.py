@@ -174,3 +174,26 @@ def test_trials_of_one_run_in_a_shared_study(tmp_path, manager):
         [c.trials_b[n] for n in (1, 2, 3)]
     assert len(manager.get_trials_for_run(c.study_uid)) == 6
     assert manager.get_trials_for_run(c.study_uid, "nope") == []
+
+
+def test_migrated_demo_run_end_to_end(tmp_path, manager):
+    """What ``abdicom migrate`` writes is indexed and queried as gold + one run of trials."""
+    pytest.importorskip("AdaptiveBrushDicomLib.migrate")
+    demo_data = pytest.importorskip("AdaptiveBrushDicomLib.demo_data")
+
+    paths = demo_data.build_demo_legacy(tmp_path / "legacy", n_trials=3, shape=(10, 32, 32))
+    summary = demo_data.migrate_paths([paths.runs_dir, paths.gold_standards_dir], volumes_dir=paths.volumes_dir,
+                                      progress=False)
+    assert summary.exit_code == 0
+    report = manager.import_dicom_folder(paths.root)
+    assert report.ok and report.added > 0
+    mr = [s for st in manager.database.studies() for s in manager.database.series_for_study(st.study_instance_uid)
+          if s.modality != "SEG"]
+    assert len(mr) == 1  # the run's and the gold's copies of the volume are one series
+    segs = manager.get_segmentations_for_volume(mr[0].series_instance_uid)
+    trials = [s for s in segs if s.kind == "trial"]
+    assert segs[0].kind == "gold" and len(trials) == 3 - len(paths.pruned_trials)
+    assert {t.run_name for t in trials} == {paths.run_dir.name}
+    assert manager.get_trials_for_run(segs[0].study_instance_uid, paths.run_dir.name) == trials
+    lm = manager.load_segmentation_by_uid(segs[0].series_instance_uid)
+    assert lm.grid.shape == (10, 32, 32) and lm.array.any()
