@@ -43,6 +43,8 @@ class SegmentInfo:
     algorithm_parameters: str | None
     color_rgb: list[int] | None
     description: str | None
+    tracking_id: str | None = None
+    anatomic_region_modifier: str | None = None
 
 
 @dataclass
@@ -92,7 +94,10 @@ class SegInfo:
             lines.append(f"         category {s.category}; type {s.type}"
                          + (f" ({s.type_modifier})" if s.type_modifier else ""))
             if s.anatomic_region:
-                lines.append(f"         region   {s.anatomic_region}")
+                mod = f" ({s.anatomic_region_modifier})" if s.anatomic_region_modifier else ""
+                lines.append(f"         region   {s.anatomic_region}{mod}")
+            if s.tracking_id:
+                lines.append(f"         tracking {s.tracking_id}")
             alg = s.algorithm_type or ""
             if s.algorithm_name:
                 alg += f" {s.algorithm_name}"
@@ -127,6 +132,7 @@ def seg_info(path: str | Path) -> SegInfo:
         alg = getattr(item, "SegmentationAlgorithmIdentificationSequence", None)
         params = str(alg[0].AlgorithmParameters) if alg and "AlgorithmParameters" in alg[0] else None
         type_seq = getattr(item, "SegmentedPropertyTypeCodeSequence", None)
+        region = getattr(item, "AnatomicRegionSequence", None)
         modifier = None
         if type_seq and "SegmentedPropertyTypeModifierCodeSequence" in type_seq[0]:
             modifier = _code(type_seq[0].SegmentedPropertyTypeModifierCodeSequence)
@@ -142,6 +148,9 @@ def seg_info(path: str | Path) -> SegInfo:
             algorithm_parameters=params,
             color_rgb=rgb,
             description=str(getattr(item, "SegmentDescription", "")) or None,
+            tracking_id=str(getattr(item, "TrackingID", "")) or None,
+            anatomic_region_modifier=_code(getattr(region[0], "AnatomicRegionModifierSequence", None))
+            if region else None,
         ))
     ref = getattr(ds, "ReferencedSeriesSequence", None)
     ref_uid = str(ref[0].SeriesInstanceUID) if ref else None
