@@ -556,3 +556,32 @@ def test_same_image_in_another_format_gives_the_same_uids(template, tmp_path):
     assert gold.dicom.study_instance_uid == run.dicom.study_instance_uid
     assert gold.dicom.volume_series_uid == run.dicom.volume_series_uid
     assert contents(first.run_dir / "dicom" / "volume") == contents(second.gold_dir / "dicom" / "volume")
+
+
+def test_cropped_and_flipped_sources_are_aligned_to_the_volume(demo):
+    """Slicer saves segmentations cropped to their extent, sometimes with flipped axes."""
+    from AdaptiveBrushDicomLib.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.seg_read import read_seg
+    from AdaptiveBrushDicomLib.volume_io import read_segmentation, write_seg_nrrd
+
+    segs = demo.run_dir / "segmentations"
+    full = read_segmentation(segs / "trial_000.seg.nrrd")
+    k, j, i = np.nonzero(full.array)
+    box = (slice(k.min(), k.max() + 1), slice(j.min(), j.max() + 1), slice(i.min(), i.max() + 1))
+    origin = full.grid.index_to_lps(np.array([i.min(), j.min(), k.min()], dtype=float))
+    cropped = full.grid.with_shape_and_origin(full.array[box].shape, origin)
+    write_seg_nrrd(LabelMap(full.array[box], cropped, full.segments), segs / "trial_000.seg.nrrd")
+    # trial 1 with the i axis reversed (same voxels, other index order)
+    one = read_segmentation(segs / "trial_001.seg.nrrd")
+    g = one.grid
+    flipped = type(g)(g.shape, g.spacing, tuple(g.index_to_lps(np.array([g.shape[2] - 1, 0, 0], float))),
+                      g.direction * np.array([-1.0, 1.0, 1.0]))
+    write_seg_nrrd(LabelMap(one.array[:, :, ::-1].copy(), flipped, one.segments), segs / "trial_001.seg.nrrd")
+
+    summary = run_migrate(demo.run_dir, volumes_dir=demo.volumes_dir)
+    assert summary.exit_code == 0, summary.to_text()
+    run = load_run(demo.run_dir)
+    ref = ReferenceSeries.from_folder(run.volume_dir)
+    assert np.array_equal(read_seg(run.trial(0).seg_path, ref).labelmap.array.astype(int), full.array.astype(int))
+    assert np.array_equal(read_seg(run.trial(1).seg_path, ref).labelmap.array.astype(int), one.array.astype(int))
