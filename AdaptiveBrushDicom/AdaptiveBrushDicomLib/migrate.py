@@ -281,13 +281,23 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+#: Files we write directly into a run / gold folder (their temporary names are cleaned up).
+_OWN_TOP_LEVEL = (RESULTS_NAME, LEGACY_RESULTS_NAME, GOLD_METADATA_NAME, GOLD_LEGACY_METADATA_NAME,
+                  REPORT_JSON_NAME, REPORT_MD_NAME, "abdicom-write-test")
+
+
 def _clean_stale_temps(folder: Path) -> list[str]:
-    """Remove our temporary files (``.name.tmp-PID`` / ``.name.partial-PID``) left by a kill."""
+    """Remove our temporary files (``.name.tmp-PID`` / ``.name.partial-PID``) left by a kill.
+
+    In the folder itself only temporary names of the files we write are touched; in
+    ``dicom/`` (ours) any name of that pattern."""
     removed = []
     for sub in (folder, folder / "dicom", folder / VOLUME_DIR, folder / SEG_DIR):
         if not sub.is_dir():
             continue
         for p in sub.iterdir():
+            if sub == folder and not any(p.name.startswith(f".{own}.tmp-") for own in _OWN_TOP_LEVEL):
+                continue
             if p.is_file() and _TEMP_RE.match(p.name):
                 try:
                     p.unlink()

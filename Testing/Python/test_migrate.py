@@ -585,3 +585,17 @@ def test_cropped_and_flipped_sources_are_aligned_to_the_volume(demo):
     ref = ReferenceSeries.from_folder(run.volume_dir)
     assert np.array_equal(read_seg(run.trial(0).seg_path, ref).labelmap.array.astype(int), full.array.astype(int))
     assert np.array_equal(read_seg(run.trial(1).seg_path, ref).labelmap.array.astype(int), one.array.astype(int))
+
+
+def test_stale_temporary_files_are_removed_user_files_kept(demo):
+    run = demo.run_dir
+    (run / ".results.json.tmp-999999").write_text("{ half written")
+    (run / ".notes.tmp-123").write_text("a user's file that only looks like ours")
+    vol = run / "dicom" / "volume"
+    vol.mkdir(parents=True)
+    shutil.copy2(demo.volume_path, vol / ".0003.dcm.tmp-77")  # a truncated slice would break the series
+    summary = run_migrate(run, volumes_dir=demo.volumes_dir)
+    assert summary.exit_code == 0, summary.to_text()
+    assert not (run / ".results.json.tmp-999999").exists() and not (vol / ".0003.dcm.tmp-77").exists()
+    assert (run / ".notes.tmp-123").read_text().startswith("a user's file")
+    assert any("temporary file" in n for n in summary.reports[0].notes)
