@@ -123,15 +123,18 @@ def node_checks(data: dict[str, Any]) -> dict[Compression, dict[str, Cell]]:
     reason = node_ready()
     for comp, res in data["segs"].items():
         if reason:
-            out[comp] = {"dcmjs": Cell(None, reason), "Cornerstone3D (node)": Cell(None, reason)}
+            out[comp] = {"dcmjs": Cell(None, reason), "Cornerstone3D (node)": Cell(None, reason),
+                         "Cornerstone3D + app codec (node)": Cell(None, reason)}
             continue
         t0 = time.perf_counter()
         p = run(["node", str(JS / "check_seg.mjs"), str(res.path), str(data["volume"].folder),
-                 str(data["root"] / "expected.npy")], cwd=JS, timeout=180)
+                 str(data["root"] / "expected.npy"), "--app-codec"], cwd=JS, timeout=180)
         try:
             r = last_json(p.stdout)
+            codec = r.get("Cornerstone3D + app codec", {"ok": None, "note": "not run"})
             out[comp] = {"dcmjs": Cell(r["dcmjs"]["ok"], r["dcmjs"]["note"]),
-                         "Cornerstone3D (node)": Cell(r["Cornerstone3D"]["ok"], r["Cornerstone3D"]["note"])}
+                         "Cornerstone3D (node)": Cell(r["Cornerstone3D"]["ok"], r["Cornerstone3D"]["note"]),
+                         "Cornerstone3D + app codec (node)": Cell(codec["ok"], codec["note"])}
         except Exception as exc:
             note = (p.stderr.strip().splitlines() or [str(exc)])[-1][:120]
             out[comp] = {"dcmjs": Cell(False, note), "Cornerstone3D (node)": Cell(False, note)}

@@ -111,4 +111,56 @@ try {
   result.Cornerstone3D = { ok: false, note: `${e.name}: ${String(e.message).slice(0, 120)}` };
 }
 
+// ---------------------------------------------------------------- Cornerstone3D + codec supplied by the app
+// (only with --app-codec): what a viewer must add for JPEG-LS / JPEG 2000 SEGs. The
+// adapters' lower-level createLabelmapsFromSegImageIds accepts a decodeImageData callback;
+// we decode the frames with @cornerstonejs/codec-charls / codec-openjpeg (WASM).
+if (process.argv.includes('--app-codec')) {
+  const key = 'Cornerstone3D + app codec';
+  try {
+    const ts = readPart10(segBuffer)._meta.TransferSyntaxUID;
+    const codecName = { '1.2.840.10008.1.2.4.80': 'charls', '1.2.840.10008.1.2.4.90': 'openjpeg' }[ts];
+    if (!codecName) {
+      result[key] = { ok: result.Cornerstone3D.ok, note: 'no codec needed (same as Cornerstone3D)' };
+    } else {
+      const { createRequire } = await import('node:module');
+      const require = createRequire(import.meta.url);
+      const factory = codecName === 'charls' ? require('@cornerstonejs/codec-charls/decodewasmjs')
+        : require('@cornerstonejs/codec-openjpeg/decodewasmjs');
+      const codec = await factory();
+      const dcmjs = (await import('dcmjs')).default;
+      const core = await import('@cornerstonejs/core');
+      const adapters = await import('@cornerstonejs/adapters');
+      const t0 = performance.now();
+      const msg = dcmjs.data.DicomMessage.readFile(segBuffer);
+      const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(msg.dict);
+      ds._meta = dcmjs.data.DicomMetaDictionary.namifyDataset(msg.meta);
+      const multiframe = dcmjs.normalizers.Normalizer.normalizeToDataset([ds]);
+      const frames = [].concat(multiframe.PixelData);
+      const decodeImageData = async (_id, frameNumber) => {
+        const decoder = codecName === 'charls' ? new codec.JpegLSDecoder() : new codec.J2KDecoder();
+        const encoded = new Uint8Array(frames[frameNumber - 1]);
+        decoder.getEncodedBuffer(encoded.length).set(encoded);
+        decoder.decode();
+        const out = new Uint8Array(decoder.getDecodedBuffer());  // copy out of WASM memory
+        decoder.delete();
+        return out;
+      };
+      const segImageId = 'abdicom-seg:0';
+      const n = Number(multiframe.NumberOfFrames);
+      const { imageIds } = seriesMetadata(refDatasets, 'ref');
+      const res = await adapters.adaptersSEG.Cornerstone3D.Segmentation.createLabelmapsFromSegImageIds(
+        imageIds, segImageId, core.metaData, {
+          multiframe, decodeImageData,
+          frameImageIds: Array.from({ length: n }, (_, i) => `${segImageId}#frame=${i + 1}`),
+        });
+      const cmp = compareLabelmaps(res.labelMapImages, expected.data, sliceLength);
+      result[key] = { ok: cmp.equal, ms: Math.round(performance.now() - t0),
+                      note: (cmp.equal ? 'voxels exact' : `${cmp.mismatches} voxels differ`) + ` with @cornerstonejs/codec-${codecName}` };
+    }
+  } catch (e) {
+    result[key] = { ok: false, note: `${e.name}: ${String(e.message).slice(0, 120)}` };
+  }
+}
+
 log(JSON.stringify(result));
