@@ -411,7 +411,7 @@ def versions() -> dict[str, str]:
     for cmd, key in ((["node", "--version"], "node"), (["/usr/bin/chromium", "--version"], "chromium"),
                      (["/usr/sbin/Orthanc", "--version"], "Orthanc")):
         try:
-            v[key] = run(cmd, timeout=30).stdout.strip().splitlines()[0]
+            v[key] = run(cmd, timeout=30).stdout.strip().splitlines()[0].replace("/usr/sbin/Orthanc", "").strip()
         except Exception:
             pass
     try:

@@ -374,17 +374,14 @@ class DicomWebConnection:
         False when the server refused ``transfer-syntax=*`` and sent a transcoded copy."""
         url = f"{self.url}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
         what = f"WADO-RS retrieve of instance {sop_uid}"
-        import requests
-
         try:
             resp = self._request("GET", url, what, headers={"Accept": ORIGINAL_DICOM})
             if resp.status_code < 300:
                 return _single_part(resp, what, self.url), True
-        except RemoteError as exc:
-            if isinstance(exc, (AuthError, ServerUnreachableError)):
-                raise
-        except requests.RequestException:
+        except (AuthError, ServerUnreachableError):
             raise
+        except RemoteError:
+            pass  # e.g. 406 Not Acceptable: the server cannot send the stored syntax
         resp = self._request("GET", url, what, headers={"Accept": ANY_DICOM})
         return _single_part(resp, what, self.url), False
 

@@ -127,6 +127,32 @@ def test_bad_url_and_unreachable_server(run_data):
         remote.push([run_data.root / "dicom" / "volume"], url, retry=FAST_FAIL)
 
 
+def test_stow_response_parsing():
+    class Resp:
+        status_code = 202
+        content = b"{}"
+
+        def json(self):
+            return {
+                "00081199": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.3"]}}]},
+                "00081198": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.4"]},
+                                                    "00081197": {"vr": "US", "Value": [272]}}]},
+            }
+
+    out = remote._parse_stow_response(Resp())
+    assert out.stored == {"1.2.3"}
+    assert out.failed == {"1.2.4": "server refused it (FailureReason 272)"}
+
+
+def test_batches_respect_count_and_bytes():
+    def inst(n, size):
+        return remote.LocalInstance(Path(f"{n}.dcm"), "s", "x", str(n), "MR", n, size)
+
+    items = [inst(i, 10) for i in range(5)] + [inst(9, 1000)]
+    sizes = [len(b) for b in remote._batches(items, 2, 100)]
+    assert sizes == [2, 2, 1, 1]  # the big file goes alone
+
+
 def test_retry_policy_delays():
     assert remote.RetryPolicy(attempts=4, backoff=0.5, factor=2, max_delay=1.5).delays() == [0.5, 1.0, 1.5]
 
