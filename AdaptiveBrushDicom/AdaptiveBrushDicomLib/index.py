@@ -226,13 +226,16 @@ def _int_or_none(value: str) -> int | None:
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
-def _pixel_data_truncated(data: bytes, offset: int, explicit_vr: bool) -> bool:
-    """True if the element starting at ``offset`` (Pixel Data, little endian) runs past the end."""
-    if offset >= len(data):
+def _pixel_data_truncated(head: bytes, offset: int, total: int, tail: bytes, explicit_vr: bool) -> bool:
+    """True if the (7FE0,xxxx) element whose first bytes ``head`` start at ``offset`` runs past
+    ``total`` bytes (little endian). ``tail`` = the last bytes of the file, where an
+    encapsulated pixel data element must end with its sequence delimitation item."""
+    if offset >= total:
         return False  # no pixel data at all (SR, headers only...)
-    head = data[offset:offset + 12]
     if len(head) < 8:
         return True
+    if head[0:2] != b"\xe0\x7f":
+        return False  # not a pixel data element: nothing to check
     if explicit_vr and head[4:6] in _LONG_VRS:
         if len(head) < 12:
             return True
@@ -241,9 +244,15 @@ def _pixel_data_truncated(data: bytes, offset: int, explicit_vr: bool) -> bool:
         length, start = struct.unpack("<H", head[6:8])[0], offset + 8
     else:
         length, start = struct.unpack("<I", head[4:8])[0], offset + 8
-    if length == 0xFFFFFFFF:  # encapsulated: must end with a sequence delimitation item
-        return data.rfind(b"\xfe\xff\xdd\xe0", start) < 0
-    return start + length > len(data)
+    if length == 0xFFFFFFFF:  # encapsulated
+        return b"\xfe\xff\xdd\xe0" not in tail
+    return start + length > total
+
+
+#: Files up to this size are read into memory once (hash + parse); larger ones are hashed
+#: in chunks and parsed from disk.
+IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+_TAIL_BYTES = 4096
 
 
 def parse_file(path: Path) -> ParsedFile:
@@ -256,16 +265,29 @@ def parse_file(path: Path) -> ParsedFile:
     _BadDicom
         A DICOM file we cannot index (truncated, no SOPInstanceUID...).
     """
+    st = path.stat()
+    with open(path, "rb") as fh:
+        if st.st_size <= IN_MEMORY_MAX_BYTES:
+            data = fh.read()
+            if not looks_like_dicom(path, data[:132]):
+                raise _NotDicom()
+            digest = hashlib.sha256(data).hexdigest()
+            return _parse_open(path, st, io.BytesIO(data), len(data), digest)
+        if not looks_like_dicom(path, fh.read(132)):
+            raise _NotDicom()
+        fh.seek(0)
+        h = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+        fh.seek(0)
+        return _parse_open(path, st, fh, st.st_size, h.hexdigest())
+
+
+def _parse_open(path: Path, st: os.stat_result, fp: Any, total: int, digest: str) -> ParsedFile:
+    """Parse the header from the open binary file object ``fp`` (``total`` bytes long)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    st = path.stat()
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if not looks_like_dicom(path, data[:132]):
-        raise _NotDicom()
-    digest = hashlib.sha256(data).hexdigest()
-    fp = io.BytesIO(data)
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS)
     except InvalidDicomError as exc:
@@ -276,8 +298,9 @@ def parse_file(path: Path) -> ParsedFile:
     meta = getattr(ds, "file_meta", None)
     ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
     uid = _s(ds, "SOPInstanceUID") or str(getattr(meta, "MediaStorageSOPInstanceUID", "") or "")
+    end_of_header = fp.tell()
     if not uid:
-        if fp.tell() >= len(data):
+        if end_of_header >= total:
             raise _BadDicom("truncated: the header ends before SOPInstanceUID (0008,0018); "
                             "copy the file again from its source")
         raise _BadDicom("no SOPInstanceUID (0008,0018); the file cannot be identified, fix or remove it")
@@ -288,8 +311,12 @@ def parse_file(path: Path) -> ParsedFile:
 
         tsu = UID(ts) if ts else None
         deflated = tsu is not None and tsu.is_deflated
-        if tsu is not None and not deflated and tsu.is_little_endian:
-            if _pixel_data_truncated(data, fp.tell(), tsu.is_implicit_VR is False):
+        if tsu is not None and not deflated and tsu.is_little_endian and end_of_header < total:
+            fp.seek(end_of_header)
+            head = fp.read(12)
+            fp.seek(max(end_of_header, total - _TAIL_BYTES))
+            tail = fp.read()
+            if _pixel_data_truncated(head, end_of_header, total, tail, tsu.is_implicit_VR is False):
                 raise _BadDicom("truncated: the pixel data ends before its declared length; "
                                 "copy the file again from its source", uid)
     except _BadDicom:

@@ -11,6 +11,7 @@ The helpers at the top (``make_ct_series``, ``make_seg_template``, ``clone_seg``
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -338,7 +339,10 @@ def test_moved_file_is_relocated(corpus, db, tmp_path):
     assert all(p.parent == moved.resolve() for p in db.files_for_series(corpus.volume_uid))
 
 
-def test_non_dicom_and_broken_files_are_counted(corpus, db, tmp_path):
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "streamed"])
+def test_non_dicom_and_broken_files_are_counted(corpus, db, tmp_path, monkeypatch, in_memory):
+    if not in_memory:  # the path taken for files larger than IN_MEMORY_MAX_BYTES
+        monkeypatch.setattr(idx, "IN_MEMORY_MAX_BYTES", 0)
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("not dicom")
@@ -362,6 +366,11 @@ def test_non_dicom_and_broken_files_are_counted(corpus, db, tmp_path):
     assert "SOPInstanceUID" in reasons["no_uid.dcm"]
     assert db.counts()["instances"] == 0
     assert "3 errors" in report.to_text() and "no_uid.dcm" in report.to_text()
+    good = db.import_paths([corpus.root / "volume"])
+    assert good.added == 4 and good.ok
+    first = corpus.volume_paths[0]
+    sop = str(pydicom.dcmread(first, stop_before_pixels=True).SOPInstanceUID)
+    assert db.show(sop)["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
 
 
 def test_missing_path_is_a_user_error(db, tmp_path):
