@@ -245,7 +245,8 @@ def _run_and_kill(cmd: list[str], env: dict, after_lines: int, delay: float) -> 
 def test_kill9_at_random_moments_then_rerun_equals_uninterrupted(template, tmp_path):
     reference = copy_demo(template, tmp_path / "a")
     victim = copy_demo(template, tmp_path / "b")
-    assert run_migrate(reference.root, volumes_dir=reference.volumes_dir).exit_code == 0
+    ref_summary = run_migrate(reference.root, volumes_dir=reference.volumes_dir)
+    assert ref_summary.exit_code == 0, ref_summary.to_text()
 
     env = dict(os.environ, PYTHONPATH=str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     rng = random.Random(20260125)
