@@ -618,6 +618,14 @@ class SlicerDatabaseAdapter:
     """
 
     def __init__(self, ctk_db: CtkDicomDatabaseLike, header_reader: Callable[[str], Any] | None = None) -> None:
+        if ctk_db is None:
+            raise UserError("Slicer's DICOM database is not available yet; open the DICOM module once "
+                            "(slicer.dicomDatabase is None before startup completes)")
+        is_open = getattr(ctk_db, "isOpen", True)  # a Q_PROPERTY in PythonQt; a method on stand-ins
+        if callable(is_open):
+            is_open = is_open()
+        if not is_open:
+            raise UserError("Slicer's DICOM database is closed; choose a database folder in the DICOM module")
         self.ctk = ctk_db
         self._read_header = header_reader or _read_seg_header
         self._summary_cache: dict[tuple[str, float], SegSummary] = {}

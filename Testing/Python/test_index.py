@@ -820,3 +820,12 @@ def test_run_names_and_trial_labels():
     assert dbm.run_name_from_content(None) == ""
     assert classify_series("segmentation", "TRIAL_007") == dbm.SeriesTag("trial", 7, None)
     assert classify_series("trial_002_otsu", "TRIAL_005").trial_number == 2  # the description wins
+
+
+def test_slicer_adapter_refuses_missing_or_closed_database():
+    with pytest.raises(UserError, match="not available"):
+        SlicerDatabaseAdapter(None)
+    closed = FakeCtkDatabase()
+    closed.isOpen = False  # what PythonQt shows for ctkDICOMDatabase's isOpen property
+    with pytest.raises(UserError, match="closed"):
+        SlicerDatabaseAdapter(closed)
