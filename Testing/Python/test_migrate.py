@@ -600,3 +600,12 @@ def test_stale_temporary_files_are_removed_user_files_kept(demo):
     assert not (run / ".results.json.tmp-999999").exists() and not (vol / ".0003.dcm.tmp-77").exists()
     assert (run / ".notes.tmp-123").read_text().startswith("a user's file")
     assert any("temporary file" in n for n in summary.reports[0].notes)
+
+
+def test_broken_config_yaml(demo):
+    (demo.run_dir / "config.yaml").write_text("sample_data: [unclosed\n")
+    summary = run_migrate(demo.run_dir, volumes_dir=demo.volumes_dir)
+    assert summary.exit_code == 1
+    err = summary.reports[0].errors[0]
+    assert "config.yaml" in err and "not valid YAML" in err
+    assert not (demo.run_dir / "dicom").exists()
