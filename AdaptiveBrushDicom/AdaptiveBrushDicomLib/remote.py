@@ -804,8 +804,9 @@ def _batches(items: list[LocalInstance], size: int, max_bytes: int) -> Iterable[
 
 # ---------------------------------------------------------------------- query
 #: Top-level attributes a SEG summary needs (SOPClassUID, SOPInstanceUID, InstanceNumber,
-#: ContentLabel, SegmentationType, ReferencedSeriesSequence, SegmentSequence).
-SEG_SUMMARY_TAGS = ("00080016", "00080018", "00200013", "00700080", "00620001", "00081115", "00620002")
+#: ContentLabel, ContentDescription, SegmentationType, ReferencedSeriesSequence, SegmentSequence).
+SEG_SUMMARY_TAGS = ("00080016", "00080018", "00200013", "00700080", "00700081", "00620001", "00081115",
+                    "00620002")
 
 
 def _dataset_from_json(item: dict[str, Any], keep: Sequence[str] | None = SEG_SUMMARY_TAGS) -> Any:

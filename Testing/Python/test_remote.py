@@ -60,11 +60,14 @@ class RunData:
             "gold": write_seg(lm, self.reference, segdir / "gold.dcm", compression="deflate",
                               series_description="gold_standard", series_number=100),
             "trial_001": write_seg(lm, self.reference, segdir / "trial_001.dcm", compression="rle",
-                                   series_description="trial_001_watershed", series_number=101),
+                                   series_description="trial_001_watershed", series_number=101,
+                                   content_description="optuna_a trial 1"),
             "trial_002": write_seg(lm, self.reference, segdir / "trial_002.dcm", compression="explicit",
-                                   series_description="trial_002_levelset", series_number=102),
+                                   series_description="trial_002_levelset", series_number=102,
+                                   content_description="optuna_a trial 2"),
             "other_volume": write_seg(lm, ref2, segdir / "other_volume.dcm", compression="deflate",
-                                      series_description="trial_003_other", series_number=103),
+                                      series_description="trial_003_other", series_number=103,
+                                      content_description="optuna_a trial 3"),
         }
         self.n_instances = len(vol.paths) + len(vol2.paths) + len(self.segs)
 
@@ -185,6 +188,8 @@ def test_segs_for_volume(server, run_data, pushed):
     assert [s.series_description for s in segs] == ["gold_standard", "trial_001_watershed", "trial_002_levelset"]
     assert [s.kind for s in segs] == ["gold", "trial", "trial"]
     assert [s.trial_number for s in segs] == [None, 1, 2]
+    # run name from ContentDescription "<run> trial <n>", else the StudyDescription
+    assert [s.run_name for s in segs] == ["remote_run", "optuna_a", "optuna_a"]
     names = tuple(s.name for s in run_data.segments)
     for s in segs:
         assert s.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
