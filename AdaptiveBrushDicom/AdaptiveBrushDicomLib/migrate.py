@@ -323,6 +323,13 @@ def _trial_series_description(trial_number: int, algorithm: str | None) -> str:
     return f"trial_{int(trial_number):03d}_{algo}"[:64]
 
 
+def _trial_content_description(run_name: str, trial_number: int) -> str:
+    """ContentDescription ``<run> trial <n>`` (LO, 64): the run part is shortened, never the
+    suffix, so ``database.run_name_from_content`` can always parse it."""
+    suffix = f" trial {int(trial_number)}"
+    return run_name[: 64 - len(suffix)].rstrip() + suffix
+
+
 def _trial_series_number(trial_number: int) -> int:
     """SeriesNumber of a trial SEG: 1000 + trial number (the volume series is 1)."""
     return 1000 + int(trial_number)
@@ -1229,7 +1236,7 @@ def _make_tasks(plan: _Plan, compression: Compression, dry_run: bool, grid) -> l
                 series_description=describe(n, algo or "unknown"),
                 series_number=int(number_of(n)),
                 content_label=f"TRIAL_{n:03d}"[:16],
-                content_description=f"{plan.job.name} trial {n}"[:64],
+                content_description=_trial_content_description(plan.job.name, n),
                 algorithm_type=AlgorithmType.AUTOMATIC.value,
                 algorithm_name=algo,
                 algorithm_parameters=params,

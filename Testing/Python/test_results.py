@@ -179,3 +179,16 @@ def test_gold_standard_loader(migrated, tmp_path):
         load_gold_standard(plain, require_migrated=True)
     with pytest.raises(InputFileError, match="not a gold standard"):
         load_gold_standard(tmp_path)
+
+
+def test_trial_content_description_keeps_the_trial_suffix():
+    from AdaptiveBrushDicomLib.migrate import _trial_content_description
+
+    assert _trial_content_description("optuna_2026-01-28", 42) == "optuna_2026-01-28 trial 42"
+    long = _trial_content_description("r" * 100, 1234)
+    assert len(long) == 64 and long.endswith(" trial 1234")
+    try:
+        from AdaptiveBrushDicomLib.database import run_name_from_content
+    except ImportError:
+        return
+    assert run_name_from_content(_trial_content_description("run_a", 7)) == "run_a"
