@@ -250,4 +250,69 @@ def migrate_paths(*args: Any, **kwargs: Any):
     return _migrate(*args, **kwargs)
 
 
-__all__ = ["DemoPaths", "build_demo_legacy", "migrate_paths", "DEMO_SAMPLE", "DEMO_RUN"]
+def run_demo_migration(root: str | Path, n_trials: int = 8, *, jobs: int = 1, out: Any = None) -> bool:
+    """The migration part of the demo (``scripts/demo.py``): build a legacy run + gold
+    standard under ``root``, migrate it, check it, print what happened.
+
+    Checks: exit code 0; every migrated trial's SEG decodes voxel-exactly to its
+    ``.seg.nrrd``; run and gold standard share one Study and one volume Series; a second
+    migration says "already migrated" and changes no file.
+
+    Returns
+    -------
+    bool
+        True when every check passed.
+    """
+    import sys
+    import time
+
+    from .reference import ReferenceSeries
+    from .results import load_run
+    from .seg_read import read_seg
+    from .volume_io import read_segmentation
+
+    from .errors import UserError
+
+    out = out if out is not None else sys.stdout
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise UserError("folder is not empty; give a new or empty folder for the demo migration", root)
+    paths = build_demo_legacy(root, n_trials=n_trials)
+    pruned = ", ".join(str(n) for n in paths.pruned_trials) or "none"
+    print(f"legacy run {paths.run_dir.name}: {n_trials} trials (pruned: {pruned}), "
+          f"gold standard {paths.gold_dir.name}, volume {paths.volume_path.name}", file=out)
+    t0 = time.perf_counter()
+    summary = migrate_paths([paths.root], volumes_dir=paths.volumes_dir, jobs=jobs, progress=False)
+    seconds = time.perf_counter() - t0
+    print(summary.to_text(), file=out)
+    ok = summary.exit_code == 0
+    run = load_run(paths.run_dir)
+    gold = run.gold_standard()
+    ref = ReferenceSeries.from_folder(run.volume_dir)
+    print(f"{'trial':>5} {'algorithm':<22} {'value':>7}  {'SeriesDescription':<32} {'bytes':>7}  voxels", file=out)
+    for t in run.trials:
+        if t.seg_path is None:
+            print(f"{t.number:>5} {str(t.algorithm):<22} {'-':>7}  ({t.status})", file=out)
+            continue
+        decoded = read_seg(t.seg_path, reference=ref)
+        source = read_segmentation(paths.run_dir / "segmentations" / f"trial_{t.number:03d}.seg.nrrd")
+        exact = bool(np.array_equal(decoded.labelmap.array.astype(np.int64), source.array.astype(np.int64)))
+        ok &= exact
+        value = f"{t.value:.3f}" if t.value is not None else "-"
+        print(f"{t.number:>5} {str(t.algorithm):<22} {value:>7}  {decoded.series_description:<32} "
+              f"{t.seg_path.stat().st_size:>7}  {'exact' if exact else 'DIFF'}", file=out)
+    shared = gold is not None and gold.dicom is not None and \
+        gold.dicom.volume_series_uid == run.dicom.volume_series_uid
+    ok &= shared
+    best = run.best_trial
+    print(f"best trial {best.number if best else '-'}; gold standard shares the volume series: {shared}; "
+          f"migration {seconds:.2f} s", file=out)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    again = migrate_paths([paths.root], progress=False)
+    unchanged = all(r.status == "already_migrated" for r in again.reports) and \
+        before == {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    print(f"second migration: {'already migrated, nothing changed' if unchanged else 'CHANGED FILES'}", file=out)
+    return bool(ok and unchanged)
+
+
+__all__ = ["DemoPaths", "build_demo_legacy", "migrate_paths", "run_demo_migration", "DEMO_SAMPLE", "DEMO_RUN"]

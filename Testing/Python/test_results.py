@@ -192,3 +192,17 @@ def test_trial_content_description_keeps_the_trial_suffix():
     except ImportError:
         return
     assert run_name_from_content(_trial_content_description("run_a", 7)) == "run_a"
+
+
+def test_run_demo_migration(tmp_path):
+    import io
+
+    from AdaptiveBrushDicomLib.demo_data import run_demo_migration
+    from AdaptiveBrushDicomLib.errors import UserError
+
+    buf = io.StringIO()
+    assert run_demo_migration(tmp_path / "legacy", n_trials=4, out=buf) is True
+    text = buf.getvalue()
+    assert "already migrated, nothing changed" in text and "exact" in text and "DIFF" not in text
+    with pytest.raises(UserError, match="not empty"):
+        run_demo_migration(tmp_path / "legacy", out=buf)
