@@ -1070,8 +1070,56 @@ def migrate_paths(
     return MigrationSummary([p.report for p in plans], dry_run, time.perf_counter() - t0)
 
 
+LOCK_NAME = "dicom/.migrate.lock"
+
+
+class FolderBusyError(UserError):
+    """Another migration holds the folder's lock."""
+
+
+class _FolderLock:
+    """Exclusive ``flock`` on ``dicom/.migrate.lock``: one migration per folder at a time.
+
+    The kernel releases it when the process dies (also on kill -9), so a stale lock never
+    blocks a re-run. Where ``fcntl`` does not exist (Windows) no lock is taken."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise FolderBusyError(f"another migration is working on this folder ({LOCK_NAME} is locked); "
+                            "wait for it to finish and re-run", self.path.parents[1]) from None
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
 def _run_plan(plan: _Plan, cache: _VolumeCache, compression: Compression, executor: ProcessPoolExecutor | None,
               dry_run: bool, show: bool, stream: TextIO | None) -> None:
+    lock = _FolderLock(plan.job.folder)
+    try:
+        _run_plan_locked(plan, cache, compression, executor, dry_run, show, stream, lock)
+    finally:
+        lock.release()
+
+
+def _run_plan_locked(plan: _Plan, cache: _VolumeCache, compression: Compression,
+                     executor: ProcessPoolExecutor | None, dry_run: bool, show: bool, stream: TextIO | None,
+                     lock: _FolderLock) -> None:
     t0 = time.perf_counter()
     report, job = plan.report, plan.job
     label = f"{'run' if job.kind == 'run' else 'gold'} {job.name}"
@@ -1090,6 +1138,7 @@ def _run_plan(plan: _Plan, cache: _VolumeCache, compression: Compression, execut
     try:
         if not dry_run:
             _check_writable(folder)
+            lock.acquire()
             removed = _clean_stale_temps(folder)
             if removed:
                 report.notes.append(f"removed {len(removed)} temporary file(s) left by an interrupted run")
@@ -1106,6 +1155,12 @@ def _run_plan(plan: _Plan, cache: _VolumeCache, compression: Compression, execut
                              "study_instance_uid": uids.study_uid(pid, digest),
                              "series_instance_uid": uids.volume_series_uid(pid, digest),
                              "folder": VOLUME_DIR, "files": grid.shape[0], "grid": grid.describe(), "_grid": grid}
+    except FolderBusyError as exc:  # the other process owns the report: leave it alone
+        report.errors.append(str(exc))
+        report.status = "failed"
+        prog.message(f"failed: {exc}")
+        report.wall_time_seconds = time.perf_counter() - t0
+        return
     except UserError as exc:
         report.errors.append(str(exc))
     except OSError as exc:

@@ -169,8 +169,8 @@ def test_migrate_run_and_gold(demo):
     assert report["totals"]["migrated"] == N_TRIALS - len(demo.pruned_trials)
     assert report["totals"]["failed"] == 0
     assert "| trial_000 | migrated |" in (demo.run_dir / "migration_report.md").read_text()
-    # nothing temporary left behind
-    assert not [p for p in demo.root.rglob(".*") if p.is_file()]
+    # nothing temporary left behind (the lock file stays: dicom/.migrate.lock)
+    assert not [p for p in demo.root.rglob(".*") if p.is_file() and p.name != ".migrate.lock"]
 
 
 def test_second_run_changes_nothing(demo, capsys):
@@ -409,7 +409,7 @@ def test_disk_full_then_resume(demo, monkeypatch):
     rec = items_by_key(summary.reports[0])["trial_002"]
     assert rec.status == "failed" and rec.reason_code == "io_error" and "disk full" in rec.reason
     assert not (demo.run_dir / "dicom/segmentations/trial_002.dcm").exists()
-    assert not [p for p in (demo.run_dir / "dicom").rglob(".*")]  # no partial file left
+    assert not [p for p in (demo.run_dir / "dicom").rglob(".*") if p.name != ".migrate.lock"]  # no partial file
     assert items_by_key(summary.reports[0])["trial_001"].status == "migrated"
     assert json.loads((demo.run_dir / "results.json").read_text())["trials"][2]["dicom_status"] == "failed"
 
@@ -609,3 +609,21 @@ def test_broken_config_yaml(demo):
     err = summary.reports[0].errors[0]
     assert "config.yaml" in err and "not valid YAML" in err
     assert not (demo.run_dir / "dicom").exists()
+
+
+def test_one_migration_per_folder_at_a_time(demo):
+    import fcntl
+
+    lock = demo.run_dir / "dicom" / ".migrate.lock"
+    lock.parent.mkdir()
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another migration holds it
+        summary = run_migrate(demo.root, volumes_dir=demo.volumes_dir)
+        assert summary.exit_code == 1
+        rep = report_for(summary, demo.run_dir)
+        assert rep.status == "failed" and "another migration" in rep.errors[0]
+        assert report_for(summary, demo.gold_dir).status == "migrated"
+        assert not (demo.run_dir / "dicom" / "volume").exists()
+        assert not (demo.run_dir / "migration_report.json").exists()  # the holder's to write
+    # lock released (as the kernel does when a holder is killed): the re-run goes through
+    assert run_migrate(demo.run_dir, volumes_dir=demo.volumes_dir).exit_code == 0
