@@ -78,7 +78,11 @@ class ReferenceSeries:
             raise InputFileError("reference folder does not exist; give the folder of the image series", folder)
         if not folder.is_dir():
             raise InputFileError("reference must be a folder holding one DICOM image series", folder)
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        # hidden files (ours: .NNNN.dcm.tmp-PID temporaries) are never part of a series
+        files = sorted(
+            p for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
         series = cls.from_files(files, folder=folder)
         return series
 

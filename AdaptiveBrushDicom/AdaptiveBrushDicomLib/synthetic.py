@@ -137,11 +137,11 @@ def _fmt_ds(value: float) -> str:
 
 
 def patient_id_for(name: str) -> str:
-    """``AdaptiveBrush_<name>`` with characters outside [A-Za-z0-9._-] replaced (LO, <= 64)."""
-    import re
+    """``AdaptiveBrush_<name>``, sanitised to a valid LO (<= 64 characters); one policy
+    for the whole package, see :func:`series_naming.patient_id`."""
+    from .series_naming import patient_id
 
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "unnamed"
-    return ("AdaptiveBrush_" + clean)[:64]
+    return patient_id(name)
 
 
 def create_synthetic_series(
