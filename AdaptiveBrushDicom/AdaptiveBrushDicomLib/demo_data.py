@@ -279,7 +279,7 @@ def run_demo_migration(root: str | Path, n_trials: int = 8, *, jobs: int = 1, ou
         raise UserError("folder is not empty; give a new or empty folder for the demo migration", root)
     paths = build_demo_legacy(root, n_trials=n_trials)
     pruned = ", ".join(str(n) for n in paths.pruned_trials) or "none"
-    print(f"legacy run {paths.run_dir.name}: {n_trials} trials (pruned: {pruned}), "
+    print(f"legacy run {paths.run_dir.name}: {n_trials} trials (pruned trial numbers: {pruned}), "
           f"gold standard {paths.gold_dir.name}, volume {paths.volume_path.name}", file=out)
     t0 = time.perf_counter()
     summary = migrate_paths([paths.root], volumes_dir=paths.volumes_dir, jobs=jobs, progress=False)
