@@ -52,6 +52,9 @@ from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression  
 
 DOC = REPO / "docs" / "interop-remote.md"
 SCREENSHOT = REPO / "docs" / "images" / "seg-in-browser.png"
+OHIF_SCREENSHOT = REPO / "docs" / "images" / "seg-in-ohif.png"
+#: OHIF viewer release whose prebuilt ``dist/`` (npm package @ohif/app) is served.
+OHIF_VERSION = "3.13.2"
 BEGIN, END = "<!-- BEGIN GENERATED REMOTE MATRIX -->", "<!-- END GENERATED REMOTE MATRIX -->"
 
 
@@ -99,7 +102,7 @@ def make_data(root: Path) -> dict[str, Any]:
     grid = phantom_grid()  # 40 x 96 x 96, 5 structures incl. label 300
     image, labels, segments = make_phantom(grid)
     vol = create_synthetic_series(image, grid, root / "volume", patient_id="AdaptiveBrush_interop",
-                                  study_description="interop", series_description="phantom")
+                                  study_description="interop", series_description="phantom", force=True)
     ref = ReferenceSeries.from_folder(vol.folder)
     lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
     for number, s in enumerate(segments, start=1):
@@ -398,6 +401,140 @@ def browser_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Pa
     return out, timings
 
 
+# ---------------------------------------------------------------------- OHIF
+def ohif_dist() -> Path:
+    """The prebuilt OHIF viewer (``dist/`` of the npm package @ohif/app), fetched once with
+    ``npm pack`` into ``interop/js/node_modules/.cache`` (ignored by git)."""
+    import tarfile
+
+    cache = JS / "node_modules" / ".cache" / f"ohif-app-{OHIF_VERSION}"
+    dist = cache / "package" / "dist"
+    if (dist / "index.html").exists():
+        return dist
+    cache.mkdir(parents=True, exist_ok=True)
+    p = run(["npm", "pack", f"@ohif/app@{OHIF_VERSION}", "--pack-destination", str(cache)], cwd=cache, timeout=600)
+    tgz = cache / f"ohif-app-{OHIF_VERSION}.tgz"
+    if p.returncode != 0 or not tgz.exists():
+        raise RuntimeError("npm pack @ohif/app failed: " + (p.stderr.strip().splitlines() or ["?"])[-1][:100])
+    with tarfile.open(tgz) as tar:
+        tar.extractall(cache, filter="data")
+    tgz.unlink()
+    return dist
+
+
+def _colour_close(a: Any, b: Any, tol: int = 8) -> bool:
+    return a is not None and b is not None and len(a) == 3 and all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b))
+
+
+def coloured_pixels(png: Path, box: tuple[int, int, int, int]) -> int:
+    """Pixels in ``box`` (x0, y0, x1, y1) whose RGB channels differ by more than 40."""
+    from PIL import Image
+
+    im = np.asarray(Image.open(png).convert("RGB").crop(box)).astype(int)
+    spread = im.max(axis=2) - im.min(axis=2)
+    return int((spread > 40).sum())
+
+
+def ohif_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Path) -> tuple[dict, dict]:
+    """Open each SEG in the OHIF viewer (prebuilt release) loading from Orthanc over DICOMweb."""
+    import base64
+
+    col = f"OHIF {OHIF_VERSION} (DICOMweb)"
+    timings: dict[str, Any] = {}
+    reason = node_ready()
+    if reason is None and not Path("/usr/bin/chromium").exists():
+        reason = "Debian chromium not installed"
+    if reason is None and srv is None:
+        reason = "needs Orthanc"
+    if reason is None:
+        try:
+            t0 = time.perf_counter()
+            dist = ohif_dist()
+            timings["ohif_fetch_s"] = time.perf_counter() - t0
+        except Exception as exc:
+            reason = str(exc)[:120]
+    if reason:
+        return {comp: {col: Cell(None, reason)} for comp in data["segs"]}, timings
+
+    config_js = (REPO / "interop" / "ohif" / "app-config.js").read_bytes()
+
+    class Handler(_Handler):
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?")[0]
+            if path.startswith("/dicom-web/"):
+                return self._proxy()
+            if path == "/app-config.js":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/javascript")
+                self.send_header("Content-Length", str(len(config_js)))
+                self.end_headers()
+                self.wfile.write(config_js)
+                return
+            if not (dist / path.lstrip("/")).is_file():
+                self.path = "/index.html"  # single-page app routes (/viewer?...)
+            return http.server.SimpleHTTPRequestHandler.do_GET(self)
+
+    Handler.upstream = srv.dicomweb_url
+    Handler.auth_header = "Basic " + base64.b64encode(f"{srv.user}:{srv.password}".encode()).decode()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: Handler(*a, directory=str(dist), **k))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    expected = data["expected"]
+    # the image showing the most segments (then the most labelled voxels)
+    score = [(len(np.unique(expected[k][expected[k] > 0])), int((expected[k] > 0).sum())) for k in
+             range(expected.shape[0])]
+    k_best = max(range(len(score)), key=lambda k: score[k])
+    target_instance = k_best + 1  # synthetic series: InstanceNumber = k + 1
+    want = [(n, s.name, s.color) for n, s in enumerate(data["segments"], start=1)]
+    out: dict[Compression, dict[str, Cell]] = {}
+    try:
+        segs = []
+        for comp, res in data["segs"].items():
+            item = {"name": comp.cli_name, "description": f"interop_{comp.cli_name}",
+                    "screenshot": str(workdir / f"ohif-{comp.cli_name}.png")}
+            segs.append(item)
+        cfg = workdir / "ohif.json"
+        cfg.write_text(json.dumps({"base": f"http://127.0.0.1:{httpd.server_address[1]}",
+                                   "study": data["volume"].study_instance_uid, "target_instance": target_instance,
+                                   "segs": segs, "chromium": "/usr/bin/chromium", "timeout_ms": 90000}))
+        t0 = time.perf_counter()
+        p = run(["node", "run_ohif.mjs", str(cfg)], cwd=JS, timeout=1200)
+        timings["ohif_s"] = time.perf_counter() - t0
+        try:
+            results = last_json(p.stdout)
+        except Exception:
+            note = (p.stderr.strip().splitlines() or ["no output"])[-1][:120]
+            return {comp: {col: Cell(False, note)} for comp in data["segs"]}, timings
+        for comp in data["segs"]:
+            r = results.get(comp.cli_name, {})
+            if r.get("stage") != "done":
+                out[comp] = {col: Cell(False, f"{r.get('error', 'did not finish')}; steps: "
+                                                f"{', '.join(r.get('steps', []))}")}
+                continue
+            rows = {row["number"]: row for row in r.get("rows", []) if isinstance(row.get("number"), int)}
+            names_ok = all(rows.get(n, {}).get("label") == name for n, name, _ in want)
+            colours_ok = all(_colour_close(rows.get(n, {}).get("rgb"), rgb) for n, _, rgb in want)
+            shifted = all(_colour_close(rows.get(n, {}).get("rgb"), want[n - 2][2]) for n, _, _ in want[1:])
+            px = coloured_pixels(Path(r["screenshot"]), (290, 55, 990, 790)) if r.get("screenshot") else 0
+            slice_txt = f"image {r['slice']['index']}/{r['slice']['total']}" if r.get("slice") else "slice ?"
+            parts = [f"opens ({'prompt' if any('prompt' in s for s in r['steps']) else 'no prompt'})",
+                     f"{len(rows)} rows incl. Background 0" if 0 in rows else f"{len(rows)} rows",
+                     "names ok" if names_ok else "names differ",
+                     "colours ok" if colours_ok else
+                     ("colours shifted by one segment: n shows the colour of n-1 (Background's black for 1)"
+                      if shifted else "colours differ"),
+                     f"{px} coloured px on {slice_txt}"]
+            ok = names_ok and colours_ok and px > 0
+            out[comp] = {col: Cell(ok, ", ".join(parts))}
+            print(f"  ohif {comp.cli_name}: {ok} {', '.join(parts)}", flush=True)
+            if comp is DEFAULT_COMPRESSION and r.get("screenshot") and px > 0:
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(r["screenshot"], screenshot)
+                timings["ohif_screenshot"] = str(screenshot.relative_to(REPO))
+    finally:
+        httpd.shutdown()
+    return out, timings
+
+
 # ---------------------------------------------------------------------- report
 def versions() -> dict[str, str]:
     v: dict[str, str] = {}
@@ -459,6 +596,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-browser", action="store_true", help="no chromium check")
     ap.add_argument("--skip-node", action="store_true", help="no dcmjs / Cornerstone3D node checks")
+    ap.add_argument("--skip-ohif", action="store_true", help="no OHIF viewer check")
     ap.add_argument("--skip-orthanc", action="store_true", help="no Orthanc (and so no browser) check")
     ap.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
     ap.add_argument("--no-write", action="store_true", help=f"print the table, do not update {DOC.name}")
@@ -492,6 +630,11 @@ def main() -> int:
                 timings.update(t_b)
                 for comp, cells in cells_b.items():
                     rows[comp].update(cells)
+                if not args.skip_ohif:
+                    cells_v, t_v = ohif_checks(data, srv, work, OHIF_SCREENSHOT)
+                    timings.update(t_v)
+                    for comp, cells in cells_v.items():
+                        rows[comp].update(cells)
         sizes = {c: r.size_bytes for c, r in data["segs"].items()}
         block = render(rows, sizes, timings, versions(), data["grid"].shape)
         print(block)

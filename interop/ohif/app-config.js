@@ -1,0 +1,40 @@
+/** OHIF configuration for interop/run_interop.py: one DICOMweb data source on the same
+ * origin (the driver proxies /dicom-web to Orthanc and adds the credentials). */
+window.config = {
+  name: 'abdicom-interop',
+  routerBasename: null,
+  extensions: [],
+  modes: [],
+  customizationService: {},
+  showStudyList: true,
+  maxNumberOfWebWorkers: 2,
+  showWarningMessageForCrossOrigin: false,
+  showCPUFallbackMessage: false,
+  showLoadingIndicator: true,
+  investigationalUseDialog: { option: 'never' },
+  strictZSpacingForVolumeViewport: true,
+  defaultDataSourceName: 'orthanc',
+  dataSources: [
+    {
+      namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
+      sourceName: 'orthanc',
+      configuration: {
+        friendlyName: 'Orthanc (abdicom interop)',
+        name: 'orthanc',
+        wadoUriRoot: '/wado',
+        qidoRoot: '/dicom-web',
+        wadoRoot: '/dicom-web',
+        qidoSupportsIncludeField: true,
+        imageRendering: 'wadors',
+        thumbnailRendering: 'wadors',
+        enableStudyLazyLoad: true,
+        supportsFuzzyMatching: false,
+        supportsWildcard: true,
+        staticWado: false,
+        singlepart: 'bulkdata,video',
+        bulkDataURI: { enabled: true, relativeResolution: 'studies' },
+        omitQuotationForMultipartRequest: true,
+      },
+    },
+  ],
+};
