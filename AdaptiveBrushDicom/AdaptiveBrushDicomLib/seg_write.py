@@ -116,8 +116,7 @@ def _check_segments(array: np.ndarray, segments: list[Segment], where: str) -> N
     bad = [s.label for s in segments if s.label <= 0]
     if bad:
         raise UserError(f"{where}: segment label values must be >= 1, got {bad}")
-    present = np.unique(array)
-    missing = sorted(set(int(v) for v in present if v != 0) - set(labels))
+    missing = _undescribed_labels(array, labels)
     if missing:
         raise UserError(
             f"{where}: label value(s) {missing[:10]} have no segment description; "
@@ -125,16 +124,44 @@ def _check_segments(array: np.ndarray, segments: list[Segment], where: str) -> N
         )
 
 
+def _undescribed_labels(array: np.ndarray, labels: list[int]) -> list[int]:
+    """Non-zero values of ``array`` that are not in ``labels``, sorted.
+
+    Cost: min and max (two fast passes) when the labels cover 1..max, the usual case;
+    otherwise one pass of a lookup table (never np.unique: it hashes every voxel)."""
+    if array.size == 0:
+        return []
+    lo, hi = int(array.min()), int(array.max())
+    described = set(labels)
+    if lo >= 0 and hi <= len(described) and all(v in described for v in range(1, hi + 1)):
+        return []
+    if lo >= 0 and hi < 1 << 22:
+        seen = np.zeros(hi + 1, dtype=bool)
+        seen[array.ravel()] = True
+        present = np.flatnonzero(seen)
+    else:
+        present = np.unique(array)
+    return sorted(set(int(v) for v in present if v != 0) - described)
+
+
 def _labels_to_segment_numbers(array: np.ndarray, segments: list[Segment]) -> np.ndarray:
-    """Map label values to SegmentNumbers 1..N (segment order) with one lookup pass."""
+    """Map label values to SegmentNumbers 1..N (segment order) with at most one pass.
+
+    When every segment's label already equals its number (labels 1..N in order) the
+    array is returned as it is (or cast once to the pixel dtype): no pass at all."""
     n = len(segments)
     dtype = np.uint8 if n < 256 else np.uint16
     max_label = max(s.label for s in segments) if segments else 0
+    if all(s.label == number for number, s in enumerate(segments, start=1)) and array.size:
+        if array.dtype == dtype:
+            return array
+        if np.issubdtype(array.dtype, np.integer) and int(array.min()) >= 0 and int(array.max()) <= n:
+            return array.astype(dtype)
     if max_label < 1 << 22:
         lut = np.zeros(max_label + 1, dtype=dtype)
         for number, s in enumerate(segments, start=1):
             lut[s.label] = number
-        return lut[array]
+        return np.take(lut, array)
     out = np.zeros(array.shape, dtype=dtype)
     for number, s in enumerate(segments, start=1):
         out[array == s.label] = number
@@ -179,11 +206,7 @@ def write_seg(
         source file's modification time, so re-running a migration writes identical
         files); default: now.
     """
-    import highdicom as hd
-
     from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
-
-    from .segment_dicom import to_segment_description
 
     t0 = time.perf_counter()
     where = source_name or "segmentation"
@@ -222,27 +245,83 @@ def write_seg(
     if not segments:
         raise UserError(f"{where}: no segments to write")
 
+    if binary:
+        pixel = np.zeros(reference.grid.shape + (len(segments),), dtype=bool)
+        for n, s in enumerate(segments):
+            pixel[..., n] = aligned.mask(s)
+    else:
+        pixel = _labels_to_segment_numbers(array, segments)
+
+    if series_instance_uid and sop_instance_uid:
+        series_uid, sop_uid = series_instance_uid, sop_instance_uid
+    else:
+        digest = uids.content_digest(np.asarray(pixel), reference.grid)
+        series_uid = series_instance_uid or uids.seg_series_uid(
+            reference.series_instance_uid, series_description, digest)
+        sop_uid = sop_instance_uid or uids.derive_uid("seg-instance", series_uid, digest)
+    hd_kwargs = dict(
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name="AdaptiveBrushDicom",
+        software_versions=__version__,
+        device_serial_number="0",
+        content_creator_name=content_creator_name,
+    )
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+
+    from . import seg_fast
+
+    if seg_fast.supported(compression.uid, binary) and pixel.any():
+        try:
+            fast = seg_fast.write_labelmap(
+                pixel, segments, reference, tmp,
+                transfer_syntax_uid=compression.uid,
+                hd_kwargs=hd_kwargs,
+                series_instance_uid=series_uid,
+                sop_instance_uid=sop_uid,
+                series_number=int(series_number),
+                series_description=series_description,
+                content_label=content_label,
+                content_description=content_description,
+                content_datetime=content_datetime,
+                messages=messages,
+            )
+            os.replace(tmp, out_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write: {exc.strerror or exc}", out_path) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        for w in messages:
+            if warn:
+                warn(w)
+        return WriteResult(
+            path=out_path,
+            sop_class_uid=LABELMAP_SEG_SOP_CLASS_UID,
+            transfer_syntax_uid=fast.transfer_syntax_uid,
+            series_instance_uid=series_uid,
+            sop_instance_uid=sop_uid,
+            n_frames=fast.n_frames,
+            n_segments=len(segments),
+            size_bytes=out_path.stat().st_size,
+            seconds=time.perf_counter() - t0,
+            binary_fallback=False,
+            warnings=messages,
+        )
+
+    import highdicom as hd
+
+    from .segment_dicom import to_segment_description
+
     descriptions = []
     for number, seg in enumerate(segments, start=1):
         desc, msgs = to_segment_description(seg, number)
         descriptions.append(desc)
         messages.extend(msgs)
-
     if binary:
-        pixel = np.zeros(reference.grid.shape + (len(segments),), dtype=bool)
-        for n, s in enumerate(segments):
-            pixel[..., n] = aligned.mask(s)
-        seg_type = hd.seg.SegmentationTypeValues.BINARY
         messages.append(f"{where}: overlapping segments written as BINARY SEG (66.4), not LABELMAP")
-    else:
-        pixel = _labels_to_segment_numbers(array, segments)
-        seg_type = hd.seg.SegmentationTypeValues.LABELMAP
-
+    seg_type = hd.seg.SegmentationTypeValues.BINARY if binary else hd.seg.SegmentationTypeValues.LABELMAP
     build_ts = ExplicitVRLittleEndian if compression is Compression.DEFLATE else compression.uid
-    # content = voxels + everything said about the segments (dataclass reprs are stable)
-    digest = uids.derive_uid(uids.content_digest(np.asarray(pixel), reference.grid), repr(segments))
-    series_uid = series_instance_uid or uids.seg_series_uid(reference.series_instance_uid, series_description, digest)
-    sop_uid = sop_instance_uid or uids.derive_uid("seg-instance", series_uid, digest)
 
     with warnings.catch_warnings():
         # the source series' PatientName is not ours to fix; highdicom warns about
@@ -257,16 +336,12 @@ def write_seg(
             series_number=int(series_number),
             sop_instance_uid=sop_uid,
             instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name="AdaptiveBrushDicom",
-            software_versions=__version__,
-            device_serial_number="0",
             content_label=content_label,
             content_description=content_description,
-            content_creator_name=content_creator_name,
             series_description=series_description,
             transfer_syntax_uid=build_ts,
             omit_empty_frames=True,
+            **hd_kwargs,
         )
     from .segment_dicom import finalize_dataset
 
@@ -278,20 +353,8 @@ def write_seg(
         ds.ContentTime = ds.SeriesTime = content_datetime.strftime("%H%M%S")
         ds.InstanceCreationDate = ds.ContentDate
         ds.InstanceCreationTime = ds.ContentTime
-        # highdicom stamps its ContributingEquipmentSequence item with "now"
-        for item in getattr(ds, "ContributingEquipmentSequence", []):
-            if "ContributionDateTime" in item:
-                item.ContributionDateTime = content_datetime.strftime("%Y%m%d%H%M%S")
-    # highdicom draws DimensionOrganizationUID at random: derive it, so that writing the same
-    # input twice gives identical bytes (migration resume / idempotence)
-    dim_uid = uids.derive_uid("dimension-organization", sop_uid)
-    for seq_name in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
-        for item in getattr(ds, seq_name, []):
-            if "DimensionOrganizationUID" in item:
-                item.DimensionOrganizationUID = dim_uid
     if compression is Compression.DEFLATE:
         ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     try:
         ds.save_as(tmp, enforce_file_format=True)
         os.replace(tmp, out_path)
