@@ -285,34 +285,37 @@ def _segment_item(segment, number: int, study: str, encodings: list[str]) -> tup
     return _item(body), enc.first_item, list(enc.warnings)
 
 
-def _background_item(first_item, encodings: list[str]) -> bytes:
-    """highdicom's LABELMAP segment 0 (``Segmentation._add_segment_descriptions``), encoded."""
+def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
+    """LABELMAP segment 0 exactly as the installed highdicom adds it.
+
+    highdicom derives it from segment 1's description (algorithm type, and in 0.27 the
+    whole algorithm identification, which ``finalize_dataset`` then edits through the
+    shared sequence), so it is built the same way: highdicom's own
+    ``Segmentation._add_segment_descriptions`` on segment 1, then our post-processing."""
     import highdicom as hd
-    from pydicom.sr.codedict import codes
+    from pydicom.dataset import Dataset
 
-    from .colors import rgb_to_dicom_lab
+    from .private_tags import write_segment_private
+    from .segment_dicom import finalize_dataset, to_segment_description
 
-    algo_type = str(first_item.SegmentAlgorithmType)
-    alg = first_item.get("SegmentationAlgorithmIdentificationSequence")
-    key = (algo_type, repr(alg[0]) if alg else None, tuple(encodings))
-    bg = _BACKGROUND_CACHE.get(key)
-    if bg is None:
-        bg = hd.seg.SegmentDescription(
-            segment_number=1,
-            segment_label="Background",
-            segmented_property_category=codes.DCM.Background,
-            segmented_property_type=codes.DCM.Background,
-            algorithm_type=algo_type,
-            algorithm_identification=first_item.get("SegmentationAlgorithmIdentificationSequence"),
-            display_color=hd.color.CIELabColor(0.0, 0.0, 0.0),
-        )
-        bg.SegmentNumber = 0
-        if "SegmentationAlgorithmIdentificationSequence" in bg:
-            del bg.SegmentationAlgorithmIdentificationSequence
-        if "RecommendedDisplayCIELabValue" not in bg:  # finalize_dataset's rule
-            bg.RecommendedDisplayCIELabValue = list(rgb_to_dicom_lab((0, 0, 0)))
-        bg = _BACKGROUND_CACHE[key] = _item(_encoder(encodings)[1](bg))
-    return bg
+    key = (study, tuple(encodings), repr(first_segment))
+    hit = _BACKGROUND_CACHE.get(key)
+    if hit is not None:
+        return hit
+    desc, _ = to_segment_description(first_segment, 1)
+    holder = Dataset()
+    holder.StudyInstanceUID = study
+    hd.seg.Segmentation._add_segment_descriptions(holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)
+    finalize_dataset(holder, [first_segment])
+    write_segment_private(holder, [first_segment])
+    bg = holder.SegmentSequence[0]
+    if int(bg.SegmentNumber) != 0:
+        raise RuntimeError("highdicom did not add a background segment 0")
+    data = _item(_encoder(encodings)[1](bg))
+    if len(_BACKGROUND_CACHE) > 1024:
+        _BACKGROUND_CACHE.clear()
+    _BACKGROUND_CACHE[key] = data
+    return data
 
 
 # ------------------------------------------------------------------------ writing
@@ -364,14 +367,11 @@ def write_labelmap(
     study = reference.study_instance_uid
     tpl = _template(reference, bits, hd_kwargs, segments[0])
     enc_element, _ = _encoder(tpl.encodings)
-    seg_items = []
-    first = None
+    seg_items = [_background_item(segments[0], study, tpl.encodings)]
     for number, seg in enumerate(segments, start=1):
-        data, item, msgs = _segment_item(seg, number, study, tpl.encodings)
-        first = item if first is None else first
+        data, _item_ds, msgs = _segment_item(seg, number, study, tpl.encodings)
         seg_items.append(data)
         messages.extend(msgs)
-    seg_items.insert(0, _background_item(first, tpl.encodings))
 
     nk = pixel.shape[0]
     present = pixel.reshape(nk, -1).any(axis=1)
