@@ -9,6 +9,7 @@ installed. Data: a synthetic phantom series and LABELMAP SEGs written by the cor
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -166,6 +167,8 @@ def test_server_listens_on_loopback_only(server):
 
     if not server.loopback_only:
         pytest.skip("no C compiler for the loopback bind shim")
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) not installed")
     out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     ports = {server.http_port, server.dicom_port}
     listeners = [line.split()[3] for line in out.splitlines() if line.split() and
