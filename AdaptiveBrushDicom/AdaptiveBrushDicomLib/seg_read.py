@@ -17,8 +17,10 @@ does; dcmqi instead fills missing slices with it when writing NRRD.
 
 from __future__ import annotations
 
+import copy
+import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +70,18 @@ def _frame_geometry(ds, path: Path):
     """Per-frame positions (n, 3), shared orientation (6,), pixel spacing (row, col) and
     slice spacing (or None)."""
     shared = _seq_first(ds, "SharedFunctionalGroupsSequence")
-    per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
     n = int(getattr(ds, "NumberOfFrames", 1))
+    if "PerFrameFunctionalGroupsSequence" not in ds:
+        raise InputFileError("PerFrameFunctionalGroupsSequence (5200,9230) is missing or has the wrong length", path)
+    orient = _seq_first(shared, "PlaneOrientationSequence") if shared is not None else None
+    measures = _seq_first(shared, "PixelMeasuresSequence") if shared is not None else None
+    raw = _raw_positions(ds, n) if orient is not None and measures is not None else None
+    if raw is not None:
+        iop = np.array([float(v) for v in orient.ImageOrientationPatient])
+        ps = [float(v) for v in measures.PixelSpacing]
+        gap = getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", None)
+        return raw, iop, ps, (float(gap) if gap else None)
+    per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
     if per_frame is None or len(per_frame) != n:
         raise InputFileError("PerFrameFunctionalGroupsSequence (5200,9230) is missing or has the wrong length", path)
 
@@ -154,19 +166,288 @@ def _place_frames(positions: np.ndarray, grid: Grid, rows: int, cols: int, path:
     return np.stack([k, j0, i0], axis=1)
 
 
+# ------------------------------------------------------------------ raw fast paths
+# pydicom converts nested sequences lazily, one Dataset and one element at a time; for
+# a few hundred per-frame items that costs more than the pixels. These helpers walk the
+# raw Explicit VR Little Endian bytes of a not-yet-converted sequence instead; any
+# surprise (implicit VR, big endian, odd lengths) returns None and the pydicom path runs.
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+
+
+class _RawError(ValueError):
+    pass
+
+
+def _raw_elements(buf: bytes, pos: int, end: int):
+    """(tag, vr, value_start, value_end, element_start) of one dataset level; stops at an
+    item delimiter. Returns via StopIteration value the position after the dataset."""
+    unpack = struct.unpack_from
+    while pos < end:
+        group, elem = unpack("<HH", buf, pos)
+        tag = group << 16 | elem
+        if tag == _ITEM_END:
+            return pos + 8
+        vr = buf[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            length = unpack("<I", buf, pos + 8)[0]
+            vstart = pos + 12
+        else:
+            if not vr.isalpha():
+                raise _RawError("not explicit VR")
+            length = unpack("<H", buf, pos + 6)[0]
+            vstart = pos + 8
+        if length == 0xFFFFFFFF:
+            if vr != b"SQ":
+                raise _RawError("undefined length outside a sequence")
+            vend = _skip_items(buf, vstart)
+            nxt = vend + 8
+        else:
+            vend = nxt = vstart + length
+        yield tag, vr, vstart, vend, pos
+        pos = nxt
+    return pos
+
+
+def _skip_items(buf: bytes, pos: int) -> int:
+    """Position of the sequence delimiter of an undefined-length sequence at ``pos``."""
+    for _start, _end, after in _raw_items(buf, pos, len(buf)):
+        pos = after
+    group, elem = struct.unpack_from("<HH", buf, pos)
+    if (group << 16 | elem) != _SEQ_END:
+        raise _RawError("missing sequence delimiter")
+    return pos
+
+
+def _raw_items(buf: bytes, pos: int, end: int):
+    """(body_start, body_end, next_position) of each item of a sequence value."""
+    unpack = struct.unpack_from
+    while pos < end:
+        group, elem = unpack("<HH", buf, pos)
+        tag = group << 16 | elem
+        if tag == _SEQ_END:
+            return
+        if tag != _ITEM:
+            raise _RawError("expected an item")
+        length = unpack("<I", buf, pos + 4)[0]
+        start = pos + 8
+        if length == 0xFFFFFFFF:
+            gen = _raw_elements(buf, start, len(buf))
+            try:
+                while True:
+                    next(gen)
+            except StopIteration as stop:
+                after = stop.value
+            yield start, after - 8, after
+            pos = after
+        else:
+            yield start, start + length, start + length
+            pos = start + length
+
+
+def _raw_sequence(ds, keyword_tag: int) -> bytes | None:
+    """Raw value of a sequence element that pydicom has not converted yet (else None)."""
+    elem = ds.get_item(keyword_tag)
+    if elem is None or not getattr(elem, "is_raw", False):
+        return None
+    if elem.is_implicit_VR or not elem.is_little_endian or not isinstance(elem.value, bytes):
+        return None
+    return elem.value
+
+
+def _first_in(buf: bytes, start: int, end: int, tag: int):
+    for t, vr, vs, ve, es in _raw_elements(buf, start, end):
+        if t == tag:
+            return vr, vs, ve
+        if t > tag:
+            return None
+    return None
+
+
+def _raw_positions(ds, n: int) -> np.ndarray | None:
+    """ImagePositionPatient of each frame from the raw PerFrameFunctionalGroupsSequence."""
+    buf = _raw_sequence(ds, 0x52009230)
+    if buf is None:
+        return None
+    try:
+        out = np.empty((n, 3))
+        f = -1
+        for f, (s, e, _) in enumerate(_raw_items(buf, 0, len(buf))):
+            if f >= n:
+                return None
+            hit = _first_in(buf, s, e, 0x00209113)  # PlanePositionSequence
+            if hit is None:
+                return None
+            _, vs, ve = hit
+            item = next(_raw_items(buf, vs, ve))
+            pos = _first_in(buf, item[0], item[1], 0x00200032)  # ImagePositionPatient
+            if pos is None:
+                return None
+            values = buf[pos[1]:pos[2]].decode("ascii").strip(" \x00").split("\\")
+            out[f] = [float(v) for v in values]
+        return out if f == n - 1 else None
+    except (_RawError, struct.error, ValueError, StopIteration, UnicodeDecodeError):
+        return None
+
+
+#: raw SegmentSequence item bytes -> (number, Segment): decoding the same segments again
+#: (re-verification, gold standards) skips pydicom's conversion entirely.
+_SEGMENT_CACHE: dict[bytes, tuple[int, Segment]] = {}
+#: the same item without its AlgorithmParameters -> (number, Segment without parameters):
+#: trials of one run differ only in parameters, so only those are parsed per trial.
+_PARAMLESS_CACHE: dict[bytes, tuple[int, Segment]] = {}
+_ALG_SEQ, _ALG_PARAMS, _PARAMS_TEXT = 0x00620007, 0x00660032, "algorithm_parameters_text"
+
+
+def _split_parameters(body: bytes) -> tuple[bytes, bytes] | None:
+    """(item bytes without the AlgorithmParameters element, its raw value) or None."""
+    hit = _first_in(body, 0, len(body), _ALG_SEQ)
+    if hit is None:
+        return None
+    items = list(_raw_items(body, hit[1], hit[2]))
+    if len(items) != 1:
+        return None
+    s, e, _ = items[0]
+    for tag, _vr, vs, ve, es in _raw_elements(body, s, e):
+        if tag == _ALG_PARAMS:
+            return body[:es] + body[ve:], body[vs:ve]
+        if tag > _ALG_PARAMS:
+            return None
+    return None
+
+
+def _with_parameters(base: Segment, raw_value: bytes) -> Segment:
+    """What ``from_segment_item`` makes of AlgorithmParameters (see segment_dicom)."""
+    from pydicom.values import convert_single_string
+
+    from .segment_dicom import parse_parameters
+
+    parameters, raw = parse_parameters(str(convert_single_string(raw_value, ["iso8859"], "LT")))
+    extra = dict(base.extra)
+    if raw is not None:
+        extra[_PARAMS_TEXT] = raw
+    return replace(base, algorithm_parameters=parameters, extra=extra)
+
+
+def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
+    """Segments by SegmentNumber (the LABELMAP Background item 0 left out)."""
+    from .segment_dicom import from_segment_item
+
+    buf = _raw_sequence(ds, 0x00620002)
+    bodies = None
+    if buf is not None:
+        try:
+            bodies = [buf[s:e] for s, e, _ in _raw_items(buf, 0, len(buf))]
+        except (_RawError, struct.error):
+            bodies = None
+    charset = ds.get("SpecificCharacterSet")
+    default_charset = not charset or str(charset) in ("ISO_IR 6", "ISO_IR 100")
+    items = None
+    out: dict[int, Segment] = {}
+    count = len(bodies) if bodies is not None else len(getattr(ds, "SegmentSequence", []))
+    for i in range(count):
+        key = None if bodies is None else repr(charset).encode() + b"|" + bodies[i]
+        hit = _SEGMENT_CACHE.get(key) if key is not None else None
+        split = None
+        if hit is None and bodies is not None and default_charset:
+            try:
+                split = _split_parameters(bodies[i])
+            except (_RawError, struct.error):
+                split = None
+            if split is not None:
+                base = _PARAMLESS_CACHE.get(repr(charset).encode() + b"|" + split[0])
+                if base is not None:
+                    hit = (base[0], _with_parameters(base[1], split[1]))
+        if hit is None:
+            if items is None:
+                items = getattr(ds, "SegmentSequence", [])
+            item = items[i]
+            number, segment = from_segment_item(item)
+            segment = read_segment_private(item, segment)
+            hit = (number, segment)
+            if key is not None:
+                if len(_SEGMENT_CACHE) > 8192:
+                    _SEGMENT_CACHE.clear()
+                    _PARAMLESS_CACHE.clear()
+                _SEGMENT_CACHE[key] = hit
+                if split is not None:
+                    extra = {k: v for k, v in segment.extra.items() if k != _PARAMS_TEXT}
+                    _PARAMLESS_CACHE[repr(charset).encode() + b"|" + split[0]] = (
+                        number, replace(segment, algorithm_parameters=None, extra=extra))
+        number, segment = hit
+        if seg_type == "LABELMAP" and number == 0:
+            continue  # the Background item highdicom / dcmqi add
+        # callers own their records; the caches keep their own (Code/Terminology are frozen)
+        out[number] = replace(segment, algorithm_parameters=copy.deepcopy(segment.algorithm_parameters),
+                              extra=copy.deepcopy(segment.extra))
+    return out
+
+
+def _dcmread(path: Path):
+    """pydicom.dcmread, except that a Deflated file is inflated with zlib-ng when it is
+    installed (2-3x faster than the standard zlib pydicom uses). Same dataset either way."""
+    import pydicom
+
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:
+        return pydicom.dcmread(path)
+    from io import BytesIO
+
+    with open(path, "rb") as fh:
+        head = fh.read(2048)
+        if b"1.2.840.10008.1.2.1.99" not in head:
+            return pydicom.dcmread(path)
+        data = head + fh.read()
+    try:
+        from pydicom.dataset import FileDataset
+        from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+        fp = BytesIO(data)
+        preamble = read_preamble(fp, False)
+        meta = _read_file_meta_info(fp)
+        if str(meta.get("TransferSyntaxUID", "")) != "1.2.840.10008.1.2.1.99":
+            raise ValueError("not deflated")
+        body = zlib_ng.decompress(data[fp.tell():], -15)
+        ds = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+        out = FileDataset(str(path), ds, preamble=preamble, file_meta=meta, is_implicit_VR=False,
+                          is_little_endian=True)
+        return out
+    except Exception:  # anything unusual: let pydicom do it its way
+        return pydicom.dcmread(path)
+
+
+def _native_frames(ds, n: int, rows: int, cols: int) -> np.ndarray | None:
+    """Frames of native (uncompressed) 8/16-bit pixel data as a view of PixelData."""
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    if ts not in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2"):
+        return None
+    bits = int(getattr(ds, "BitsAllocated", 0))
+    if bits not in (8, 16) or int(getattr(ds, "SamplesPerPixel", 1)) != 1:
+        return None
+    if int(getattr(ds, "PixelRepresentation", 0)) != 0:
+        return None
+    data = ds.get("PixelData")
+    if not isinstance(data, (bytes, bytearray)):
+        return None
+    count = n * rows * cols
+    dtype = np.dtype("<u1") if bits == 8 else np.dtype("<u2")
+    if len(data) < count * dtype.itemsize:
+        return None
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(n, rows, cols)
+
+
 def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = None) -> DecodedSeg:
     """Decode a SEG file (see module docstring)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
-
-    from .segment_dicom import from_segment_item
 
     t0 = time.perf_counter()
     path = Path(path)
     if not path.exists():
         raise InputFileError("no such file; check the path", path)
     try:
-        ds = pydicom.dcmread(path)
+        ds = _dcmread(path)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputFileError(f"not a readable DICOM file ({exc})", path) from None
     sop_class = str(getattr(ds, "SOPClassUID", ""))
@@ -212,19 +493,15 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
     place = _place_frames(positions, grid, rows, cols, path)
 
     # segments, by SegmentNumber (never by position in the sequence)
-    segments: dict[int, Segment] = {}
-    for item in getattr(ds, "SegmentSequence", []):
-        number, segment = from_segment_item(item)
-        segment = read_segment_private(item, segment)
-        if seg_type == "LABELMAP" and number == 0:
-            continue  # the Background item highdicom / dcmqi add
-        segments[number] = segment
+    segments = _read_segments(ds, seg_type)
 
+    pixels = _native_frames(ds, n, rows, cols) if seg_type == "LABELMAP" else None
     try:
-        pixels = ds.pixel_array
+        if pixels is None:
+            pixels = ds.pixel_array
     except Exception as exc:  # missing decoder plugin, corrupt fragments, ...
         raise InputFileError(f"cannot decode pixel data ({exc}); install pylibjpeg / pyjpegls", path) from None
-    if n == 1:
+    if pixels.ndim == 2:
         pixels = pixels[np.newaxis]
     padding = getattr(ds, "PixelPaddingValue", None)
     if seg_type == "LABELMAP":
@@ -334,9 +611,10 @@ def restore_labels(
     """
     from dataclasses import replace
 
-    present = set(int(v) for v in np.unique(array) if v != 0)
+    from .seg_write import _undescribed_labels
+
     segs = dict(segments)
-    for num in sorted(present - set(segs)):
+    for num in _undescribed_labels(array, list(segs)):
         segs[num] = Segment(label=num, name=f"Segment {num}")
     layer_of = layer_of or {}
     keys = [(s.label, layer_of.get(n, 0)) for n, s in segs.items()]
