@@ -140,8 +140,24 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     from . import uids
     from .segment_dicom import to_segment_description
 
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
     nk, rows, cols = reference.grid.shape
-    pixel = np.zeros((nk, rows, cols), dtype=np.uint8 if bits == 8 else np.uint16)
+    # Nothing in the template depends on the frame size except Rows/Columns, so it is
+    # built on 2x2 frames (source headers copied with Rows/Columns 2, the reference's
+    # own datasets untouched) and Rows/Columns are set back afterwards: the template of
+    # a 512x512x300 series then costs kilobytes, not a second volume and its PixelData.
+    small = []
+    for ds in reference.datasets:
+        d = Dataset()
+        d.update(ds)
+        if hasattr(ds, "file_meta"):
+            d.file_meta = ds.file_meta
+        d[0x00280010] = DataElement(0x00280010, "US", 2)
+        d[0x00280011] = DataElement(0x00280011, "US", 2)
+        small.append(d)
+    pixel = np.zeros((nk, 2, 2), dtype=np.uint8 if bits == 8 else np.uint16)
     pixel[:, 0, 0] = 1
     n_segments = 1 if bits == 8 else 256
     pixel[0, 0, 0] = n_segments  # highdicom picks 16 bits from the number of segments
@@ -150,7 +166,7 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
         seg = hd.seg.Segmentation(
-            source_images=reference.datasets,
+            source_images=small,
             pixel_array=pixel,
             segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
             segment_descriptions=descriptions,
@@ -163,6 +179,7 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
             content_label="TEMPLATE",
             **hd_kwargs,
         )
+    seg.Rows, seg.Columns = rows, cols
     # a deterministic DimensionOrganizationUID (highdicom makes up a random one)
     dim_uid = uids.derive_uid("dimension-organization", reference.series_instance_uid)
     for item in seg.DimensionOrganizationSequence:
