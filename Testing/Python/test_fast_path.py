@@ -204,3 +204,38 @@ def test_template_reused_across_trials(tmp_path):
         slow, fast = _both(tmp_path, lm, ref, tag=f"t{trial}", series_description=f"trial {trial}")
         _assert_equivalent(slow, fast, lm, ref)
     assert len(ref.__dict__["_abdicom_seg_templates"]) == 1
+
+
+# ---------------------------------------------------------------- abdicom info start-up
+def test_info_pure_reader_equals_pydicom(tmp_path):
+    """seg_info's pydicom-free reader gives what the pydicom reader gives."""
+    from AdaptiveBrushDicomLib import seg_info as S
+
+    ref = _series(tmp_path, DIRECTIONS["oblique"])
+    labels = [1, 2, 300]
+    segs = _segments(labels, {"k": "v", "n": 1.5})
+    segs[0] = Segment(label=1, name="Region", color=(10, 20, 30),
+                      terminology=Terminology(type=Code("10200004", "SCT", "Liver"),
+                                              anatomic_region=Code("10200004", "SCT", "Liver"),
+                                              anatomic_region_modifier=Code("7771000", "SCT", "Left")),
+                      description="with a description")
+    lm = LabelMap(_blobs(ref.grid.shape, labels), ref.grid, segs)
+    paths = []
+    for comp in (Compression.DEFLATE, Compression.EXPLICIT, Compression.RLE):
+        slow, fast = _both(tmp_path, lm, ref, comp, tag=comp.cli_name)
+        paths += [slow.path, fast.path]
+    for p in paths:
+        assert S._seg_info_pure(Path(p)) == S._seg_info_pydicom(Path(p))
+        assert S.seg_info(p) == S._seg_info_pydicom(Path(p))
+
+
+def test_info_colour_conversion_equals_numpy():
+    from AdaptiveBrushDicomLib import seg_info as S
+    from AdaptiveBrushDicomLib.colors import dicom_lab_to_rgb, rgb_to_dicom_lab
+
+    rng = np.random.default_rng(0)
+    rgb = np.concatenate([rng.integers(0, 256, size=(20000, 3)), np.repeat(np.arange(256)[:, None], 3, axis=1)])
+    labs = np.concatenate([rgb_to_dicom_lab(rgb), rng.integers(0, 65536, size=(20000, 3))])
+    want = dicom_lab_to_rgb(labs)
+    got = np.array([S._lab_to_rgb([int(v) for v in lab]) for lab in labs])
+    assert np.array_equal(got, want)
