@@ -82,6 +82,14 @@ def last_json(text: str) -> Any:
     raise ValueError("no JSON line in output")
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def node_ready() -> str | None:
     """None if node + interop/js/node_modules are usable, else the reason."""
     if shutil.which("node") is None:
@@ -394,7 +402,7 @@ def browser_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Pa
             if r.get("screenshot") and ok:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(r["screenshot"], screenshot)
-                timings["screenshot"] = str(screenshot.relative_to(REPO))
+                timings["screenshot"] = _rel(screenshot)
             print(f"  browser {comp.cli_name}: {ok} {note}", flush=True)
     finally:
         httpd.shutdown()
@@ -420,6 +428,22 @@ def ohif_dist() -> Path:
         tar.extractall(cache, filter="data")
     tgz.unlink()
     return dist
+
+
+def without_background_item(src: Path, dst: Path, series_description: str) -> Path:
+    """Copy of a LABELMAP SEG without the SegmentSequence item of segment 0, with new
+    Series/SOP Instance UIDs (an experiment for the OHIF colour check)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(src)
+    ds.SegmentSequence = pydicom.Sequence([it for it in ds.SegmentSequence if int(it.SegmentNumber) != 0])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[str(ds.SeriesInstanceUID), "no-background"])
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[str(ds.SOPInstanceUID), "no-background"])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesDescription = series_description
+    ds.save_as(dst, enforce_file_format=True)
+    return dst
 
 
 def _colour_close(a: Any, b: Any, tol: int = 8) -> bool:
@@ -492,6 +516,17 @@ def ohif_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Path)
             item = {"name": comp.cli_name, "description": f"interop_{comp.cli_name}",
                     "screenshot": str(workdir / f"ohif-{comp.cli_name}.png")}
             segs.append(item)
+        # experiment: the default SEG without its segment-0 "Background" item (new UIDs)
+        try:
+            variant = without_background_item(data["segs"][DEFAULT_COMPRESSION].path, workdir / "no-background.dcm",
+                                              "interop_no_background")
+            from AdaptiveBrushDicomLib import remote
+
+            if remote.push([variant], srv.dicomweb_url, srv.auth).ok:
+                segs.append({"name": "no_background", "description": "interop_no_background",
+                             "screenshot": str(workdir / "ohif-no-background.png")})
+        except Exception as exc:  # the experiment is optional
+            timings["ohif_no_background_item"] = f"not run ({type(exc).__name__}: {exc})"[:120]
         cfg = workdir / "ohif.json"
         cfg.write_text(json.dumps({"base": f"http://127.0.0.1:{httpd.server_address[1]}",
                                    "study": data["volume"].study_instance_uid, "target_instance": target_instance,
@@ -504,8 +539,9 @@ def ohif_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Path)
         except Exception:
             note = (p.stderr.strip().splitlines() or ["no output"])[-1][:120]
             return {comp: {col: Cell(False, note)} for comp in data["segs"]}, timings
-        for comp in data["segs"]:
-            r = results.get(comp.cli_name, {})
+        keys: list[Any] = list(data["segs"]) + (["no_background"] if "no_background" in results else [])
+        for comp in keys:
+            r = results.get(comp.cli_name if isinstance(comp, Compression) else comp, {})
             if r.get("stage") != "done":
                 out[comp] = {col: Cell(False, f"{r.get('error', 'did not finish')}; steps: "
                                                 f"{', '.join(r.get('steps', []))}")}
@@ -524,12 +560,16 @@ def ohif_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Path)
                       if shifted else "colours differ"),
                      f"{px} coloured px on {slice_txt}"]
             ok = names_ok and colours_ok and px > 0
+            if not isinstance(comp, Compression):  # the experiment goes into the notes, not the table
+                timings["ohif_no_background_item"] = ("ok: " if ok else "fails: ") + ", ".join(parts)
+                print(f"  ohif {comp}: {ok} {', '.join(parts)}", flush=True)
+                continue
             out[comp] = {col: Cell(ok, ", ".join(parts))}
             print(f"  ohif {comp.cli_name}: {ok} {', '.join(parts)}", flush=True)
             if comp is DEFAULT_COMPRESSION and r.get("screenshot") and px > 0:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(r["screenshot"], screenshot)
-                timings["ohif_screenshot"] = str(screenshot.relative_to(REPO))
+                timings["ohif_screenshot"] = _rel(screenshot)
     finally:
         httpd.shutdown()
     return out, timings
