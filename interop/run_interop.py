@@ -159,8 +159,6 @@ def orthanc_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compressio
     """Returns (cells, running server or None, timings)."""
     from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc
 
-    from AdaptiveBrushDicomLib import remote
-
     out: dict[Compression, dict[str, Cell]] = {}
     timings: dict[str, float] = {}
     if find_orthanc() is None or find_dicomweb_plugin() is None:
@@ -174,6 +172,17 @@ def orthanc_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compressio
     t0 = time.perf_counter()
     srv.start()
     timings["orthanc_start_s"] = time.perf_counter() - t0
+    try:
+        return _orthanc_cells(data, workdir, srv, timings), srv, timings
+    except BaseException:
+        srv.stop()
+        raise
+
+
+def _orthanc_cells(data: dict[str, Any], workdir: Path, srv: Any, timings: dict) -> dict[Compression, dict[str, Cell]]:
+    from AdaptiveBrushDicomLib import remote
+
+    out: dict[Compression, dict[str, Cell]] = {}
     url, auth = srv.dicomweb_url, srv.auth
     t0 = time.perf_counter()
     rep = remote.push([data["volume"].folder, data["root"] / "segs"], url, auth)
@@ -213,7 +222,7 @@ def orthanc_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compressio
         else:
             cells["WADO-RS frames (transcoded)"] = Cell(False, f"HTTP {r.status_code}")
         out[comp] = cells
-    return out, srv, timings
+    return out
 
 
 # ---------------------------------------------------------------------- C-STORE
