@@ -33,9 +33,15 @@ test-compat: $(COMPAT_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_index.py
 
+# local readers (pydicom, highdicom, dcmqi, DCMTK, dcmjs/Cornerstone3D in node) -> docs/interoperability.md;
+# Orthanc + DICOMweb + Cornerstone3D/OHIF in headless chromium -> docs/interop-remote.md
+# (needs Debian orthanc orthanc-dicomweb chromium and node/npm; ~5 min)
 interop: $(STAMP)
+	cd interop/js && npm ci --no-audit --no-fund
 	$(BIN)/python scripts/interop_matrix.py
+	$(BIN)/python interop/run_interop.py
 
 clean-demo:
 	rm -rf demo-output
