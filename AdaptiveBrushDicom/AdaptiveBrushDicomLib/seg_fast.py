@@ -57,8 +57,14 @@ DEFLATED_EXPLICIT_VR_LE = "1.2.840.10008.1.2.1.99"
 #: Set ABDICOM_FAST_PATH=0 to write every SEG with highdicom (the reference path).
 ENABLED = os.environ.get("ABDICOM_FAST_PATH", "1") != "0"
 
-#: zlib level for Deflated Explicit VR Little Endian (pydicom's default, 6, too).
-DEFLATE_LEVEL = 6
+#: zlib level of the pixel frames in Deflated Explicit VR Little Endian. 8 rather than
+#: zlib's default 6: on labelmaps it gives ~12 % smaller files (smaller than dcmqi's) at
+#: about twice the CPU time, which the frames being deflated in parallel pays back.
+DEFLATE_LEVEL = 8
+#: Threads deflating parts of the pixel data at once (each part is its own deflate
+#: stream ending in a sync flush; concatenated they are one valid stream, as pigz does).
+DEFLATE_THREADS = max(1, min(int(os.environ.get("ABDICOM_DEFLATE_THREADS", "2")), os.cpu_count() or 1))
+_EXECUTOR = None
 
 _PFFG_TAG = 0x52009230
 _SEGMENT_SEQUENCE_TAG = 0x00620002
@@ -460,20 +466,41 @@ def write_labelmap(
             for out in (head.compress(header), head.flush(zlib.Z_SYNC_FLUSH)):
                 size += len(out)
                 fh.write(out)
-            comp = _zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_FILTERED)
-            for chunk in _chunks(b"", pixel, order, pad):
-                out = comp.compress(chunk)
+            for out in _deflate_frames(pixel, order, pad):
                 size += len(out)
                 fh.write(out)
-            out = comp.flush()
-            size += len(out)
-            fh.write(out)
             if size % 2:
                 fh.write(b"\x00")
         else:
             for chunk in _chunks(header, pixel, order, pad):
                 fh.write(chunk)
     return FastResult(tpl.sop_class_uid, transfer_syntax_uid, len(order))
+
+
+def _deflate_part(pixel: np.ndarray, frames: list[int], last: bool, pad: int) -> bytes:
+    comp = _zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = [comp.compress(memoryview(pixel[k]).cast("B")) for k in frames]
+    if last and pad:
+        out.append(comp.compress(b"\x00"))
+    out.append(comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
+    return b"".join(out)
+
+
+def _deflate_frames(pixel: np.ndarray, order: list[int], pad: int) -> list[bytes]:
+    """The frames as raw deflate data: in DEFLATE_THREADS parts deflated at once (zlib
+    releases the GIL), each but the last ending in a sync flush."""
+    global _EXECUTOR
+    n = DEFLATE_THREADS if len(order) >= 4 * DEFLATE_THREADS and pixel[0].nbytes * len(order) > 1 << 20 else 1
+    if n == 1:
+        return [_deflate_part(pixel, order, True, pad)]
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="abdicom-deflate")
+    bounds = [round(i * len(order) / n) for i in range(n + 1)]
+    parts = [order[bounds[i]:bounds[i + 1]] for i in range(n)]
+    futures = [_EXECUTOR.submit(_deflate_part, pixel, part, i == n - 1, pad) for i, part in enumerate(parts)]
+    return [f.result() for f in futures]
 
 
 def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int):

@@ -239,3 +239,17 @@ def test_info_colour_conversion_equals_numpy():
     want = dicom_lab_to_rgb(labs)
     got = np.array([S._lab_to_rgb([int(v) for v in lab]) for lab in labs])
     assert np.array_equal(got, want)
+
+
+def test_parallel_deflate_of_large_pixel_data(tmp_path, monkeypatch):
+    """Pixel data > 1 MB is deflated in parts by threads: still one valid stream."""
+    monkeypatch.setattr(seg_fast, "DEFLATE_THREADS", 3)
+    ref = _series(tmp_path, np.eye(3), shape=(13, 301, 299))
+    labels = [1, 2, 3]
+    arr = np.zeros(ref.grid.shape, dtype=np.uint8)
+    arr[1:12, 20:280, 30:250] = 1
+    arr[3:9, 100:150, 60:200] = 2
+    arr[5, 5:9, 5:9] = 3
+    lm = LabelMap(arr, ref.grid, _segments(labels))
+    slow, fast = _both(tmp_path, lm, ref)
+    _assert_equivalent(slow, fast, lm, ref)
