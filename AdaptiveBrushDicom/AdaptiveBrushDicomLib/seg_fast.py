@@ -250,7 +250,7 @@ class _EncodedSegment:
 
 #: (study, charset, repr(segment with a parameter stand-in), number) -> _EncodedSegment
 _SEGMENT_CACHE: dict[tuple, _EncodedSegment] = {}
-_BACKGROUND_CACHE: dict[tuple, bytes] = {}
+_BACKGROUND_CACHE: dict[tuple, _EncodedSegment] = {}
 
 
 def _encode_text(tag: int, vr: str, text: str) -> bytes:
@@ -287,25 +287,34 @@ def _segment_item(segment, number: int, study: str, encodings: list[str]) -> tup
         finalize_dataset(holder, padded)
         write_segment_private(holder, padded)
         item = holder.SegmentSequence[0]
-        enc_element, enc_dataset = _encoder(encodings)
-        before = b"".join(enc_element(item[t]) for t in item.keys() if int(t) < _ALG_SEQ_TAG)
-        after = b"".join(enc_element(item[t]) for t in item.keys() if int(t) > _ALG_SEQ_TAG)
-        alg = item.get("SegmentationAlgorithmIdentificationSequence")
-        alg_before = alg_after = b""
-        if alg:
-            a = alg[0]
-            alg_before = b"".join(enc_element(a[t]) for t in a.keys() if int(t) < _ALG_PARAMS_TAG)
-            alg_after = b"".join(enc_element(a[t]) for t in a.keys() if int(t) > _ALG_PARAMS_TAG)
-        enc = _EncodedSegment(before, alg_before, alg_after, after, bool(alg), _item(enc_dataset(item)), item,
-                              list(msgs))
+        enc = _split_encoded(item, encodings, list(msgs))
         if len(_SEGMENT_CACHE) > 4096:
             _SEGMENT_CACHE.clear()
         _SEGMENT_CACHE[key] = enc
+    return _assemble(enc, text), enc.first_item, list(enc.warnings)
+
+
+def _split_encoded(item, encodings: list[str], warnings: list[str]) -> _EncodedSegment:
+    """Pre-encode an item around its AlgorithmParameters (see _EncodedSegment)."""
+    enc_element, enc_dataset = _encoder(encodings)
+    before = b"".join(enc_element(item[t]) for t in item.keys() if int(t) < _ALG_SEQ_TAG)
+    after = b"".join(enc_element(item[t]) for t in item.keys() if int(t) > _ALG_SEQ_TAG)
+    alg = item.get("SegmentationAlgorithmIdentificationSequence")
+    alg_before = alg_after = b""
+    has_params = bool(alg) and "AlgorithmParameters" in alg[0]
+    if has_params:
+        a = alg[0]
+        alg_before = b"".join(enc_element(a[t]) for t in a.keys() if int(t) < _ALG_PARAMS_TAG)
+        alg_after = b"".join(enc_element(a[t]) for t in a.keys() if int(t) > _ALG_PARAMS_TAG)
+    return _EncodedSegment(before, alg_before, alg_after, after, has_params, _item(enc_dataset(item)), item,
+                           list(warnings))
+
+
+def _assemble(enc: _EncodedSegment, text: str | None) -> bytes:
     if text is None or not enc.has_alg:
-        return enc.full, enc.first_item, list(enc.warnings)
+        return enc.full
     alg_item = _item(enc.alg_before + _encode_text(_ALG_PARAMS_TAG, "LT", text) + enc.alg_after)
-    body = enc.before + _sequence(_ALG_SEQ_TAG, [alg_item]) + enc.after
-    return _item(body), enc.first_item, list(enc.warnings)
+    return _item(enc.before + _sequence(_ALG_SEQ_TAG, [alg_item]) + enc.after)
 
 
 def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
@@ -314,31 +323,36 @@ def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
     highdicom derives it from segment 1's description (algorithm type, and in 0.27 the
     whole algorithm identification, which ``finalize_dataset`` then edits through the
     shared sequence), so it is built the same way: highdicom's own
-    ``Segmentation._add_segment_descriptions`` on segment 1, then our post-processing."""
+    ``Segmentation._add_segment_descriptions`` on segment 1, then our post-processing.
+    Cached like the segment items: segment 1's parameters only change AlgorithmParameters."""
+    from dataclasses import replace
+
     import highdicom as hd
     from pydicom.dataset import Dataset
 
     from .private_tags import write_segment_private
-    from .segment_dicom import finalize_dataset, to_segment_description
+    from .segment_dicom import finalize_dataset, format_parameters, to_segment_description
 
-    key = (study, tuple(encodings), repr(first_segment))
-    hit = _BACKGROUND_CACHE.get(key)
-    if hit is not None:
-        return hit
-    desc, _ = to_segment_description(first_segment, 1)
-    holder = Dataset()
-    holder.StudyInstanceUID = study
-    hd.seg.Segmentation._add_segment_descriptions(holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)
-    finalize_dataset(holder, [first_segment])
-    write_segment_private(holder, [first_segment])
-    bg = holder.SegmentSequence[0]
-    if int(bg.SegmentNumber) != 0:
-        raise RuntimeError("highdicom did not add a background segment 0")
-    data = _item(_encoder(encodings)[1](bg))
-    if len(_BACKGROUND_CACHE) > 1024:
-        _BACKGROUND_CACHE.clear()
-    _BACKGROUND_CACHE[key] = data
-    return data
+    params = first_segment.algorithm_parameters
+    text = None if params is None else format_parameters(params, first_segment.name)
+    proto = replace(first_segment, algorithm_parameters=None if params is None else {"_": 0})
+    key = (study, tuple(encodings), repr(proto))
+    enc = _BACKGROUND_CACHE.get(key)
+    if enc is None:
+        desc, _ = to_segment_description(proto, 1)
+        holder = Dataset()
+        holder.StudyInstanceUID = study
+        hd.seg.Segmentation._add_segment_descriptions(holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)
+        finalize_dataset(holder, [proto])
+        write_segment_private(holder, [proto])
+        bg = holder.SegmentSequence[0]
+        if int(bg.SegmentNumber) != 0:
+            raise RuntimeError("highdicom did not add a background segment 0")
+        enc = _split_encoded(bg, encodings, [])
+        if len(_BACKGROUND_CACHE) > 1024:
+            _BACKGROUND_CACHE.clear()
+        _BACKGROUND_CACHE[key] = enc
+    return _assemble(enc, text)
 
 
 # ------------------------------------------------------------------------ writing
