@@ -125,6 +125,7 @@ class _Template:
     encodings: list[str]
     pixel_vr: bytes
     sop_class_uid: str
+    contributing: Any = None  # ContributingEquipmentSequence element: its date is per write
 
 
 def _template(reference, bits: int, hd_kwargs: dict[str, Any], first_segment) -> _Template:
@@ -225,8 +226,9 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     if sorted(frame_k) != list(range(nk)):
         raise RuntimeError("template frames do not cover every slice once")
     pixel_vr = seg["PixelData"].VR.encode()
+    contributing = seg["ContributingEquipmentSequence"] if "ContributingEquipmentSequence" in seg else None
     return _Template(elements, frame_k, items, dim_offset, seg.file_meta, encodings, pixel_vr,
-                     str(seg.SOPClassUID))
+                     str(seg.SOPClassUID), contributing)
 
 
 # ------------------------------------------------------------------------ segments
@@ -442,6 +444,13 @@ def write_labelmap(
     if content_datetime is not None:
         put(0x00080021, "DA", date)
         put(0x00080031, "TM", tm)
+    if tpl.contributing is not None:
+        # highdicom stamps ContributionDateTime with the template's build time: use this
+        # write's time (content_datetime when given, so re-writing gives identical bytes)
+        for item in tpl.contributing.value:
+            if "ContributionDateTime" in item:
+                item.ContributionDateTime = date + tm
+        per[int(tpl.contributing.tag)] = enc_element(tpl.contributing)
     put(0x00280008, "IS", len(order))
     # highdicom: "3D" when more than one frame remains and the frames are regularly spaced
     steps = np.diff(order)
