@@ -416,7 +416,8 @@ def render(res: dict) -> str:
         unit = t["unit"]
         val = f"{t['value']:.3g} {unit}" if unit != "x" else f"{t['value']:.3g}x"
         lim = f"{t['limit']} {unit}" if unit != "x" else f"{t['limit']}x"
-        L.append(f"| {t['target']} | {val} ({t['detail']}) | <= {lim} | {'**yes**' if t['met'] else '**no**'} |")
+        detail = f" ({t['detail']})" if t["detail"] else ""
+        L.append(f"| {t['target']} | {val}{detail} | <= {lim} | {'**yes**' if t['met'] else '**no**'} |")
     L += ["", "### Contenders per workload", "",
           "wall = whole process (start-up, imports, reading inputs, writing outputs), median of the repeats; "
           "RSS = peak resident set of that process; in-process = the conversion call alone, median of warm "
