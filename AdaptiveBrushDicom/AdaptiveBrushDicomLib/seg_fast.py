@@ -428,7 +428,16 @@ def write_labelmap(
     per: dict[int, bytes] = {}
 
     def put(tag: int, vr: str, value: Any) -> None:
-        per[tag] = enc_element(DataElement(tag, vr, value))
+        # short string VRs by hand (what pydicom writes: ASCII, padded to even length with
+        # a space, UI with a NULL); anything else through pydicom
+        text = "" if value is None else str(value)
+        if vr in ("UI", "IS", "LO", "CS", "DA", "TM") and text.isascii() and len(text) < 0xFFFF:
+            raw = text.encode("ascii")
+            if len(raw) % 2:
+                raw += b"\x00" if vr == "UI" else b" "
+            per[tag] = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
+        else:
+            per[tag] = enc_element(DataElement(tag, vr, value))
 
     put(0x00080018, "UI", sop_instance_uid)
     put(0x0020000E, "UI", series_instance_uid)
