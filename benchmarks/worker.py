@@ -3,9 +3,11 @@
 
 Modes (all read the same inputs the CLIs read):
 
-* ``ours-export SEG_NRRD REF OUT COMPRESSION N``: ReferenceSeries + read_segmentation
-  once, then ``write_seg`` N+1 times (the first call, "cold", builds the per-series
-  template; the next N are "warm": what each further trial of a migration costs).
+* ``ours-export SEG_NRRD REF OUT COMPRESSION N [trial]``: ReferenceSeries +
+  read_segmentation once, then ``write_seg`` N+1 times (the first call, "cold", builds the
+  per-series template; the next N are "warm"). Without ``trial`` the UIDs are derived from
+  the content, as ``abdicom export`` does (a SHA-256 of the voxels); with ``trial`` they
+  are given, as ``abdicom migrate`` does for each trial.
 * ``ours-decode SEG REF N``: ``read_seg(path, reference)`` N+1 times.
 * ``hd-export SEG_NRRD REF OUT N``: plain highdicom: ``Segmentation(LABELMAP)`` with its
   default settings + ``save_as`` (Explicit VR Little Endian), N+1 times.
@@ -54,8 +56,14 @@ def main(argv):
         out["load_s"] = time.perf_counter() - t0
         res = {}
 
+        uids = {}
+        if len(argv) > 6 and argv[6] == "trial":
+            from AdaptiveBrushDicomLib.uids import derive_uid
+
+            uids = {"series_instance_uid": derive_uid("bench-series"), "sop_instance_uid": derive_uid("bench-sop")}
+
         def run(i):
-            res["r"] = write_seg(lm, ref, dst, compression=comp, force=True, series_description="bench")
+            res["r"] = write_seg(lm, ref, dst, compression=comp, force=True, series_description="bench", **uids)
 
         out.update(_timed(run, n))
         out["bytes"] = res["r"].size_bytes
