@@ -248,6 +248,7 @@ class _EncodedSegment:
     full: bytes  # the whole item (item header included) when there are no parameters
     first_item: Any  # the Dataset (for the Background item, built from segment 1)
     warnings: list[str]
+    non_ascii: bool = False  # finalize_dataset asked for UTF-8: the highdicom path writes it
 
 
 #: (study, charset, repr(segment with a parameter stand-in), number) -> _EncodedSegment
@@ -289,14 +290,19 @@ def _segment_item(segment, number: int, study: str, encodings: list[str]) -> tup
         finalize_dataset(holder, padded)
         write_segment_private(holder, padded)
         item = holder.SegmentSequence[0]
-        enc = _split_encoded(item, encodings, list(msgs))
+        enc = _split_encoded(item, encodings, list(msgs), "SpecificCharacterSet" in holder)
         if len(_SEGMENT_CACHE) > 4096:
             _SEGMENT_CACHE.clear()
         _SEGMENT_CACHE[key] = enc
     return _assemble(enc, text), enc.first_item, list(enc.warnings)
 
 
-def _split_encoded(item, encodings: list[str], warnings: list[str]) -> _EncodedSegment:
+class NotSupported(Exception):
+    """This SEG is not one the fast path writes (e.g. non-ASCII text, which needs the
+    dataset-wide SpecificCharacterSet of the highdicom path); use highdicom."""
+
+
+def _split_encoded(item, encodings: list[str], warnings: list[str], non_ascii: bool = False) -> _EncodedSegment:
     """Pre-encode an item around its AlgorithmParameters (see _EncodedSegment)."""
     enc_element, enc_dataset = _encoder(encodings)
     before = b"".join(enc_element(item[t]) for t in item.keys() if int(t) < _ALG_SEQ_TAG)
@@ -308,11 +314,15 @@ def _split_encoded(item, encodings: list[str], warnings: list[str]) -> _EncodedS
         a = alg[0]
         alg_before = b"".join(enc_element(a[t]) for t in a.keys() if int(t) < _ALG_PARAMS_TAG)
         alg_after = b"".join(enc_element(a[t]) for t in a.keys() if int(t) > _ALG_PARAMS_TAG)
+    if non_ascii:  # never encode it with the template's character set
+        return _EncodedSegment(b"", b"", b"", b"", False, b"", item, list(warnings), True)
     return _EncodedSegment(before, alg_before, alg_after, after, has_params, _item(enc_dataset(item)), item,
                            list(warnings))
 
 
 def _assemble(enc: _EncodedSegment, text: str | None) -> bytes:
+    if enc.non_ascii:
+        raise NotSupported("non-ASCII segment text")
     if text is None or not enc.has_alg:
         return enc.full
     alg_item = _item(enc.alg_before + _encode_text(_ALG_PARAMS_TAG, "LT", text) + enc.alg_after)
@@ -350,7 +360,7 @@ def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
         bg = holder.SegmentSequence[0]
         if int(bg.SegmentNumber) != 0:
             raise RuntimeError("highdicom did not add a background segment 0")
-        enc = _split_encoded(bg, encodings, [])
+        enc = _split_encoded(bg, encodings, [], "SpecificCharacterSet" in holder)
         if len(_BACKGROUND_CACHE) > 1024:
             _BACKGROUND_CACHE.clear()
         _BACKGROUND_CACHE[key] = enc
@@ -397,6 +407,9 @@ def write_labelmap(
     if pixel.dtype != want:
         pixel = pixel.astype(want)
     pixel = np.ascontiguousarray(pixel)
+    for value in (series_description, content_description, content_label):
+        if value is not None and not str(value).isascii():
+            raise NotSupported("non-ASCII series text")
     _check_code_string(content_label)
     if content_description is not None:
         _check_long_string(content_description)
@@ -407,10 +420,11 @@ def write_labelmap(
     tpl = _template(reference, bits, hd_kwargs, segments[0])
     enc_element, _ = _encoder(tpl.encodings)
     seg_items = [_background_item(segments[0], study, tpl.encodings)]
+    seg_messages: list[str] = []
     for number, seg in enumerate(segments, start=1):
         data, _item_ds, msgs = _segment_item(seg, number, study, tpl.encodings)
         seg_items.append(data)
-        messages.extend(msgs)
+        seg_messages.extend(msgs)
 
     nk = pixel.shape[0]
     present = pixel.reshape(nk, -1).any(axis=1)
@@ -506,6 +520,7 @@ def write_labelmap(
         else:
             for chunk in _chunks(header, pixel, order, pad):
                 fh.write(chunk)
+    messages.extend(seg_messages)
     return FastResult(tpl.sop_class_uid, transfer_syntax_uid, len(order))
 
 
@@ -544,4 +559,4 @@ def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int):
         yield b"\x00"
 
 
-__all__ = ["ENABLED", "DEFLATE_LEVEL", "supported", "write_labelmap"]
+__all__ = ["ENABLED", "DEFLATE_LEVEL", "NotSupported", "supported", "write_labelmap"]

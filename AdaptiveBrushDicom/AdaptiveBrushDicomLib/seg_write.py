@@ -270,6 +270,7 @@ def write_seg(
 
     from . import seg_fast
 
+    fast = None
     if seg_fast.supported(compression.uid, binary) and pixel.any():
         try:
             fast = seg_fast.write_labelmap(
@@ -286,12 +287,16 @@ def write_seg(
                 messages=messages,
             )
             os.replace(tmp, out_path)
+        except seg_fast.NotSupported:
+            tmp.unlink(missing_ok=True)
+            fast = None  # e.g. non-ASCII text: highdicom + finalize_dataset write it
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise UserError(f"cannot write: {exc.strerror or exc}", out_path) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+    if fast is not None:
         for w in messages:
             if warn:
                 warn(w)

@@ -253,3 +253,23 @@ def test_parallel_deflate_of_large_pixel_data(tmp_path, monkeypatch):
     lm = LabelMap(arr, ref.grid, _segments(labels))
     slow, fast = _both(tmp_path, lm, ref)
     _assert_equivalent(slow, fast, lm, ref)
+
+
+def test_non_ascii_text_goes_through_highdicom(tmp_path):
+    """Non-ASCII segment or series text needs the dataset's SpecificCharacterSet (UTF-8,
+    set by finalize_dataset): the fast path hands such SEGs to the highdicom path."""
+    ref = _series(tmp_path, np.eye(3))
+    labels = [1, 2]
+    segs = _segments(labels)
+    segs[1] = Segment(label=2, name="Région ü", color=(1, 2, 3), description="déjà vu",
+                      algorithm_type=AlgorithmType.MANUAL)
+    lm = LabelMap(_blobs(ref.grid.shape, labels), ref.grid, segs)
+    slow, fast = _both(tmp_path, lm, ref)
+    _assert_equivalent(slow, fast, lm, ref)
+    ds = pydicom.dcmread(fast.path)
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert any(str(i.SegmentLabel) == "Région ü" for i in ds.SegmentSequence)
+    ascii_segs = _segments(labels)
+    lm2 = LabelMap(lm.array, ref.grid, ascii_segs)
+    slow, fast = _both(tmp_path, lm2, ref, tag="desc", series_description="Série 1")
+    _assert_equivalent(slow, fast, lm2, ref)
