@@ -410,7 +410,8 @@ def _verify(path: Path, labelmap, reference) -> tuple[int, int, int]:
     got = decoded.labelmap.array
     if got.shape != expected.shape:
         raise ValueError(f"decoded shape {got.shape} differs from source {expected.shape}")
-    diff = np.count_nonzero(got.astype(np.int64) != expected.astype(np.int64))
+    # numpy compares mixed integer dtypes exactly, chunk by chunk: no full-size casts
+    diff = np.count_nonzero(got != expected)
     if diff:
         raise ValueError(f"{diff} voxels differ between the SEG and its source")
     want = sorted(s.label for s in segments)
