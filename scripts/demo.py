@@ -68,9 +68,14 @@ def main() -> int:
     ap.add_argument("--out", default="demo-output", help="folder for everything the demo writes")
     args = ap.parse_args()
     out = Path(args.out).resolve()
-    if out.exists():
-        shutil.rmtree(out)  # the demo's own output folder only
-    out.mkdir(parents=True)
+    marker = out / ".abdicom-demo-output"
+    if out.exists() and any(out.iterdir()):
+        if not marker.exists():
+            print(f"demo: error: {out} exists and was not made by the demo; give another --out", file=sys.stderr)
+            return 2
+        shutil.rmtree(out)  # a previous demo run's own output (it carries our marker file)
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("written by scripts/demo.py; the demo deletes and rewrites this folder\n")
     rows: list = []
     ok = True
 
