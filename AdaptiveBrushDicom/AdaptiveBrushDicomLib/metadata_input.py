@@ -16,12 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .colors import parse_color
+from .atomic import atomic_output
 from .errors import InputFileError, UserError
 from .labelmap import LabelMap
 from .segment import AlgorithmType, Code, Segment, Terminology
@@ -325,15 +325,10 @@ def write_dcmqi_metadata(
     """
     path = Path(path)
     data = dcmqi_metadata_dict(segments, series)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write: {exc.strerror or exc}", path) from None
     return path
 
 

@@ -439,7 +439,6 @@ def _native_frames(ds, n: int, rows: int, cols: int) -> np.ndarray | None:
 
 def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = None) -> DecodedSeg:
     """Decode a SEG file (see module docstring)."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     t0 = time.perf_counter()

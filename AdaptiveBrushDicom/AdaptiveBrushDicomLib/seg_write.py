@@ -12,7 +12,6 @@ pydicom then deflates it on save. Files are written to a temporary name and rena
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ import numpy as np
 
 from . import LABELMAP_SEG_SOP_CLASS_UID, MANUFACTURER, SEG_SOP_CLASS_UID, __version__, uids
 from .align import Resample, align_to_grid
+from .atomic import atomic_output
 from .compression import DEFAULT_COMPRESSION, Compression
 from .errors import OutputExistsError, OverlapError, UserError
 from .labelmap import LabelMap
@@ -266,36 +266,27 @@ def write_seg(
         device_serial_number="0",
         content_creator_name=content_creator_name,
     )
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-
     from . import seg_fast
 
     fast = None
     if seg_fast.supported(compression.uid, binary) and pixel.any():
         try:
-            fast = seg_fast.write_labelmap(
-                pixel, segments, reference, tmp,
-                transfer_syntax_uid=compression.uid,
-                hd_kwargs=hd_kwargs,
-                series_instance_uid=series_uid,
-                sop_instance_uid=sop_uid,
-                series_number=int(series_number),
-                series_description=series_description,
-                content_label=content_label,
-                content_description=content_description,
-                content_datetime=content_datetime,
-                messages=messages,
-            )
-            os.replace(tmp, out_path)
+            with atomic_output(out_path) as tmp:
+                fast = seg_fast.write_labelmap(
+                    pixel, segments, reference, tmp,
+                    transfer_syntax_uid=compression.uid,
+                    hd_kwargs=hd_kwargs,
+                    series_instance_uid=series_uid,
+                    sop_instance_uid=sop_uid,
+                    series_number=int(series_number),
+                    series_description=series_description,
+                    content_label=content_label,
+                    content_description=content_description,
+                    content_datetime=content_datetime,
+                    messages=messages,
+                )
         except seg_fast.NotSupported:
-            tmp.unlink(missing_ok=True)
             fast = None  # e.g. non-ASCII text: highdicom + finalize_dataset write it
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write: {exc.strerror or exc}", out_path) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     if fast is not None:
         for w in messages:
             if warn:
@@ -360,12 +351,8 @@ def write_seg(
         ds.InstanceCreationTime = ds.ContentTime
     if compression is Compression.DEFLATE:
         ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    try:
+    with atomic_output(out_path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, out_path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write: {exc.strerror or exc}", out_path) from None
     for w in messages:
         if warn:
             warn(w)

@@ -20,13 +20,13 @@ so the same input always yields the same Study, Series, Frame of Reference and S
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import MANUFACTURER, __version__, uids
+from .atomic import atomic_output
 from .errors import OutputExistsError, UserError
 from .geometry import Grid
 
@@ -274,13 +274,8 @@ def create_synthetic_series(
         ds.LargestImagePixelValue = int(frame.max())
         ds.PixelData = frame.tobytes()
         path = out_dir / names[k]
-        tmp = out_dir / f".{names[k]}.tmp-{os.getpid()}"
-        try:
+        with atomic_output(path) as tmp:
             ds.save_as(tmp, enforce_file_format=True)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write: {exc.strerror or exc}", path) from None
         paths.append(path)
     notes = []
     if not enc.exact:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputFileError, UserError
+from .atomic import atomic_output
+from .errors import InputFileError
 from .geometry import Grid
 from .labelmap import LabelMap, LabelMapError
 from .segment import Segment
@@ -260,11 +261,6 @@ def write_seg_nrrd(labelmap: LabelMap, path: str | Path) -> Path:
         "referenceImageExtentOffset": [0, 0, 0],
         "segments": [segment_to_slicerio(s, shape_ijk) for s in labelmap.segments],
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         slicerio.write_segmentation(str(tmp), seg)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write: {exc.strerror or exc}", path) from None
     return path
