@@ -34,14 +34,14 @@ sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
 import workloads as W  # noqa: E402
 
 PY = sys.executable
-BIN = Path(sys.executable).parent
 BEGIN, END = "<!-- BEGIN GENERATED RESULTS -->", "<!-- END GENERATED RESULTS -->"
 TRIALS = 100
 
 
 def tool(name: str) -> str | None:
-    p = BIN / name
-    return str(p) if p.exists() else shutil.which(name)
+    from AdaptiveBrushDicomLib.peers import find_tool  # venv bin first, then PATH
+
+    return find_tool(name)
 
 
 # ------------------------------------------------------------------ measuring

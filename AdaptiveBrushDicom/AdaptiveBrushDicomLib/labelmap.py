@@ -10,6 +10,14 @@ from .geometry import Grid
 from .segment import Segment
 
 
+def label_dtype(max_label: int) -> np.dtype:
+    """Smallest unsigned dtype that holds labels 0..``max_label``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_label <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    return np.dtype(np.uint64)
+
+
 class LabelMapError(ValueError):
     """Invalid labelmap content (non-integer, negative labels, overlaps...)."""
 

@@ -1129,11 +1129,7 @@ def _run_plan_locked(plan: _Plan, cache: _VolumeCache, compression: Compression,
         prog.message("already migrated, nothing changed")
         return
     if report.errors:
-        report.status = "failed"
-        prog.message(f"failed: {report.errors[0]}")
-        if not dry_run:
-            _write_report_only(plan)
-        report.wall_time_seconds = time.perf_counter() - t0
+        _end_failed(plan, prog, dry_run, t0)
         return
     folder = job.folder
     try:
@@ -1167,11 +1163,7 @@ def _run_plan_locked(plan: _Plan, cache: _VolumeCache, compression: Compression,
     except OSError as exc:
         report.errors.append(f"{exc.filename or folder}: {_describe_oserror(exc)}")
     if report.errors:
-        report.status = "failed"
-        prog.message(f"failed: {report.errors[0]}")
-        if not dry_run:
-            _write_report_only(plan)
-        report.wall_time_seconds = time.perf_counter() - t0
+        _end_failed(plan, prog, dry_run, t0)
         return
     grid = report.volume.pop("_grid")
 
@@ -1379,6 +1371,17 @@ def _write_report_files(plan: _Plan) -> None:
     folder = plan.job.folder
     atomic_write_bytes(folder / REPORT_JSON_NAME, _json_bytes(plan.report.to_dict()))
     atomic_write_bytes(folder / REPORT_MD_NAME, plan.report.to_markdown().encode("utf-8"))
+
+
+def _end_failed(plan, prog, dry_run: bool, t0: float) -> None:
+    """Close a folder whose preparation failed: status, one progress line, the report
+    (unless dry run) and the wall time."""
+    report = plan.report
+    report.status = "failed"
+    prog.message(f"failed: {report.errors[0]}")
+    if not dry_run:
+        _write_report_only(plan)
+    report.wall_time_seconds = time.perf_counter() - t0
 
 
 def _write_report_only(plan: _Plan) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
+from .atomic import atomic_output
 from .errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1033,13 +1034,8 @@ def pull(
             if not force:
                 raise OutputExistsError("a different file with this name exists; choose another --out or "
                                         "pass --force", target)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_output(target) as tmp:
             tmp.write_bytes(blob)
-            os.replace(tmp, target)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write: {exc.strerror or exc}", target) from None
         report.written += 1
         report.bytes += len(blob)
         report.files.append(target)

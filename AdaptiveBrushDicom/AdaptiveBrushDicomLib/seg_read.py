@@ -28,7 +28,7 @@ import numpy as np
 from . import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
 from .errors import InputFileError, ReferenceMismatchError
 from .geometry import Grid
-from .labelmap import LabelMap
+from .labelmap import LabelMap, label_dtype
 from .private_tags import read_segment_private
 from .reference import ReferenceSeries
 from .segment import Segment
@@ -582,7 +582,7 @@ def _decode_binary(pixels, place, frame_segments, grid, segments, ds, path, note
                 placed = True
                 break
         if not placed:
-            layer = np.zeros(grid.shape, dtype=np.uint16 if max(numbers) > 255 else np.uint8)
+            layer = np.zeros(grid.shape, dtype=label_dtype(max(numbers)))
             if m is not None:
                 layer[m] = num
             layers.append(layer)
@@ -624,7 +624,7 @@ def restore_labels(
         return LabelMap(array, grid, ordered)
     max_num = max(segs)
     max_label = max(s.label for s in ordered)
-    dtype = np.uint8 if max_label < 256 else (np.uint16 if max_label < 65536 else np.uint32)
+    dtype = label_dtype(max_label)
     lut = np.zeros(max_num + 1, dtype=dtype)
     for n in segs:
         lut[n] = segs[n].label

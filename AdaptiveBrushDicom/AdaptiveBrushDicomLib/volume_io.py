@@ -17,7 +17,7 @@ import numpy as np
 from .atomic import atomic_output
 from .errors import InputFileError
 from .geometry import Grid
-from .labelmap import LabelMap, LabelMapError
+from .labelmap import LabelMap, LabelMapError, label_dtype
 from .segment import Segment
 
 #: Slicer segment fields kept in ``Segment.extra`` and written back unchanged.
@@ -250,7 +250,7 @@ def write_seg_nrrd(labelmap: LabelMap, path: str | Path) -> Path:
     else:
         voxels = arr.transpose(0, 3, 2, 1)
     max_label = int(arr.max()) if arr.size else 0
-    dtype = np.uint8 if max_label < 256 else (np.uint16 if max_label < 65536 else np.uint32)
+    dtype = label_dtype(max_label)
     shape_ijk = labelmap.grid.size_ijk
     seg = {
         "voxels": voxels.astype(dtype, copy=False),

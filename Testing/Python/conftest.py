@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,11 @@ def corpus() -> Path:
     return CORPUS
 
 
-def have(tool: str) -> bool:
-    return shutil.which(tool) is not None or (Path(__import__("sys").executable).parent / tool).exists()
-
-
 def tool_path(tool: str) -> str:
-    import sys
+    """Path of a peer command (venv bin first, then PATH); skips the test when absent."""
+    from AdaptiveBrushDicomLib.peers import find_tool
 
-    local = Path(sys.executable).parent / tool
-    if local.exists():
-        return str(local)
-    found = shutil.which(tool)
+    found = find_tool(tool)
     if not found:
         pytest.skip(f"{tool} not installed")
     return found

@@ -7,7 +7,6 @@ SEG writing/decoding tests skip only if the core modules ``seg_write`` / ``seg_r
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -18,10 +17,6 @@ from AdaptiveBrushDicomLib.index import SqliteDicomIndex
 from AdaptiveBrushDicomLib.manager import DicomManager
 
 from test_index import FakeCtkDatabase, build_corpus, build_migrated_corpus, clone_seg
-
-HAVE_SEG_MODULES = all(importlib.util.find_spec(f"AdaptiveBrushDicomLib.{m}") is not None
-                       for m in ("seg_write", "seg_read", "synthetic", "reference"))
-needs_seg = pytest.mark.skipif(not HAVE_SEG_MODULES, reason="core SEG modules not written yet")
 
 #: The labelmap ``make_seg_template`` encodes (k ascending along z).
 EXPECTED = np.zeros((4, 8, 8), np.int64)
@@ -91,7 +86,6 @@ def test_no_auto_import(tmp_path, corpus):
 
 
 # ------------------------------------------------------------------ decoding (needs seg_read)
-@needs_seg
 def test_load_segmentation_by_series_and_sop_uid(corpus, manager):
     manager.import_dicom_folder(corpus.root)
     seg = manager.get_segmentations_for_volume(corpus.volume_uid)[3]  # run_A trial 10
@@ -104,7 +98,6 @@ def test_load_segmentation_by_series_and_sop_uid(corpus, manager):
         np.testing.assert_array_equal(lm.array, expected)
 
 
-@needs_seg
 def test_load_without_reference_in_database(corpus, manager):
     """Only the SEG is indexed: decoded on the grid of its own frames (slices 1..2)."""
     manager.database.import_paths([corpus.root / "runA" / "t1.dcm"])
@@ -114,7 +107,6 @@ def test_load_without_reference_in_database(corpus, manager):
 
 
 # ------------------------------------------------------------------ write + index + read back
-@needs_seg
 def test_synthetic_export_query_load_round_trip(tmp_path, manager):
     from AdaptiveBrushDicomLib.labelmap import LabelMap
     from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
@@ -145,7 +137,6 @@ def test_synthetic_export_query_load_round_trip(tmp_path, manager):
     assert manager.database.counts() == counts
 
 
-@needs_seg
 def test_manager_over_slicer_adapter(corpus):
     fake = FakeCtkDatabase()
     mgr = DicomManager(SlicerDatabaseAdapter(fake))
@@ -156,7 +147,6 @@ def test_manager_over_slicer_adapter(corpus):
     assert lm.grid.shape == (4, 8, 8) and int((lm.array != 0).sum()) == int((EXPECTED != 0).sum())
 
 
-@needs_seg
 def test_new_trial_appears_after_import(corpus, manager, tmp_path):
     manager.import_dicom_folder(corpus.root)
     uid, _ = clone_seg(corpus.root / "gold" / "gold.dcm", tmp_path / "late" / "t3.dcm",
@@ -178,8 +168,7 @@ def test_trials_of_one_run_in_a_shared_study(tmp_path, manager):
 
 def test_migrated_demo_run_end_to_end(tmp_path, manager):
     """What ``abdicom migrate`` writes is indexed and queried as gold + one run of trials."""
-    pytest.importorskip("AdaptiveBrushDicomLib.migrate")
-    demo_data = pytest.importorskip("AdaptiveBrushDicomLib.demo_data")
+    from AdaptiveBrushDicomLib import demo_data
 
     paths = demo_data.build_demo_legacy(tmp_path / "legacy", n_trials=3, shape=(10, 32, 32))
     summary = demo_data.migrate_paths([paths.runs_dir, paths.gold_standards_dir], volumes_dir=paths.volumes_dir,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +25,8 @@ from AdaptiveBrushDicomLib.metadata_input import (
 )
 from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment
 from AdaptiveBrushDicomLib.terminology import format_terminology_entry
+
+from conftest import tool_path
 
 REPO = Path(__file__).resolve().parents[2]
 DCMQI_CORPUS = REPO / ".." / "shared" / "corpus" / "dcmqi"
@@ -111,12 +111,7 @@ def test_dcmqi_itkimage2segimage_accepts_our_json(tmp_path):
     """Our written JSON drives dcmqi's writer; the SEG it makes has our labels and codes."""
     import pydicom
 
-    tool = Path(sys.executable).parent / "itkimage2segimage"
-    if not tool.exists():
-        found = shutil.which("itkimage2segimage")
-        if not found:
-            pytest.skip("itkimage2segimage not installed")
-        tool = Path(found)
+    tool = Path(tool_path("itkimage2segimage"))
     segments, series = read_dcmqi_metadata(corpus("seg-example_liver_spine.json"))
     segments = [replace(s, layer=0) for s in segments]  # one label file
     meta = write_dcmqi_metadata(segments, tmp_path / "meta.json", series)

@@ -219,7 +219,6 @@ def _run_and_kill(cmd: list[str], env: dict, after_lines: int, delay: float) -> 
     import threading
 
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    t0 = time.perf_counter()
     lines: "queue.Queue[str | None]" = queue.Queue()
 
     def pump() -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +27,8 @@ from AdaptiveBrushDicomLib.segment_dicom import (
     to_segment_description,
 )
 from AdaptiveBrushDicomLib.terminology import same_codes
+
+from conftest import tool_path
 
 REPO = Path(__file__).resolve().parents[2]
 DCMQI_CORPUS = REPO / ".." / "shared" / "corpus" / "dcmqi"
@@ -60,16 +60,6 @@ def _segments() -> list[Segment]:
             segment_id="tumor id", layer=1,
         ),
     ]
-
-
-def _need(tool: str) -> str:
-    local = Path(sys.executable).parent / tool
-    if local.exists():
-        return str(local)
-    found = shutil.which(tool)
-    if not found:
-        pytest.skip(f"{tool} not installed")
-    return found
 
 
 def _ct_sources():
@@ -334,7 +324,7 @@ def test_dcmqi_reads_our_metadata(tmp_path):
     """dcmqi JSON -> our Segments -> SEG -> dcmqi segimage2itkimage -> same codes, labels, colours."""
     import SimpleITK as sitk
 
-    tool = _need("segimage2itkimage")
+    tool = tool_path("segimage2itkimage")
     meta_path = DCMQI_CORPUS / "seg-example_liver_spine.json"
     if not meta_path.exists():
         pytest.skip("dcmqi corpus not available")
@@ -373,7 +363,7 @@ def test_dcmqi_warns_without_colour(tmp_path):
     RecommendedDisplayCIELabValue (Type 3; highdicom writes none unless given a colour)."""
     import pydicom
 
-    tool = _need("segimage2itkimage")
+    tool = tool_path("segimage2itkimage")
     labels = _labels("liver_spine_seg.nrrd")
     seg_path = _build_seg(_segments()[:1] + [Segment(label=2, name="b", algorithm_name="x")], labels, tmp_path / "a.dcm")
     ds = pydicom.dcmread(seg_path)

@@ -6,8 +6,6 @@ the few Slicer calls they make) are in ``test_slicer_glue.py``.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -18,16 +16,7 @@ from AdaptiveBrushDicomLib.geometry import GeometryError, Grid
 from AdaptiveBrushDicomLib.labelmap import LabelMap
 from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology
 
-HAS_TERMINOLOGY = importlib.util.find_spec("AdaptiveBrushDicomLib.terminology") is not None
-needs_terminology = pytest.mark.skipif(not HAS_TERMINOLOGY, reason="terminology.py not written yet")
-
-
-def rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+from conftest import rotation
 
 
 # ----------------------------------------------------------------------------- plugin
@@ -235,7 +224,6 @@ def test_record_bad_algorithm_type():
         sb.segment_from_record(r, 1)
 
 
-@needs_terminology
 def test_record_terminology_round_trip():
     t = Terminology(
         category=Code("123037004", "SCT", "Anatomical Structure"),
