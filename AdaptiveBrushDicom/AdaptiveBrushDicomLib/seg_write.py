@@ -212,7 +212,7 @@ def write_seg(
     where = source_name or "segmentation"
     out_path = Path(out_path)
     compression = Compression.parse(compression)
-    resample = Resample(resample) if not isinstance(resample, Resample) else resample
+    resample = Resample(resample)
     if out_path.exists() and not force:
         raise OutputExistsError("output exists; choose another path or pass --force", out_path)
     if not out_path.parent.is_dir():
@@ -255,7 +255,9 @@ def write_seg(
     if series_instance_uid and sop_instance_uid:
         series_uid, sop_uid = series_instance_uid, sop_instance_uid
     else:
-        digest = uids.content_digest(np.asarray(pixel), reference.grid)
+        # content = voxels + everything said about the segments (dataclass reprs are stable),
+        # so re-describing the same voxels never reuses a SOP Instance UID
+        digest = uids.derive_uid(uids.content_digest(np.asarray(pixel), reference.grid), repr(segments))
         series_uid = series_instance_uid or uids.seg_series_uid(
             reference.series_instance_uid, series_description, digest)
         sop_uid = sop_instance_uid or uids.derive_uid("seg-instance", series_uid, digest)

@@ -242,3 +242,13 @@ def test_slicer_only_fields_survive(tmp_path):
     entry = [s for s in raw["segments"] if s["labelValue"] == segments[0].label][0]
     assert entry["terminology"]["contextName"].endswith("General Anatomy list")
     assert entry["status"] == "completed"
+
+
+def test_uids_depend_on_voxels_and_segment_metadata(tmp_path):
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    a = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "a.dcm")
+    b = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "b.dcm")
+    assert (a.series_instance_uid, a.sop_instance_uid) == (b.series_instance_uid, b.sop_instance_uid)
+    renamed = [Segment(**{**s.__dict__, "name": s.name + " (edited)"}) for s in segments]
+    c = write_seg(LabelMap(labels, grid, renamed), ref, tmp_path / "c.dcm")
+    assert c.sop_instance_uid != a.sop_instance_uid
