@@ -34,7 +34,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AdaptiveBrushDicomLib import slicer_bridge as bridge
+from AdaptiveBrushDicomLib.slicer import bridge
 
 #
 # Dependencies
@@ -141,7 +141,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         """Core ``ReferenceSeries`` of a volume loaded from the DICOM database (its
         ``DICOM.instanceUIDs`` attribute lists the SOP Instance UIDs in k order)."""
         from AdaptiveBrushDicomLib.errors import UserError
-        from AdaptiveBrushDicomLib.reference import ReferenceSeries
+        from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 
         uids = bridge.split_uids(volumeNode.GetAttribute(bridge.ATTR_INSTANCE_UIDS))
         if not uids:
@@ -254,7 +254,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         becomes the segmentation's reference geometry.
         """
         from AdaptiveBrushDicomLib.errors import UserError
-        from AdaptiveBrushDicomLib.labelmap import LabelMap
+        from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 
         if referenceVolumeNode is not None:
             shape = slicer.util.arrayFromVolume(referenceVolumeNode).shape
@@ -329,13 +329,13 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         ``UserError`` with a one-line message for user mistakes (no DICOM reference volume,
         overlapping segments, ...).
         """
-        from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION
+        from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION
         from AdaptiveBrushDicomLib.errors import UserError
 
         if not ensureDependencies(["export"]):
             raise UserError("highdicom / pydicom >= 3.0.1 are needed for DICOM SEG export and were not installed")
-        from AdaptiveBrushDicomLib.seg_read import read_seg
-        from AdaptiveBrushDicomLib.seg_write import write_seg
+        from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+        from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
 
         if referenceVolumeNode is None:
             referenceVolumeNode = segmentationNode.GetNodeReference(
@@ -382,7 +382,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
 
         if not ensureDependencies(["synthetic"]):
             raise UserError("pydicom >= 3.0.1 is needed to write DICOM and was not installed")
-        from AdaptiveBrushDicomLib.synthetic import create_synthetic_series, patient_id_for
+        from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series, patient_id_for
 
         self._requireDatabase()
         array, grid = self.volumeToArrayAndGrid(volumeNode)
@@ -433,8 +433,8 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         """The core ``DicomManager`` over Slicer's DICOM database (``SlicerDatabaseAdapter``
         around ``slicer.dicomDatabase``). Files are indexed by this Logic (copied from the
         temporary folder), so the manager's own auto-import is off."""
-        from AdaptiveBrushDicomLib.database import SlicerDatabaseAdapter
-        from AdaptiveBrushDicomLib.manager import DicomManager
+        from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter
+        from AdaptiveBrushDicomLib.store.manager import DicomManager
 
         self._requireDatabase()
         if getattr(self, "_manager", None) is None or self._managerDatabase is not slicer.dicomDatabase:
@@ -477,7 +477,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
 
         if not ensureDependencies(["migrate"]):
             raise UserError("packages needed for migration (highdicom, SimpleITK, slicerio) were not installed")
-        from AdaptiveBrushDicomLib.migrate import migrate_paths
+        from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
 
         summary = migrate_paths([folder], volume=volume, progress=progressCallback is not None,
                                 stream=self._ProgressStream(progressCallback))
@@ -537,7 +537,7 @@ class AdaptiveBrushDicomWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.segmentationSelector = self._nodeSelector(["vtkMRMLSegmentationNode"], "Segmentation to export")
         form.addRow("Segmentation:", self.segmentationSelector)
         self.compressionCombo = qt.QComboBox()
-        from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression
+        from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression
 
         for member in Compression:
             self.compressionCombo.addItem(member.cli_name, member.value)
@@ -737,9 +737,9 @@ class AdaptiveBrushDicomTest(ScriptedLoadableModuleTest):
         """LabelMap -> segmentation node -> LabelMap keeps voxels, labels and empty segments."""
         import numpy as np
 
-        from AdaptiveBrushDicomLib.geometry import Grid
-        from AdaptiveBrushDicomLib.labelmap import LabelMap
-        from AdaptiveBrushDicomLib.segment import Segment
+        from AdaptiveBrushDicomLib.core.geometry import Grid
+        from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+        from AdaptiveBrushDicomLib.core.segment import Segment
 
         self.delayDisplay("Segmentation round trip in the scene")
         grid = Grid((6, 8, 10), (0.8, 0.9, 2.0), (-10.0, 20.0, 5.0), np.diag([1.0, -1.0, -1.0]))

@@ -6,7 +6,7 @@ instance of every registered class (Slicer Modules/Scripted/DICOMLib/DICOMUtils.
 ``getLoadablesFromFileLists``).
 
 Thin glue: which files to claim, with what confidence and name, is decided by
-``AdaptiveBrushDicomLib.slicer_bridge``; decoding is ``AdaptiveBrushDicomLib.seg_read``;
+``AdaptiveBrushDicomLib.slicer.bridge``; decoding is ``AdaptiveBrushDicomLib.dicom.seg.read``;
 export goes through ``AdaptiveBrushDicom.AdaptiveBrushDicomLogic``.
 
 Coordinates: arrays are (k, j, i); the core works in LPS, Slicer nodes in RAS (the bridge
@@ -21,7 +21,7 @@ from DICOMLib import DICOMLoadable, DICOMPlugin
 
 
 def _bridge():
-    from AdaptiveBrushDicomLib import slicer_bridge
+    from AdaptiveBrushDicomLib.slicer import bridge as slicer_bridge
 
     return slicer_bridge
 
@@ -124,7 +124,7 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
         files = [f for f in slicer.dicomDatabase.filesForSeries(referencedSeriesUID) if f and os.path.isfile(f)]
         if not files:
             return None
-        from AdaptiveBrushDicomLib.reference import ReferenceSeries
+        from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 
         try:
             return ReferenceSeries.from_files(files)
@@ -138,7 +138,7 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
 
         if not AdaptiveBrushDicom.ensureDependencies(["load"]):
             return False
-        from AdaptiveBrushDicomLib.seg_read import read_seg
+        from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
 
         bridge = _bridge()
         path = loadable.files[0]

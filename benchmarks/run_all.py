@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "testkit"))
 
 import workloads as W  # noqa: E402
 
@@ -39,7 +40,7 @@ TRIALS = 100
 
 
 def tool(name: str) -> str | None:
-    from AdaptiveBrushDicomLib.peers import find_tool  # venv bin first, then PATH
+    from abdicom_testkit.peers import find_tool  # venv bin first, then PATH
 
     return find_tool(name)
 
@@ -182,9 +183,9 @@ def measure_workload(wl: W.Workload, out: Path, reps: int, warm: int, syntaxes: 
 def build_w3(work: Path, w1: W.Workload, log) -> Path:
     """A legacy optimization run: results.json, config.yaml, 100 trial .seg.nrrd (+ label
     NRRDs for dcmqi). Trials are W1-size with differing segmentations and parameters."""
-    from AdaptiveBrushDicomLib.labelmap import LabelMap
-    from AdaptiveBrushDicomLib.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.volume_io import write_seg_nrrd
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
 
     root = work / "W3"
     legacy = root / "legacy"
@@ -394,7 +395,7 @@ def versions() -> dict:
         except PackageNotFoundError:
             v[pkg] = None
     try:
-        from AdaptiveBrushDicomLib import seg_fast
+        from AdaptiveBrushDicomLib.dicom.seg import fast as seg_fast
 
         v["deflate_backend"] = seg_fast.DEFLATE_BACKEND
         v["deflate_level"] = seg_fast.DEFLATE_LEVEL

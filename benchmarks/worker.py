@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "testkit"))
 
 
 def _timed(fn, n):
@@ -46,9 +47,9 @@ def main(argv):
     out = {"mode": mode}
     if mode == "ours-export":
         seg_nrrd, ref_dir, dst, comp, n = argv[1], argv[2], Path(argv[3]), argv[4], int(argv[5])
-        from AdaptiveBrushDicomLib.reference import ReferenceSeries
-        from AdaptiveBrushDicomLib.seg_write import write_seg
-        from AdaptiveBrushDicomLib.volume_io import read_segmentation
+        from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+        from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+        from AdaptiveBrushDicomLib.io.volumes import read_segmentation
 
         t0 = time.perf_counter()
         ref = ReferenceSeries.from_folder(ref_dir)
@@ -58,7 +59,7 @@ def main(argv):
 
         uids = {}
         if len(argv) > 6 and argv[6] == "trial":
-            from AdaptiveBrushDicomLib.uids import derive_uid
+            from AdaptiveBrushDicomLib.dicom.uids import derive_uid
 
             uids = {"series_instance_uid": derive_uid("bench-series"), "sop_instance_uid": derive_uid("bench-sop")}
 
@@ -70,8 +71,8 @@ def main(argv):
         out["frames"] = res["r"].n_frames
     elif mode == "ours-decode":
         seg, ref_dir, n = argv[1], argv[2], int(argv[3])
-        from AdaptiveBrushDicomLib.reference import ReferenceSeries
-        from AdaptiveBrushDicomLib.seg_read import read_seg
+        from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+        from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
 
         ref = ReferenceSeries.from_folder(ref_dir)
         out.update(_timed(lambda i: read_seg(seg, reference=ref), n))

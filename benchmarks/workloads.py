@@ -20,10 +20,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "testkit"))
 
-from AdaptiveBrushDicomLib.geometry import Grid  # noqa: E402
-from AdaptiveBrushDicomLib.labelmap import LabelMap  # noqa: E402
-from AdaptiveBrushDicomLib.segment import Code, Segment, Terminology  # noqa: E402
+from AdaptiveBrushDicomLib.core.geometry import Grid  # noqa: E402
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap  # noqa: E402
+from AdaptiveBrushDicomLib.core.segment import Code, Segment, Terminology  # noqa: E402
 
 
 def blob_labels(shape: tuple[int, int, int], n_segments: int, seed: int = 0,
@@ -157,8 +158,8 @@ def build(work: Path, name: str, shape: tuple[int, int, int], n_segments: int, *
           seed: int = 0, reference_from: Workload | None = None) -> Workload:
     """Create (or reuse) workload ``name`` under ``work``. ``reference_from`` shares a
     reference series (same geometry) instead of writing a new one."""
-    from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
-    from AdaptiveBrushDicomLib.volume_io import write_seg_nrrd
+    from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
 
     folder = work / name
     wl = Workload(name, folder, tuple(shape), n_segments)

@@ -46,9 +46,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "interop" / "js"
 sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "testkit"))
 sys.path.insert(0, str(REPO / "Testing" / "Python"))
 
-from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
 
 DOC = REPO / "docs" / "interop-remote.md"
 SCREENSHOT = REPO / "docs" / "images" / "seg-in-browser.png"
@@ -101,11 +102,11 @@ def node_ready() -> str | None:
 
 # ---------------------------------------------------------------------- data
 def make_data(root: Path) -> dict[str, Any]:
-    from AdaptiveBrushDicomLib.labelmap import LabelMap
-    from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
-    from AdaptiveBrushDicomLib.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.seg_write import write_seg
-    from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from abdicom_testkit.phantom import make_phantom, phantom_grid
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+    from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
 
     grid = phantom_grid()  # 40 x 96 x 96, 5 structures incl. label 300
     image, labels, segments = make_phantom(grid)
@@ -180,7 +181,7 @@ def orthanc_checks(data: dict[str, Any], workdir: Path) -> tuple[dict[Compressio
 
 
 def _orthanc_cells(data: dict[str, Any], workdir: Path, srv: Any, timings: dict) -> dict[Compression, dict[str, Cell]]:
-    from AdaptiveBrushDicomLib import remote
+    from AdaptiveBrushDicomLib.store import dicomweb as remote
 
     out: dict[Compression, dict[str, Cell]] = {}
     url, auth = srv.dicomweb_url, srv.auth
@@ -529,7 +530,7 @@ def ohif_checks(data: dict[str, Any], srv: Any, workdir: Path, screenshot: Path)
         try:
             variant = without_background_item(data["segs"][DEFAULT_COMPRESSION].path, workdir / "no-background.dcm",
                                               "interop_no_background")
-            from AdaptiveBrushDicomLib import remote
+            from AdaptiveBrushDicomLib.store import dicomweb as remote
 
             if remote.push([variant], srv.dicomweb_url, srv.auth).ok:
                 segs.append({"name": "no_background", "description": "interop_no_background",

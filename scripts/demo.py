@@ -25,22 +25,23 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "testkit"))
 
-from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
 from AdaptiveBrushDicomLib.errors import UserError  # noqa: E402
-from AdaptiveBrushDicomLib.labelmap import LabelMap  # noqa: E402
-from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid  # noqa: E402
-from AdaptiveBrushDicomLib.reference import ReferenceSeries  # noqa: E402
-from AdaptiveBrushDicomLib.seg_read import read_seg  # noqa: E402
-from AdaptiveBrushDicomLib.seg_write import write_seg  # noqa: E402
-from AdaptiveBrushDicomLib.synthetic import create_synthetic_series, patient_id_for  # noqa: E402
-from AdaptiveBrushDicomLib.volume_io import read_segmentation, write_seg_nrrd  # noqa: E402
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap  # noqa: E402
+from abdicom_testkit.phantom import make_phantom, phantom_grid  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.seg.read import read_seg  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.seg.write import write_seg  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series, patient_id_for  # noqa: E402
+from AdaptiveBrushDicomLib.io.volumes import read_segmentation, write_seg_nrrd  # noqa: E402
 
 CORPUS = (REPO / ".." / "shared" / "corpus").resolve()
 
 
 def _same_segments(a: LabelMap, b: LabelMap) -> bool:
-    from AdaptiveBrushDicomLib.segment import Terminology
+    from AdaptiveBrushDicomLib.core.segment import Terminology
 
     # no terminology is written as the documented default (Tissue / Tissue)
     key = lambda s: (s.label, s.name, s.color, s.terminology or Terminology())  # noqa: E731
@@ -83,7 +84,7 @@ def main() -> int:
     grid = phantom_grid(shape=(40, 96, 96))
     image, labels, segments = make_phantom(grid)
     # one declared but empty segment, to show it survives
-    from AdaptiveBrushDicomLib.segment import Segment
+    from AdaptiveBrushDicomLib.core.segment import Segment
 
     segments.append(Segment(label=7, name="Not found (empty)", color=(200, 200, 0)))
     lm = LabelMap(labels, grid, segments)
@@ -99,7 +100,7 @@ def main() -> int:
     if ct.exists():
         ct_ref = ReferenceSeries.from_folder(ct)
         ct_lm = read_segmentation(CORPUS / "dcmqi" / "liver_spine_seg.nrrd")
-        from AdaptiveBrushDicomLib.segment import Code, Terminology
+        from AdaptiveBrushDicomLib.core.segment import Code, Terminology
 
         liver, spine = ct_lm.segments
         liver.name, liver.color = "Liver", (220, 129, 101)
@@ -120,7 +121,8 @@ def main() -> int:
 
     # 3. legacy run migration (issue 5), when available
     try:
-        from AdaptiveBrushDicomLib import demo_data, migrate  # noqa: F401
+        from abdicom_testkit import demo_data  # noqa: F401
+        from AdaptiveBrushDicomLib.runs import migrate  # noqa: F401
     except ImportError:
         demo_data = None
     if demo_data is not None and hasattr(demo_data, "run_demo_migration"):

@@ -25,16 +25,17 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "AdaptiveBrushDicom"))
+sys.path.insert(0, str(REPO / "testkit"))
 
-from AdaptiveBrushDicomLib.align import align_to_grid  # noqa: E402
-from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
-from AdaptiveBrushDicomLib.labelmap import LabelMap  # noqa: E402
-from AdaptiveBrushDicomLib.peers import dcmdump, dcmqi_decode, find_tool, run_tool  # noqa: E402
-from AdaptiveBrushDicomLib.reference import ReferenceSeries  # noqa: E402
-from AdaptiveBrushDicomLib.seg_read import read_seg  # noqa: E402
-from AdaptiveBrushDicomLib.seg_write import write_seg  # noqa: E402
-from AdaptiveBrushDicomLib.segment import Segment  # noqa: E402
-from AdaptiveBrushDicomLib.synthetic import create_synthetic_series  # noqa: E402
+from AdaptiveBrushDicomLib.core.align import align_to_grid  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression  # noqa: E402
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap  # noqa: E402
+from abdicom_testkit.peers import dcmdump, dcmqi_decode, find_tool, run_tool  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.seg.read import read_seg  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.seg.write import write_seg  # noqa: E402
+from AdaptiveBrushDicomLib.core.segment import Segment  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series  # noqa: E402
 
 BEGIN, END = "<!-- BEGIN GENERATED MATRIX -->", "<!-- END GENERATED MATRIX -->"
 
@@ -144,7 +145,7 @@ def check_js(path, ref, expected, tmp):
 
 def measure(out_dir: Path, shape, n_segments, repeats: int = 3):
     rng_img = np.random.default_rng(1).integers(0, 1000, size=shape).astype(np.int16)
-    from AdaptiveBrushDicomLib.geometry import Grid
+    from AdaptiveBrushDicomLib.core.geometry import Grid
 
     grid = Grid(shape, (0.9375, 0.9375, 1.4), (-120, -120, -70))
     labels = blob_labelmap(shape, n_segments, empty_slices=[0, 1, shape[0] - 1])

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 try:
-    from AdaptiveBrushDicomLib.cli_migrate import main
+    from AdaptiveBrushDicomLib.cli.migrate import main
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "AdaptiveBrushDicom"))
-    from AdaptiveBrushDicomLib.cli_migrate import main
+    from AdaptiveBrushDicomLib.cli.migrate import main
 
 if __name__ == "__main__":
     sys.exit(main())

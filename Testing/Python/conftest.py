@@ -27,7 +27,7 @@ def corpus() -> Path:
 
 def tool_path(tool: str) -> str:
     """Path of a peer command (venv bin first, then PATH); skips the test when absent."""
-    from AdaptiveBrushDicomLib.peers import find_tool
+    from abdicom_testkit.peers import find_tool
 
     found = find_tool(tool)
     if not found:
@@ -38,9 +38,9 @@ def tool_path(tool: str) -> str:
 @pytest.fixture
 def phantom_series(tmp_path):
     """A small phantom: (image, labels, segments, grid, ReferenceSeries)."""
-    from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
-    from AdaptiveBrushDicomLib.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+    from abdicom_testkit.phantom import make_phantom, phantom_grid
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
 
     grid = phantom_grid(shape=(12, 40, 48))
     image, labels, segments = make_phantom(grid)

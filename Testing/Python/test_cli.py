@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib.cli import main
-from AdaptiveBrushDicomLib.volume_io import read_segmentation
+from AdaptiveBrushDicomLib.cli.main import main
+from AdaptiveBrushDicomLib.io.volumes import read_segmentation
 
 from conftest import corpus_path
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from AdaptiveBrushDicomLib import cli_db
+from AdaptiveBrushDicomLib.cli import db as cli_db
 from AdaptiveBrushDicomLib.errors import EXIT_USAGE, UserError
 
 from test_index import build_corpus, build_migrated_corpus

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib.colors import (
+from AdaptiveBrushDicomLib.core.colors import (
     DEFAULT_PALETTE,
     TYPE_COLORS,
     color_for_terminology,
@@ -19,7 +19,7 @@ from AdaptiveBrushDicomLib.colors import (
     rgb_to_lab,
 )
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.segment import Code
+from AdaptiveBrushDicomLib.core.segment import Code
 
 
 def test_white_black_and_grey_axis():

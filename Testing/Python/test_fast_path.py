@@ -22,15 +22,15 @@ import numpy as np
 import pydicom
 import pytest
 
-from AdaptiveBrushDicomLib import seg_fast
-from AdaptiveBrushDicomLib.compression import Compression
-from AdaptiveBrushDicomLib.geometry import Grid
-from AdaptiveBrushDicomLib.labelmap import LabelMap
-from AdaptiveBrushDicomLib.reference import ReferenceSeries
-from AdaptiveBrushDicomLib.seg_read import read_seg
-from AdaptiveBrushDicomLib.seg_write import write_seg
-from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology
-from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+from AdaptiveBrushDicomLib.dicom.seg import fast as seg_fast
+from AdaptiveBrushDicomLib.dicom.compression import Compression
+from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
+from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
 
 from conftest import rotation
 
@@ -209,7 +209,7 @@ def test_template_reused_across_trials(tmp_path):
 # ---------------------------------------------------------------- abdicom info start-up
 def test_info_pure_reader_equals_pydicom(tmp_path):
     """seg_info's pydicom-free reader gives what the pydicom reader gives."""
-    from AdaptiveBrushDicomLib import seg_info as S
+    from AdaptiveBrushDicomLib.dicom.seg import info as S
 
     ref = _series(tmp_path, DIRECTIONS["oblique"])
     labels = [1, 2, 300]
@@ -230,8 +230,8 @@ def test_info_pure_reader_equals_pydicom(tmp_path):
 
 
 def test_info_colour_conversion_equals_numpy():
-    from AdaptiveBrushDicomLib import seg_info as S
-    from AdaptiveBrushDicomLib.colors import dicom_lab_to_rgb, rgb_to_dicom_lab
+    from AdaptiveBrushDicomLib.dicom.seg import info as S
+    from AdaptiveBrushDicomLib.core.colors import dicom_lab_to_rgb, rgb_to_dicom_lab
 
     rng = np.random.default_rng(0)
     rgb = np.concatenate([rng.integers(0, 256, size=(20000, 3)), np.repeat(np.arange(256)[:, None], 3, axis=1)])

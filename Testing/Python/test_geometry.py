@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from AdaptiveBrushDicomLib.align import align_to_grid, reorient
+from AdaptiveBrushDicomLib.core.align import align_to_grid, reorient
 from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
-from AdaptiveBrushDicomLib.geometry import GeometryError, Grid
+from AdaptiveBrushDicomLib.core.geometry import GeometryError, Grid
 
 from conftest import rotation
 

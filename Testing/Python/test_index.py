@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID
-from AdaptiveBrushDicomLib import database as dbm
-from AdaptiveBrushDicomLib import index as idx
-from AdaptiveBrushDicomLib.database import SlicerDatabaseAdapter, classify_series
+from AdaptiveBrushDicomLib.store import database as dbm
+from AdaptiveBrushDicomLib.store import sqlite_index as idx
+from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter, classify_series
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.index import SqliteDicomIndex
+from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
 
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 

@@ -10,16 +10,16 @@ import numpy as np
 import pydicom
 import pytest
 
-from AdaptiveBrushDicomLib.align import align_to_grid
-from AdaptiveBrushDicomLib.compression import DEFAULT_COMPRESSION, Compression
-from AdaptiveBrushDicomLib.labelmap import LabelMap
-from AdaptiveBrushDicomLib.peers import dcmdump, dcmqi_decode, dcmqi_encode, find_tool
-from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
-from AdaptiveBrushDicomLib.reference import ReferenceSeries
-from AdaptiveBrushDicomLib.seg_read import read_seg
-from AdaptiveBrushDicomLib.seg_write import write_seg
-from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
-from AdaptiveBrushDicomLib.volume_io import read_segmentation
+from AdaptiveBrushDicomLib.core.align import align_to_grid
+from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from abdicom_testkit.peers import dcmdump, dcmqi_decode, dcmqi_encode, find_tool
+from abdicom_testkit.phantom import make_phantom, phantom_grid
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
+from AdaptiveBrushDicomLib.io.volumes import read_segmentation
 
 from conftest import corpus_path
 

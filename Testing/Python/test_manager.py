@@ -1,4 +1,4 @@
-"""Tests of :class:`AdaptiveBrushDicomLib.manager.DicomManager` over the SQLite index and over
+"""Tests of :class:`AdaptiveBrushDicomLib.store.manager.DicomManager` over the SQLite index and over
 the Slicer adapter stand-in.
 
 SEG writing/decoding tests skip only if the core modules ``seg_write`` / ``seg_read`` /
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib.database import SlicerDatabaseAdapter, UnknownUIDError
+from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter, UnknownUIDError
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.index import SqliteDicomIndex
-from AdaptiveBrushDicomLib.manager import DicomManager
+from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+from AdaptiveBrushDicomLib.store.manager import DicomManager
 
 from test_index import FakeCtkDatabase, build_corpus, build_migrated_corpus, clone_seg
 
@@ -108,8 +108,8 @@ def test_load_without_reference_in_database(corpus, manager):
 
 # ------------------------------------------------------------------ write + index + read back
 def test_synthetic_export_query_load_round_trip(tmp_path, manager):
-    from AdaptiveBrushDicomLib.labelmap import LabelMap
-    from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from abdicom_testkit.phantom import make_phantom, phantom_grid
 
     grid = phantom_grid(shape=(6, 20, 24))
     image, labels, segments = make_phantom(grid)
@@ -168,7 +168,7 @@ def test_trials_of_one_run_in_a_shared_study(tmp_path, manager):
 
 def test_migrated_demo_run_end_to_end(tmp_path, manager):
     """What ``abdicom migrate`` writes is indexed and queried as gold + one run of trials."""
-    from AdaptiveBrushDicomLib import demo_data
+    from abdicom_testkit import demo_data
 
     paths = demo_data.build_demo_legacy(tmp_path / "legacy", n_trials=3, shape=(10, 32, 32))
     summary = demo_data.migrate_paths([paths.runs_dir, paths.gold_standards_dir], volumes_dir=paths.volumes_dir,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.geometry import Grid
-from AdaptiveBrushDicomLib.labelmap import LabelMap
-from AdaptiveBrushDicomLib.metadata_input import (
+from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from AdaptiveBrushDicomLib.io.metadata_tables import (
     MetadataError,
     SeriesMetadata,
     apply_dcmqi_metadata,
@@ -23,8 +23,8 @@ from AdaptiveBrushDicomLib.metadata_input import (
     read_segment_table,
     write_dcmqi_metadata,
 )
-from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment
-from AdaptiveBrushDicomLib.terminology import format_terminology_entry
+from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment
+from AdaptiveBrushDicomLib.core.terminology import format_terminology_entry
 
 from conftest import tool_path
 
@@ -92,7 +92,7 @@ def test_write_then_read_is_identity(tmp_path):
 
 
 def test_dcmqi_dict_defaults_and_all_codes():
-    from AdaptiveBrushDicomLib.terminology import parse_terminology_entry
+    from AdaptiveBrushDicomLib.core.terminology import parse_terminology_entry
 
     t = parse_terminology_entry(
         "c~SCT^49755003^Morphologically Altered Structure~SCT^108369006^Neoplasm~SCT^255609007^Benign"
@@ -123,7 +123,7 @@ def test_dcmqi_itkimage2segimage_accepts_our_json(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ds = pydicom.dcmread(out)
-    from AdaptiveBrushDicomLib.segment_dicom import segments_from_dataset
+    from AdaptiveBrushDicomLib.dicom.segment_item import segments_from_dataset
 
     back = segments_from_dataset(ds)
     assert [back[n].name for n in sorted(back)] == ["Liver", "Thoracic spine"]

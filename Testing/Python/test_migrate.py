@@ -25,14 +25,14 @@ import pytest
 
 from conftest import corpus_path
 
-from AdaptiveBrushDicomLib import migrate as mig
-from AdaptiveBrushDicomLib.demo_data import DemoPaths, build_demo_legacy
+from AdaptiveBrushDicomLib.runs import migrate as mig
+from abdicom_testkit.demo_data import DemoPaths, build_demo_legacy
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.results import load_gold_standard, load_run, validate_results
+from AdaptiveBrushDicomLib.runs.results import load_gold_standard, load_run, validate_results
 
 SHAPE = (12, 40, 48)
 N_TRIALS = 5
-PKG_DIR = Path(mig.__file__).resolve().parents[1]
+PKG_DIR = Path(mig.__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -99,9 +99,9 @@ def report_for(summary, folder: Path):
 
 # ----------------------------------------------------------------------------- happy path
 def test_migrate_run_and_gold(demo):
-    from AdaptiveBrushDicomLib.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.seg_read import read_seg
-    from AdaptiveBrushDicomLib.volume_io import read_segmentation
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+    from AdaptiveBrushDicomLib.io.volumes import read_segmentation
 
     originals = contents(demo.root)
     summary = run_migrate(demo.root, volumes_dir=demo.volumes_dir)
@@ -174,7 +174,7 @@ def test_migrate_run_and_gold(demo):
 
 
 def test_second_run_changes_nothing(demo, capsys):
-    from AdaptiveBrushDicomLib.cli import main
+    from AdaptiveBrushDicomLib.cli.main import main
 
     assert run_migrate(demo.root, volumes_dir=demo.volumes_dir).exit_code == 0
     before = snapshot(demo.root)
@@ -296,15 +296,15 @@ def test_kill9_at_random_moments_then_rerun_equals_uninterrupted(template, tmp_p
 
 # ----------------------------------------------------------------------------- bad input
 def _write_seg(path: Path, array: np.ndarray, grid, segments) -> None:
-    from AdaptiveBrushDicomLib.labelmap import LabelMap
-    from AdaptiveBrushDicomLib.volume_io import write_seg_nrrd
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
 
     write_seg_nrrd(LabelMap(array, grid, segments), path)
 
 
 def test_bad_trials_are_reported_and_the_others_migrated(demo, tmp_path):
-    from AdaptiveBrushDicomLib.phantom import phantom_grid
-    from AdaptiveBrushDicomLib.segment import Segment
+    from abdicom_testkit.phantom import phantom_grid
+    from AdaptiveBrushDicomLib.core.segment import Segment
 
     run = demo.run_dir
     segs = run / "segmentations"
@@ -498,9 +498,9 @@ def test_progress_plain_lines_and_bar():
 def test_corpus_gold_standard_with_volume(name, tmp_path):
     import SimpleITK as sitk
 
-    from AdaptiveBrushDicomLib.align import align_to_grid
-    from AdaptiveBrushDicomLib.seg_read import read_seg
-    from AdaptiveBrushDicomLib.volume_io import read_segmentation
+    from AdaptiveBrushDicomLib.core.align import align_to_grid
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+    from AdaptiveBrushDicomLib.io.volumes import read_segmentation
 
     src = corpus_path("adaptivebrush-gold", name)
     gold = tmp_path / "GoldStandards" / name
@@ -560,10 +560,10 @@ def test_same_image_in_another_format_gives_the_same_uids(template, tmp_path):
 
 def test_cropped_and_flipped_sources_are_aligned_to_the_volume(demo):
     """Slicer saves segmentations cropped to their extent, sometimes with flipped axes."""
-    from AdaptiveBrushDicomLib.labelmap import LabelMap
-    from AdaptiveBrushDicomLib.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.seg_read import read_seg
-    from AdaptiveBrushDicomLib.volume_io import read_segmentation, write_seg_nrrd
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+    from AdaptiveBrushDicomLib.io.volumes import read_segmentation, write_seg_nrrd
 
     segs = demo.run_dir / "segmentations"
     full = read_segmentation(segs / "trial_000.seg.nrrd")

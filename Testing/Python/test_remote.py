@@ -21,7 +21,7 @@ pytest.importorskip("dicomweb_client", reason="dicomweb-client not installed (pi
 from orthanc_server import OrthancServer, orthanc_or_skip  # noqa: E402
 
 from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID  # noqa: E402
-from AdaptiveBrushDicomLib import remote  # noqa: E402
+from AdaptiveBrushDicomLib.store import dicomweb as remote  # noqa: E402
 from AdaptiveBrushDicomLib.errors import UserError  # noqa: E402
 
 FAST_FAIL = remote.RetryPolicy(attempts=2, backoff=0.05)
@@ -34,11 +34,11 @@ class RunData:
     referencing volume2."""
 
     def __init__(self, root: Path) -> None:
-        from AdaptiveBrushDicomLib.labelmap import LabelMap
-        from AdaptiveBrushDicomLib.phantom import make_phantom, phantom_grid
-        from AdaptiveBrushDicomLib.reference import ReferenceSeries
-        from AdaptiveBrushDicomLib.seg_write import write_seg
-        from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+        from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+        from abdicom_testkit.phantom import make_phantom, phantom_grid
+        from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+        from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+        from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
 
         self.root = root
         self.grid = phantom_grid(shape=(12, 40, 48))
@@ -205,7 +205,7 @@ def test_segs_for_volume(server, run_data, pushed):
 
 @pytest.mark.parametrize("name", ["gold", "trial_001", "trial_002"])
 def test_pull_seg_byte_exact_and_decodes(server, run_data, pushed, tmp_path, name):
-    from AdaptiveBrushDicomLib.seg_read import read_seg
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
 
     res = run_data.segs[name]
     rep = remote.pull(res.series_instance_uid, tmp_path / "pulled", server.dicomweb_url, server.auth)
@@ -242,7 +242,7 @@ def test_wrong_password_is_a_clear_error(server, run_data, pushed, tmp_path, cap
         remote.push([run_data.root], server.dicomweb_url, (server.user, "wrong"))
     with pytest.raises(remote.AuthError, match="requires authentication"):
         remote.segs_for(run_data.volume.series_instance_uid, server.dicomweb_url, None)
-    from AdaptiveBrushDicomLib.cli import main
+    from AdaptiveBrushDicomLib.cli.main import main
 
     bad = tmp_path / "pw"
     bad.write_text("not-the-password\n")
@@ -256,14 +256,14 @@ def test_wrong_password_is_a_clear_error(server, run_data, pushed, tmp_path, cap
 
 
 def test_unknown_series(server, pushed):
-    from AdaptiveBrushDicomLib.database import UnknownUIDError
+    from AdaptiveBrushDicomLib.store.database import UnknownUIDError
 
     with pytest.raises(UnknownUIDError, match="not on the server"):
         remote.segs_for("1.2.3.4.5.6.7.8.9", server.dicomweb_url, server.auth)
 
 
 def test_cli_push_segs_pull_json(server, run_data, pushed, tmp_path, capsys):
-    from AdaptiveBrushDicomLib.cli import main
+    from AdaptiveBrushDicomLib.cli.main import main
 
     pw = server.write_password_file(tmp_path / "pw")
     common = ["--dicomweb", server.dicomweb_url, "--user", server.user, "--password-file", str(pw), "--json"]
@@ -280,7 +280,7 @@ def test_cli_push_segs_pull_json(server, run_data, pushed, tmp_path, capsys):
 
 
 def test_dicomweb_database_protocol(server, run_data, pushed, tmp_path):
-    from AdaptiveBrushDicomLib.database import DicomDatabase
+    from AdaptiveBrushDicomLib.store.database import DicomDatabase
 
     db = remote.DicomWebDatabase(server.dicomweb_url, server.auth, cache_dir=tmp_path / "cache")
     assert isinstance(db, DicomDatabase)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from AdaptiveBrushDicomLib.demo_data import build_demo_legacy
+from abdicom_testkit.demo_data import build_demo_legacy
 from AdaptiveBrushDicomLib.errors import InputFileError
-from AdaptiveBrushDicomLib.migrate import migrate_paths
-from AdaptiveBrushDicomLib.results import (
+from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
+from AdaptiveBrushDicomLib.runs.results import (
     algorithm_from_config, find_gold_for_run, iter_gold_standards, load_gold_standard, load_run, load_schema,
     safe_relative_path, sample_name_from, validate_results,
 )
@@ -182,13 +182,13 @@ def test_gold_standard_loader(migrated, tmp_path):
 
 
 def test_trial_content_description_keeps_the_trial_suffix():
-    from AdaptiveBrushDicomLib.migrate import _trial_content_description
+    from AdaptiveBrushDicomLib.runs.migrate import _trial_content_description
 
     assert _trial_content_description("optuna_2026-01-28", 42) == "optuna_2026-01-28 trial 42"
     long = _trial_content_description("r" * 100, 1234)
     assert len(long) == 64 and long.endswith(" trial 1234")
     try:
-        from AdaptiveBrushDicomLib.database import run_name_from_content
+        from AdaptiveBrushDicomLib.store.database import run_name_from_content
     except ImportError:
         return
     assert run_name_from_content(_trial_content_description("run_a", 7)) == "run_a"
@@ -197,7 +197,7 @@ def test_trial_content_description_keeps_the_trial_suffix():
 def test_run_demo_migration(tmp_path):
     import io
 
-    from AdaptiveBrushDicomLib.demo_data import run_demo_migration
+    from abdicom_testkit.demo_data import run_demo_migration
     from AdaptiveBrushDicomLib.errors import UserError
 
     buf = io.StringIO()

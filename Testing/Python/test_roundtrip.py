@@ -10,18 +10,18 @@ import pydicom
 import pytest
 
 from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
-from AdaptiveBrushDicomLib.align import align_to_grid
-from AdaptiveBrushDicomLib.compression import Compression
+from AdaptiveBrushDicomLib.core.align import align_to_grid
+from AdaptiveBrushDicomLib.dicom.compression import Compression
 from AdaptiveBrushDicomLib.errors import OutputExistsError, OverlapError, ReferenceMismatchError, UserError
-from AdaptiveBrushDicomLib.geometry import Grid
-from AdaptiveBrushDicomLib.labelmap import LabelMap
-from AdaptiveBrushDicomLib.phantom import make_phantom
-from AdaptiveBrushDicomLib.reference import ReferenceSeries
-from AdaptiveBrushDicomLib.seg_read import read_seg
-from AdaptiveBrushDicomLib.seg_write import write_seg
-from AdaptiveBrushDicomLib.segment import Segment, Terminology
-from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
-from AdaptiveBrushDicomLib.volume_io import read_segmentation, write_seg_nrrd
+from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from abdicom_testkit.phantom import make_phantom
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+from AdaptiveBrushDicomLib.core.segment import Segment, Terminology
+from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
+from AdaptiveBrushDicomLib.io.volumes import read_segmentation, write_seg_nrrd
 
 from conftest import rotation
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.metadata_input import read_dcmqi_metadata
-from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology
-from AdaptiveBrushDicomLib.segment_dicom import (
+from AdaptiveBrushDicomLib.io.metadata_tables import read_dcmqi_metadata
+from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
+from AdaptiveBrushDicomLib.dicom.segment_item import (
     UNSPECIFIED,
     SegmentMetadataError,
     algorithm_family,
@@ -26,7 +26,7 @@ from AdaptiveBrushDicomLib.segment_dicom import (
     segments_from_dataset,
     to_segment_description,
 )
-from AdaptiveBrushDicomLib.terminology import same_codes
+from AdaptiveBrushDicomLib.core.terminology import same_codes
 
 from conftest import tool_path
 

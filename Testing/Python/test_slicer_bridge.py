@@ -1,4 +1,4 @@
-"""Tests of ``AdaptiveBrushDicomLib.slicer_bridge``: the pure logic behind the Slicer glue.
+"""Tests of ``AdaptiveBrushDicomLib.slicer.bridge``: the pure logic behind the Slicer glue.
 
 No Slicer here. Tests of the two Slicer files themselves (under a documented stand-in for
 the few Slicer calls they make) are in ``test_slicer_glue.py``.
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
-from AdaptiveBrushDicomLib import slicer_bridge as sb
+from AdaptiveBrushDicomLib.slicer import bridge as sb
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError
-from AdaptiveBrushDicomLib.geometry import GeometryError, Grid
-from AdaptiveBrushDicomLib.labelmap import LabelMap
-from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology
+from AdaptiveBrushDicomLib.core.geometry import GeometryError, Grid
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
 
 from conftest import rotation
 

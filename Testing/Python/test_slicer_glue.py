@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import slicer_standin  # noqa: E402
 
 from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID  # noqa: E402
-from AdaptiveBrushDicomLib import slicer_bridge as sb  # noqa: E402
+from AdaptiveBrushDicomLib.slicer import bridge as sb  # noqa: E402
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError  # noqa: E402
-from AdaptiveBrushDicomLib.geometry import Grid  # noqa: E402
-from AdaptiveBrushDicomLib.labelmap import LabelMap  # noqa: E402
-from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology  # noqa: E402
+from AdaptiveBrushDicomLib.core.geometry import Grid  # noqa: E402
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap  # noqa: E402
+from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 hd = pytest.importorskip("highdicom")
@@ -40,9 +40,9 @@ TUMOUR = Terminology(category=Code("49755003", "SCT", "Morphologically Altered S
 def dicom_data(tmp_path_factory):
     """A small oblique-free MR series, a LABELMAP SEG from the core writer, a LABELMAP SEG and
     a BINARY SEG written directly with highdicom."""
-    from AdaptiveBrushDicomLib.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.seg_write import write_seg
-    from AdaptiveBrushDicomLib.synthetic import create_synthetic_series
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+    from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
 
     root = tmp_path_factory.mktemp("dicom")
     grid = Grid((6, 10, 12), (0.9, 0.8, 2.5), (-20.0, 15.0, 40.0), np.diag([1.0, 1.0, 1.0]))
@@ -290,7 +290,7 @@ def test_load_series_selects_our_plugin_over_dcmqi(glue, dicom_data):
 
 # ----------------------------------------------------------------------------- export
 def test_export_writes_verified_seg_into_database(glue, dicom_data, tmp_path):
-    from AdaptiveBrushDicomLib.seg_read import read_seg
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
 
     slicer, module, _ = glue
     vol, _, _ = load_volume(slicer, dicom_data, reversed_k=True)
@@ -416,7 +416,7 @@ def test_segmentations_for_volume_and_compare(glue, dicom_data):
 def test_migrate_indexes_written_files_by_link(glue, dicom_data, monkeypatch, tmp_path):
     import shutil
 
-    from AdaptiveBrushDicomLib import migrate
+    from AdaptiveBrushDicomLib.runs import migrate
 
     slicer, module, _ = glue
     run = tmp_path / "run1"

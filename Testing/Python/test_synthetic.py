@@ -6,10 +6,10 @@ import pytest
 import SimpleITK as sitk
 
 from AdaptiveBrushDicomLib.errors import OutputExistsError
-from AdaptiveBrushDicomLib.geometry import Grid
-from AdaptiveBrushDicomLib.reference import ReferenceSeries
-from AdaptiveBrushDicomLib.synthetic import choose_encoding, create_synthetic_series, patient_id_for
-from AdaptiveBrushDicomLib.volume_io import read_volume
+from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.dicom.synthetic import choose_encoding, create_synthetic_series, patient_id_for
+from AdaptiveBrushDicomLib.io.volumes import read_volume
 
 from conftest import corpus_path, rotation
 

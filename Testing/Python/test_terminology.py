@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.segment import Code, Terminology
-from AdaptiveBrushDicomLib.terminology import (
+from AdaptiveBrushDicomLib.core.segment import Code, Terminology
+from AdaptiveBrushDicomLib.core.terminology import (
     TerminologyError,
     check_coding_scheme,
     format_terminology_entry,

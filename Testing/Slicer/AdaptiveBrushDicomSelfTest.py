@@ -29,10 +29,10 @@ import slicer
 from DICOMLib import DICOMUtils
 
 import AdaptiveBrushDicom
-from AdaptiveBrushDicomLib import slicer_bridge as bridge
-from AdaptiveBrushDicomLib.geometry import Grid
-from AdaptiveBrushDicomLib.labelmap import LabelMap
-from AdaptiveBrushDicomLib.segment import AlgorithmType, Code, Segment, Terminology
+from AdaptiveBrushDicomLib.slicer import bridge
+from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
 
 LIVER = Terminology(category=Code("123037004", "SCT", "Anatomical Structure"), type=Code("10200004", "SCT", "Liver"))
 TUMOUR = Terminology(category=Code("49755003", "SCT", "Morphologically Altered Structure"),

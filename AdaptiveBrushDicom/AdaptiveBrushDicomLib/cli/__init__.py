@@ -1,0 +1,1 @@
+"""``abdicom``: one module per command group."""

@@ -1,0 +1,185 @@
+"""``abdicom db ...``: the DICOM index from the command line.
+
+Subcommands: ``import DIR...``, ``list``, ``segs-for SERIES_UID``, ``show UID``,
+``verify``, ``remove-missing``. Each accepts ``--json`` (exactly one JSON object on
+stdout) and ``--db PATH`` (default: ``$ABDICOM_DB`` or the user data folder). Handlers
+return the exit code: 0 success, 1 when the command ran but found problems (import
+conflicts or unreadable DICOM files, files missing or changed in ``verify``). User
+mistakes raise :class:`~.errors.UserError` (the main CLI prints one line, exit 2).
+
+``cli.py`` calls :func:`register` with its subparsers object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: Exit code when a command ran but found problems.
+EXIT_PROBLEMS = 1
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+def _open(args: argparse.Namespace):
+    from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+
+    return SqliteDicomIndex(getattr(args, "db", None))
+
+
+# ------------------------------------------------------------------ handlers
+def cmd_import(args: argparse.Namespace) -> int:
+    """Index DICOM files/folders."""
+    with _open(args) as db:
+        report = db.import_paths([Path(p) for p in args.paths], workers=args.workers, rehash=args.rehash)
+        payload = {"db": str(db.path), **report.to_dict()}
+        _emit(args, payload, report.to_text() + f"\n  index: {db.path}")
+    return 0 if report.ok else EXIT_PROBLEMS
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Studies and their series."""
+    with _open(args) as db:
+        studies = db.studies()
+        out = []
+        lines = [f"index {db.path}: {len(studies)} studies"]
+        for st in studies:
+            series = db.series_for_study(st.study_instance_uid)
+            out.append({**st.to_dict(), "series": [s.to_dict() for s in series]})
+            lines.append(f"{st.patient_id or '(no PatientID)'}  {st.study_description or '(no description)'}  "
+                         f"{st.study_instance_uid}  [{st.n_series} series, {st.n_instances} instances]")
+            for s in series:
+                number = "" if s.series_number is None else f"#{s.series_number} "
+                lines.append(f"    {s.modality:<4} {number}{s.series_description or '(no description)'}  "
+                             f"{s.series_instance_uid}  ({s.n_instances})")
+        _emit(args, {"db": str(db.path), "studies": out}, "\n".join(lines))
+    return 0
+
+
+def cmd_segs_for(args: argparse.Namespace) -> int:
+    """SEGs referencing an image series, grouped by study (run)."""
+    from AdaptiveBrushDicomLib.store.database import group_by_study
+
+    with _open(args) as db:
+        segs = db.segs_for_series(args.series_uid)
+        groups = group_by_study(segs)
+        payload = {"db": str(db.path), "volume_series_uid": args.series_uid, "count": len(segs),
+                   "studies": [{"study_instance_uid": uid, "run_name": items[0].run_name,
+                                "segs": [s.to_dict() for s in items]} for uid, items in groups.items()]}
+        lines = [f"{len(segs)} SEG series reference {args.series_uid}"]
+        for uid, items in groups.items():
+            lines.append(f"study {items[0].study_description or '(no description)'}  {uid}")
+            run = None
+            for s in items:
+                if s.run and s.run != run:
+                    lines.append(f"  run {s.run}")
+                run = s.run or None
+                tag = "gold " if s.is_gold else (f"trial {s.trial_number} " if s.trial_number is not None else "")
+                lines.append(f"    {tag}{s.series_description}  {s.series_instance_uid}  "
+                             f"segments: {', '.join(s.segment_labels) or '-'}  "
+                             f"algorithm: {', '.join(s.algorithms) or '-'}")
+        _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Everything indexed about one UID."""
+    with _open(args) as db:
+        info = db.show(args.uid)
+        _emit(args, info, _format_show(info))
+    return 0
+
+
+def _format_show(info: dict[str, Any], indent: str = "") -> str:
+    lines = []
+    for key, value in info.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines.append(_format_show(value, indent + "  "))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            lines.append(f"{indent}{key}:")
+            for item in value:
+                lines.append(indent + "  - " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        elif isinstance(value, list):
+            lines.append(f"{indent}{key}: " + (", ".join(str(v) for v in value) if value else "-"))
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return "\n".join(lines)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check indexed files still exist and hold the indexed bytes."""
+    with _open(args) as db:
+        report = db.verify(full=args.full)
+        _emit(args, {"db": str(db.path), **report.to_dict()}, report.to_text())
+    return 0 if report.clean else EXIT_PROBLEMS
+
+
+def cmd_remove_missing(args: argparse.Namespace) -> int:
+    """Forget instances whose files are gone."""
+    with _open(args) as db:
+        report = db.remove_missing()
+        _emit(args, {"db": str(db.path), **report.to_dict()}, report.to_text())
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """``--json`` and ``--db`` (also accepted after the subcommand name)."""
+    if not top:
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--db", metavar="PATH", default=None if top else argparse.SUPPRESS,
+                   help="index database file (default: $ABDICOM_DB or "
+                        "$XDG_DATA_HOME/AdaptiveBrushDicom/index.sqlite)")
+
+
+def register(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    """Add the ``db`` command (with its subcommands) to ``subparsers``; return its parser."""
+    db = subparsers.add_parser(
+        "db", help="embedded DICOM index: import, list, find SEGs of a series",
+        description="Embedded SQLite index of DICOM files (patients, studies, series, instances, SEG references).",
+    )
+    _common(db, top=True)
+    sub = db.add_subparsers(dest="db_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    p = sub.add_parser("import", help="index DICOM files and folders (recursively)")
+    p.add_argument("paths", nargs="+", metavar="DIR", help="folders or files")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes parsing files in parallel for batches of 200+ files (default: CPUs, max 4)")
+    p.add_argument("--rehash", action="store_true",
+                   help="read and hash every file, also those indexed with unchanged size and mtime")
+    _common(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("list", help="studies and series in the index")
+    _common(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("segs-for", help="SEG series referencing an image series, grouped by study (run)")
+    p.add_argument("series_uid", metavar="SERIES_UID", help="SeriesInstanceUID of the image series")
+    _common(p)
+    p.set_defaults(func=cmd_segs_for)
+
+    p = sub.add_parser("show", help="what the index holds about a UID (patient, study, series, instance)")
+    p.add_argument("uid", metavar="UID")
+    _common(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("verify", help="check indexed files still exist unchanged")
+    p.add_argument("--full", action="store_true", help="re-hash every file (default: only changed size/mtime)")
+    _common(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("remove-missing", help="forget instances whose files are gone")
+    _common(p)
+    p.set_defaults(func=cmd_remove_missing)
+    return db

@@ -1,0 +1,241 @@
+"""``abdicom``: the command line.
+
+Every command accepts ``--json`` and then prints exactly one JSON object on stdout
+(human-readable text otherwise). User mistakes print one line on stderr and exit 2;
+nothing is written in that case. Heavy libraries are imported inside the handlers so
+``abdicom info`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from AdaptiveBrushDicomLib import __version__
+from AdaptiveBrushDicomLib.cli import db as cli_db
+from AdaptiveBrushDicomLib.cli import migrate as cli_migrate
+from AdaptiveBrushDicomLib.cli import remote as cli_remote
+from AdaptiveBrushDicomLib.errors import EXIT_USAGE, UserError
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=None, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+def _warn(msg: str) -> None:
+    print(f"abdicom: warning: {msg}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ synth
+def cmd_synth(args: argparse.Namespace) -> int:
+    from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series, patient_id_for
+    from AdaptiveBrushDicomLib.io.volumes import read_volume
+
+    src = Path(args.volume)
+    array, grid = read_volume(src)
+    name = args.name or src.name.split(".")[0]
+    patient_id = args.patient_id or patient_id_for(name)
+    out = Path(args.out)
+    res = create_synthetic_series(
+        array, grid, out,
+        patient_id=patient_id,
+        modality=args.modality,
+        study_description=args.study_description or name,
+        series_description=args.series_description or name,
+        force=args.force,
+    )
+    payload = {
+        "folder": str(res.folder), "files": len(res.paths), "patient_id": res.patient_id,
+        "study_instance_uid": res.study_instance_uid, "series_instance_uid": res.series_instance_uid,
+        "frame_of_reference_uid": res.frame_of_reference_uid, "reused": res.reused,
+        "rescale_slope": res.encoding.slope, "rescale_intercept": res.encoding.intercept,
+        "max_abs_error": res.encoding.max_abs_error, "grid": grid.describe(),
+    }
+    state = "already present, unchanged" if res.reused else "written"
+    lines = [f"{len(res.paths)} slices {state} in {res.folder}",
+             f"  PatientID          {res.patient_id}",
+             f"  StudyInstanceUID   {res.study_instance_uid}",
+             f"  SeriesInstanceUID  {res.series_instance_uid}",
+             f"  grid               {grid.describe()}"]
+    lines += [f"  note: {n}" for n in res.notes]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------ export
+def cmd_export(args: argparse.Namespace) -> int:
+    from AdaptiveBrushDicomLib.dicom.compression import Compression
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+    from AdaptiveBrushDicomLib.io.volumes import read_segmentation
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError("output exists; choose another path or pass --force", out)
+    compression = Compression.parse(args.compression)
+    labelmap = read_segmentation(args.segmentation)
+    series_description = args.series_description
+    series_number = args.series_number
+    creator = None
+    if args.metadata:
+        from AdaptiveBrushDicomLib.io.metadata_tables import apply_dcmqi_metadata
+
+        labelmap, series_meta = apply_dcmqi_metadata(labelmap, args.metadata)
+        series_description = series_description or series_meta.series_description
+        series_number = series_number or series_meta.series_number
+        creator = series_meta.content_creator_name
+    if args.segments:
+        from AdaptiveBrushDicomLib.io.metadata_tables import apply_segment_table
+
+        labelmap = apply_segment_table(labelmap, args.segments)
+    reference = ReferenceSeries.from_folder(args.reference)
+    res = write_seg(
+        labelmap, reference, out,
+        compression=compression,
+        series_description=series_description or "Segmentation",
+        series_number=series_number or 100,
+        content_creator_name=creator,
+        allow_binary=args.allow_binary,
+        resample=args.resample,
+        force=args.force,
+        source_name=str(args.segmentation),
+        warn=None if args.json else _warn,
+    )
+    kind = "BINARY (66.4)" if res.binary_fallback else "LABELMAP (66.7)"
+    payload = {
+        "path": str(res.path), "sop_class_uid": res.sop_class_uid, "transfer_syntax_uid": res.transfer_syntax_uid,
+        "series_instance_uid": res.series_instance_uid, "sop_instance_uid": res.sop_instance_uid,
+        "frames": res.n_frames, "segments": res.n_segments, "bytes": res.size_bytes,
+        "seconds": round(res.seconds, 4), "binary_fallback": res.binary_fallback, "warnings": res.warnings,
+    }
+    _emit(args, payload,
+          f"wrote {kind} SEG {res.path} ({res.size_bytes:,} bytes, {res.n_frames} frames, "
+          f"{res.n_segments} segments, {compression.cli_name}) in {res.seconds:.2f} s\n"
+          f"  SeriesInstanceUID {res.series_instance_uid}")
+    return 0
+
+
+# ------------------------------------------------------------------ decode
+def cmd_decode(args: argparse.Namespace) -> int:
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError("output exists; choose another path or pass --force", out)
+    if not out.parent.is_dir():
+        raise UserError("output folder does not exist; create it first", out.parent)
+    decoded = read_seg(args.seg, reference=args.reference)
+    write_seg_nrrd(decoded.labelmap, out)
+    lm = decoded.labelmap
+    payload = {
+        "path": str(out), "sop_class_uid": decoded.sop_class_uid, "segments": [s.name for s in lm.segments],
+        "labels": [s.label for s in lm.segments], "layers": lm.n_layers, "shape_kji": list(lm.grid.shape),
+        "notes": decoded.notes, "seconds": round(decoded.seconds, 4),
+    }
+    lines = [f"wrote {out}: {len(lm.segments)} segments, {lm.n_layers} layer(s), grid {lm.grid.describe()}"]
+    lines += [f"  note: {n}" for n in decoded.notes]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------ info
+def cmd_info(args: argparse.Namespace) -> int:
+    from AdaptiveBrushDicomLib.dicom.seg.info import seg_info
+
+    info = seg_info(args.seg)
+    _emit(args, info.to_dict(), info.to_text())
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="abdicom",
+        description="Segmentation results as DICOM SEG (LABELMAP, Supplement 243).",
+    )
+    parser.add_argument("--version", action="version", version=f"abdicom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("synth", help="image volume -> synthetic DICOM series")
+    p.add_argument("volume", help="image file (.nrrd, .nii[.gz], .mha, ...) or DICOM folder")
+    p.add_argument("--out", required=True, help="folder to write 0001.dcm, 0002.dcm, ... into")
+    p.add_argument("--name", help="sample name (default: file name without extension)")
+    p.add_argument("--patient-id", help="PatientID (default: AdaptiveBrush_<name>)")
+    p.add_argument("--modality", default="MR", help="MR, CT, PT or OT (default MR)")
+    p.add_argument("--study-description")
+    p.add_argument("--series-description")
+    p.add_argument("--force", action="store_true", help="replace a different series in --out")
+    _add_json(p)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("export", help="segmentation (.seg.nrrd or label image) -> DICOM SEG")
+    p.add_argument("segmentation", help=".seg.nrrd or label image")
+    p.add_argument("--reference", required=True, help="folder of the DICOM image series it refers to")
+    p.add_argument("--out", required=True, help="SEG file to write (.dcm)")
+    p.add_argument("--compression", default="default",
+                   help="explicit, rle, jpeg2000, jpegls or deflate (default: deflate)")
+    p.add_argument("--series-description")
+    p.add_argument("--series-number", type=int)
+    p.add_argument("--metadata", help="dcmqi segmentation metadata JSON (names, codes, colours)")
+    p.add_argument("--segments", help="segment table (CSV/TSV: label,name,color,terminology)")
+    p.add_argument("--allow-binary", action="store_true",
+                   help="write a BINARY SEG (66.4) when segments overlap instead of refusing")
+    p.add_argument("--resample", choices=["none", "nearest"], default="none",
+                   help="resample a segmentation that is not on the reference lattice")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    _add_json(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("decode", help="DICOM SEG -> Slicer .seg.nrrd")
+    p.add_argument("seg")
+    p.add_argument("--out", required=True, help=".seg.nrrd to write")
+    p.add_argument("--reference", help="folder of the referenced image series (gives the full grid)")
+    p.add_argument("--force", action="store_true")
+    _add_json(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("info", help="summary of a DICOM SEG")
+    p.add_argument("seg")
+    _add_json(p)
+    p.set_defaults(func=cmd_info)
+
+    cli_migrate.register(sub)
+    cli_db.register(sub)
+    cli_remote.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"abdicom: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("abdicom: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # output piped into e.g. `head`, which stopped reading: not an error of ours
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

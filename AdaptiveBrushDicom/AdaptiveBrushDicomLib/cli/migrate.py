@@ -1,0 +1,77 @@
+"""``abdicom migrate``: legacy optimization runs and gold standards -> DICOM.
+
+Registered by :func:`AdaptiveBrushDicomLib.cli.main.build_parser` when this module exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from AdaptiveBrushDicomLib.errors import UserError
+
+#: Exit code when some folder or trial failed (user mistakes raise UserError -> 2).
+EXIT_FAILED = 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Handler of ``abdicom migrate``; returns the exit code (0 ok, 1 something failed)."""
+    from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    summary = migrate_paths(
+        args.paths,
+        volume=args.volume,
+        volumes_dir=args.volumes_dir,
+        compression=args.compression,
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), sort_keys=True, default=str))
+    else:
+        print(summary.to_text())
+    return summary.exit_code
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``migrate`` command to ``abdicom``'s subparsers."""
+    p = subparsers.add_parser(
+        "migrate",
+        help="legacy optimization runs / gold standards -> DICOM (volume series + LABELMAP SEG per trial)",
+        description=(
+            "Convert optimization runs (results.json + segmentations/*.seg.nrrd) and gold standards "
+            "(gold.seg.nrrd + metadata.json) to DICOM in place: dicom/volume/ (synthetic series of the source "
+            "image), dicom/segmentations/trial_NNN.dcm or dicom/gold.dcm, migration_report.json/.md, and the "
+            "DICOM UIDs added to results.json / metadata.json. Originals are never modified; re-running resumes "
+            "an interrupted migration and changes nothing on a migrated folder. Exit code 0: all migrated; "
+            "1: some item failed (see the report); 2: bad usage."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a run folder, a folder of runs, a gold standard folder, or a GoldStandards folder")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--volume", metavar="FILE",
+                     help="the source image (file or DICOM folder) the segmentations were made on")
+    src.add_argument("--volumes-dir", metavar="DIR",
+                     help="folder with source images named after the sample (e.g. DIR/MRBrainTumor1.nrrd, "
+                          ".nii.gz, .mha, or a DIR/MRBrainTumor1/ DICOM folder)")
+    p.add_argument("--compression", default="default",
+                   help="SEG transfer syntax: explicit, rle, jpeg2000, jpegls or deflate (default: deflate)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for trials (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="check everything and report, write nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_migrate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``abdicom migrate ARGS`` (used by scripts/migrate_to_dicom.py)."""
+    from AdaptiveBrushDicomLib.cli.main import main as cli_main
+
+    return cli_main(["migrate", *(sys.argv[1:] if argv is None else argv)])

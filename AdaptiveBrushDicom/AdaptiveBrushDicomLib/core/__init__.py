@@ -1,0 +1,1 @@
+"""Geometry, segments, labelmaps, colours, terminology: numpy only, no DICOM, no files."""

@@ -1,0 +1,151 @@
+"""Put a labelmap onto a reference grid without losing voxels.
+
+Cases, in order of preference:
+
+1. same grid (within tolerance): nothing to do;
+2. same lattice up to axis order and direction (flipped or permuted axes, different
+   extent): exact re-indexing, padding with 0 and cropping only where nothing non-zero
+   would be cut;
+3. otherwise: a clear error, or nearest-neighbour resampling when explicitly asked for.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
+from AdaptiveBrushDicomLib.core.geometry import POSITION_TOLERANCE_MM, Grid
+
+
+class Resample(str, enum.Enum):
+    """What to do when a segmentation is not on the reference lattice."""
+
+    NONE = "none"
+    NEAREST = "nearest"
+
+
+def axis_permutation(src: Grid, dst: Grid, tol: float = 1e-4) -> tuple[list[int], list[bool]] | None:
+    """For each dst index axis (i, j, k = 0, 1, 2): which src axis it comes from and
+    whether that axis is reversed. None if the directions are not a signed permutation."""
+    m = dst.direction.T @ src.direction  # m[d, s] = cos(angle between dst axis d and src axis s)
+    perm, flip = [], []
+    for d in range(3):
+        s = int(np.argmax(np.abs(m[d])))
+        if abs(abs(m[d, s]) - 1) > tol:
+            return None
+        perm.append(s)
+        flip.append(bool(m[d, s] < 0))
+    if sorted(perm) != [0, 1, 2]:
+        return None
+    return perm, flip
+
+
+def reorient(array: np.ndarray, src: Grid, dst: Grid) -> tuple[np.ndarray, Grid] | None:
+    """Re-index ``array`` (on ``src``) so its axes follow ``dst``'s directions.
+
+    Returns the view and its grid (same voxels, same physical positions), or None when
+    the orientations are not related by a signed axis permutation. Works on 3D (k, j, i)
+    arrays and 4D (layer, k, j, i) arrays.
+    """
+    res = axis_permutation(src, dst)
+    if res is None:
+        return None
+    perm, flip = res
+    lead = array.ndim - 3
+    # array axes are (k, j, i): index axis a lives at array axis lead + 2 - a
+    out = array
+    # flip source axes that end up reversed
+    for d in range(3):
+        if flip[d]:
+            out = np.flip(out, axis=lead + 2 - perm[d])
+    # transpose: new array axis for dst index axis d is lead + 2 - d, taken from src axis perm[d]
+    order = list(range(lead)) + [lead + 2 - perm[2 - n] for n in range(3)]
+    out = np.transpose(out, order)
+    # new origin: the src voxel that is now at index (0, 0, 0)
+    n_src = src.size_ijk
+    corner = [0.0, 0.0, 0.0]
+    for d in range(3):
+        if flip[d]:
+            corner[perm[d]] = n_src[perm[d]] - 1
+    origin = src.index_to_lps(np.array(corner))
+    spacing = tuple(src.spacing[perm[d]] for d in range(3))
+    direction = np.column_stack([src.direction[:, perm[d]] * (-1 if flip[d] else 1) for d in range(3)])
+    grid = Grid(tuple(out.shape[-3:]), spacing, tuple(origin), direction)
+    return out, grid
+
+
+def align_to_grid(
+    array: np.ndarray,
+    src: Grid,
+    dst: Grid,
+    *,
+    resample: "Resample | str" = Resample.NONE,
+    what: str = "segmentation",
+) -> np.ndarray:
+    """Return ``array`` (on ``src``) as an array on ``dst`` (same ndim, 3D or 4D).
+
+    Raises
+    ------
+    ReferenceMismatchError
+        Different lattice (without ``resample``), or cropping would drop labelled voxels.
+    """
+    resample = Resample(resample)
+    if src.almost_equal(dst):
+        return array
+    re_ = reorient(array, src, dst)
+    if re_ is not None:
+        arr2, g2 = re_
+        offset = dst.lattice_offset(g2)
+        if offset is not None:
+            return _place(arr2, offset, dst.shape, what)
+    if resample is Resample.NEAREST:
+        return _resample_nearest(array, src, dst)
+    raise ReferenceMismatchError(
+        f"{what} is not on the reference image's voxel lattice ({src.describe()} vs reference "
+        f"{dst.describe()}); pass --resample nearest to resample it"
+    )
+
+
+def _place(array: np.ndarray, offset: tuple[int, int, int], shape: tuple[int, int, int], what: str) -> np.ndarray:
+    lead = array.shape[:-3]
+    out = np.zeros(lead + tuple(shape), dtype=array.dtype)
+    src_sl, dst_sl = [], []
+    for ax in range(3):
+        o, n_src, n_dst = offset[ax], array.shape[-3 + ax], shape[ax]
+        d0, d1 = max(o, 0), min(o + n_src, n_dst)
+        if d1 <= d0:
+            src_sl.append(slice(0, 0))
+            dst_sl.append(slice(0, 0))
+        else:
+            src_sl.append(slice(d0 - o, d1 - o))
+            dst_sl.append(slice(d0, d1))
+    kept = array[(...,) + tuple(src_sl)]
+    total = np.count_nonzero(array)
+    if np.count_nonzero(kept) != total:
+        lost = total - np.count_nonzero(kept)
+        raise ReferenceMismatchError(
+            f"{what} extends beyond the reference image: {lost} labelled voxels would be cut off; "
+            "give the reference series the segmentation was made on"
+        )
+    out[(...,) + tuple(dst_sl)] = kept
+    return out
+
+
+def _resample_nearest(array: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
+    """Nearest-neighbour resampling of each layer with SimpleITK (labels preserved)."""
+    import SimpleITK as sitk
+
+    layers = array[np.newaxis] if array.ndim == 3 else array
+    out = []
+    for layer in layers:
+        img = src.apply_to_sitk(sitk.GetImageFromArray(np.ascontiguousarray(layer)))
+        ref = dst.apply_to_sitk(sitk.Image(list(dst.size_ijk), img.GetPixelID()))
+        res = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, img.GetPixelID())
+        out.append(sitk.GetArrayFromImage(res))
+    stacked = np.stack(out)
+    return stacked[0] if array.ndim == 3 else stacked
+
+
+__all__ = ["Resample", "align_to_grid", "reorient", "axis_permutation", "POSITION_TOLERANCE_MM"]

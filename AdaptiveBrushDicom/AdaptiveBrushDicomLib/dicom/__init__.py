@@ -1,0 +1,1 @@
+"""DICOM objects: UIDs, transfer syntaxes, reference and synthetic series, private tags, SEG items."""

@@ -1,0 +1,67 @@
+"""Transfer syntaxes we write, and how users name them."""
+
+from __future__ import annotations
+
+import enum
+
+from AdaptiveBrushDicomLib.errors import UserError
+
+
+class Compression(str, enum.Enum):
+    """Lossless transfer syntaxes offered for SEG files (value = transfer syntax UID)."""
+
+    EXPLICIT = "1.2.840.10008.1.2.1"
+    RLE = "1.2.840.10008.1.2.5"
+    JPEG2000 = "1.2.840.10008.1.2.4.90"
+    JPEGLS = "1.2.840.10008.1.2.4.80"
+    DEFLATE = "1.2.840.10008.1.2.1.99"
+
+    @property
+    def uid(self) -> str:
+        return self.value
+
+    @property
+    def cli_name(self) -> str:
+        return self.name.lower()
+
+    @property
+    def encapsulated(self) -> bool:
+        """True when pixel data is stored as compressed fragments."""
+        return self in (Compression.RLE, Compression.JPEG2000, Compression.JPEGLS)
+
+    @classmethod
+    def parse(cls, name: "str | Compression") -> "Compression":
+        """Accept CLI names (``deflate``), enum names and ADR/pydicom names
+        (``RLELossless``, ``DeflatedExplicitVRLittleEndian``) or a transfer syntax UID."""
+        if isinstance(name, Compression):
+            return name
+        key = str(name).strip().lower().replace("-", "").replace("_", "").replace(" ", "")
+        if key in _ALIASES:
+            return _ALIASES[key]
+        for member in cls:
+            if key == member.value:
+                return member
+        choices = ", ".join(m.cli_name for m in cls)
+        raise UserError(f"unknown compression {name!r}; choose one of: {choices}")
+
+
+#: The default: smallest lossless syntax every reader in docs/interoperability.md opened
+#: voxel-exactly (pydicom, highdicom, dcmqi, DCMTK, dcmjs, Cornerstone3D, Orthanc).
+DEFAULT_COMPRESSION = Compression.DEFLATE
+
+_ALIASES: dict[str, Compression] = {
+    "explicit": Compression.EXPLICIT,
+    "none": Compression.EXPLICIT,
+    "explicitvrlittleendian": Compression.EXPLICIT,
+    "rle": Compression.RLE,
+    "rlelossless": Compression.RLE,
+    "jpeg2000": Compression.JPEG2000,
+    "j2k": Compression.JPEG2000,
+    "jpeg2000lossless": Compression.JPEG2000,
+    "jpegls": Compression.JPEGLS,
+    "jpeglslossless": Compression.JPEGLS,
+    "deflate": Compression.DEFLATE,
+    "deflated": Compression.DEFLATE,
+    "deflatedexplicitvrlittleendian": Compression.DEFLATE,
+    "default": DEFAULT_COMPRESSION,
+}

@@ -1,0 +1,1 @@
+"""DICOM SEG: write (highdicom path and fast path), read (any writer), header summary."""

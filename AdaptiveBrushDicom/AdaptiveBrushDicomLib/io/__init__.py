@@ -1,0 +1,1 @@
+"""Files that are not DICOM: volumes and .seg.nrrd, metadata tables, atomic output."""

@@ -1,0 +1,1 @@
+"""Optimization runs and gold standards: layout, results.json, series naming, migration."""

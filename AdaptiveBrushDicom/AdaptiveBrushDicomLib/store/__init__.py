@@ -1,0 +1,1 @@
+"""Where DICOM files are found: records, the SQLite index, DicomManager, DICOMweb."""

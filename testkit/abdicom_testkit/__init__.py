@@ -1,0 +1,1 @@
+"""Demo and test helpers (not part of the shipped extension): phantom data, peer tools, a demo run."""
