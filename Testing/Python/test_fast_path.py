@@ -28,7 +28,7 @@ from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
-from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+from AdaptiveBrushDicomLib.dicom.seg.write import SegWriter, write_seg
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
 from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
 
@@ -82,7 +82,7 @@ def _segments(labels, params=None, algorithm_type=AlgorithmType.SEMIAUTOMATIC, n
     return out
 
 
-def _both(tmp_path, lm, ref, compression=Compression.DEFLATE, tag="x", **kw):
+def _both(tmp_path, lm, ref, compression=Compression.DEFLATE, tag="x", expect_fast=True, **kw):
     slow_path, fast_path = tmp_path / f"{tag}_hd.dcm", tmp_path / f"{tag}_fast.dcm"
     old = seg_fast.ENABLED
     try:
@@ -92,6 +92,11 @@ def _both(tmp_path, lm, ref, compression=Compression.DEFLATE, tag="x", **kw):
         fast = write_seg(lm, ref, fast_path, compression=compression, **kw)
     finally:
         seg_fast.ENABLED = old
+    assert slow.writer is SegWriter.HIGHDICOM
+    # the fast path falls back to highdicom on any failure: make sure it did not here,
+    # or every comparison below would compare highdicom with itself
+    if expect_fast and seg_fast.supported(compression.uid, False):
+        assert fast.writer is SegWriter.FAST, "fast path fell back to highdicom"
     return slow, fast
 
 
@@ -203,7 +208,66 @@ def test_template_reused_across_trials(tmp_path):
                       _segments(labels, {"trial": trial, "threshold": 0.1 * trial}))
         slow, fast = _both(tmp_path, lm, ref, tag=f"t{trial}", series_description=f"trial {trial}")
         _assert_equivalent(slow, fast, lm, ref)
-    assert len(ref.__dict__["_abdicom_seg_templates"]) == 1
+    key = seg_fast.TemplateCache.key
+    keys = {k for k in seg_fast.TEMPLATES._entries if k[0] == ref.series_instance_uid}
+    assert len(keys) == 1, keys
+    assert key  # the key function is public API of the cache
+
+
+def test_template_is_not_edited_by_writes(tmp_path):
+    """A write copies what it changes: the cached template's bytes stay as built."""
+    ref = _series(tmp_path, DIRECTIONS["axial"])
+    lm = LabelMap(_blobs(ref.grid.shape, [1, 2]), ref.grid, _segments([1, 2]))
+    write_seg(lm, ref, tmp_path / "a.dcm", content_datetime=datetime(2020, 1, 2, 3, 4, 5))
+    tpl = next(v for k, v in seg_fast.TEMPLATES._entries.items() if k[0] == ref.series_instance_uid)
+    def dates(seq):
+        return [str(item.get("ContributionDateTime")) for item in seq.value]
+
+    before = (dict(tpl.elements), dict(tpl.items), dates(tpl.contributing))
+    write_seg(lm, ref, tmp_path / "b.dcm", content_datetime=datetime(2024, 6, 7, 8, 9, 10))
+    after = (dict(tpl.elements), dict(tpl.items), dates(tpl.contributing))
+    assert before == after
+    with pytest.raises(TypeError):
+        tpl.items[0] = b""  # read-only mapping
+    # and the two writes carry their own dates
+    a, b = pydicom.dcmread(tmp_path / "a.dcm"), pydicom.dcmread(tmp_path / "b.dcm")
+    def written(ds):
+        return [str(i.ContributionDateTime) for i in ds.ContributingEquipmentSequence if "ContributionDateTime" in i]
+
+    assert written(a) and all(d.startswith("20200102") for d in written(a))
+    assert written(b) and all(d.startswith("20240607") for d in written(b))
+
+
+@pytest.mark.parametrize("broken", ["removed", "signature", "layout"])
+def test_broken_private_api_falls_back_to_highdicom(tmp_path, monkeypatch, broken):
+    """A private highdicom/pydicom API the fast path relies on disappears or changes in a
+    new release: the export still succeeds, through highdicom, voxel-exact."""
+    import highdicom.valuerep as hv
+
+    def changed(*args, **kwargs):
+        raise TypeError("got an unexpected keyword argument (simulated API change)")
+
+    def layout(*args, **kwargs):
+        raise KeyError("PerFrameFunctionalGroupsSequence (simulated template layout change)")
+
+    ref = _series(tmp_path, DIRECTIONS["oblique"])
+    lm = LabelMap(_blobs(ref.grid.shape, [1, 2, 300]), ref.grid, _segments([1, 2, 300], {"t": 1}))
+    seg_fast.TEMPLATES.clear()
+    if broken == "removed":  # the private helper is gone: ImportError inside the fast path
+        monkeypatch.delattr(hv, "_check_code_string")
+    elif broken == "signature":
+        monkeypatch.setattr(hv, "_check_long_string", changed)
+    else:
+        monkeypatch.setattr(seg_fast, "_build_template", layout)
+    res = write_seg(lm, ref, tmp_path / "fallback.dcm")
+    assert res.writer is SegWriter.HIGHDICOM
+    back = read_seg(tmp_path / "fallback.dcm", reference=ref).labelmap
+    np.testing.assert_array_equal(back.array, lm.array)
+    assert [s.label for s in back.segments] == [1, 2, 300]
+    monkeypatch.undo()
+    seg_fast.TEMPLATES.clear()
+    res2 = write_seg(lm, ref, tmp_path / "fast.dcm")
+    assert res2.writer is SegWriter.FAST
 
 
 # ---------------------------------------------------------------- abdicom info start-up
@@ -264,12 +328,13 @@ def test_non_ascii_text_goes_through_highdicom(tmp_path):
     segs[1] = Segment(label=2, name="Région ü", color=(1, 2, 3), description="déjà vu",
                       algorithm_type=AlgorithmType.MANUAL)
     lm = LabelMap(_blobs(ref.grid.shape, labels), ref.grid, segs)
-    slow, fast = _both(tmp_path, lm, ref)
+    slow, fast = _both(tmp_path, lm, ref, expect_fast=False)
+    assert fast.writer is SegWriter.HIGHDICOM
     _assert_equivalent(slow, fast, lm, ref)
     ds = pydicom.dcmread(fast.path)
     assert ds.SpecificCharacterSet == "ISO_IR 192"
     assert any(str(i.SegmentLabel) == "Région ü" for i in ds.SegmentSequence)
     ascii_segs = _segments(labels)
     lm2 = LabelMap(lm.array, ref.grid, ascii_segs)
-    slow, fast = _both(tmp_path, lm2, ref, tag="desc", series_description="Série 1")
+    slow, fast = _both(tmp_path, lm2, ref, tag="desc", series_description="Série 1", expect_fast=False)
     _assert_equivalent(slow, fast, lm2, ref)

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -64,7 +67,6 @@ DEFLATE_LEVEL = 8
 #: Threads deflating parts of the pixel data at once (each part is its own deflate
 #: stream ending in a sync flush; concatenated they are one valid stream, as pigz does).
 DEFLATE_THREADS = max(1, min(int(os.environ.get("ABDICOM_DEFLATE_THREADS", "2")), os.cpu_count() or 1))
-_EXECUTOR = None
 
 _PFFG_TAG = 0x52009230
 _SEGMENT_SEQUENCE_TAG = 0x00620002
@@ -115,26 +117,67 @@ def _sequence(tag: int, items: Sequence[bytes]) -> bytes:
 
 
 # ------------------------------------------------------------------------ template
-@dataclass
+@dataclass(frozen=True)
 class _Template:
-    elements: dict[int, bytes]  # pre-encoded top-level elements (not per segmentation)
-    frame_k: list[int]  # slice index of each frame, in highdicom's frame order
-    items: dict[int, bytes]  # encoded PFFG item (with item header) per slice index
-    dim_offset: dict[int, int]  # offset of the DimensionIndexValues value inside items[k]
-    file_meta: Any
-    encodings: list[str]
+    """Everything of a SEG that is the same for every segmentation of one reference
+    series. Immutable once built: a write copies what it changes (see ``contributing``)."""
+
+    elements: Mapping[int, bytes]  # pre-encoded top-level elements (not per segmentation)
+    frame_k: tuple[int, ...]  # slice index of each frame, in highdicom's frame order
+    items: Mapping[int, bytes]  # encoded PFFG item (with item header) per slice index
+    dim_offset: Mapping[int, int]  # offset of the DimensionIndexValues value inside items[k]
+    file_meta: tuple[tuple[int, str, Any], ...]  # (tag, VR, value) of the file meta elements
+    encodings: tuple[str, ...]
     pixel_vr: bytes
     sop_class_uid: str
-    contributing: Any = None  # ContributingEquipmentSequence element: its date is per write
+    contributing: Any = None  # ContributingEquipmentSequence element: copied per write (its date)
 
 
-def _template(reference, bits: int, hd_kwargs: dict[str, Any], first_segment) -> _Template:
-    cache = reference.__dict__.setdefault("_abdicom_seg_templates", {})
-    key = (bits, repr(sorted(hd_kwargs.items())), first_segment.algorithm_type)
-    tpl = cache.get(key)
-    if tpl is None:
-        tpl = cache[key] = _build_template(reference, bits, hd_kwargs, first_segment)
-    return tpl
+class TemplateCache:
+    """Templates of the series written to, keyed by SeriesInstanceUID (+ the geometry and
+    source instances, so a different series that reuses a UID never gets a stale template)
+    and the arguments constant across trials. Bounded: least recently used entries go first.
+
+    One process-wide instance (:data:`TEMPLATES`) serves :func:`write_labelmap`; tests and
+    long-running hosts (Slicer) may call :meth:`clear`.
+    """
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, _Template] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(reference: Any, bits: int, hd_kwargs: dict[str, Any], algorithm_type: Any) -> tuple:
+        grid = reference.grid
+        sources = tuple(str(getattr(ds, "SOPInstanceUID", "")) for ds in reference.datasets)
+        return (str(reference.series_instance_uid), grid.describe(), sources, bits,
+                repr(sorted(hd_kwargs.items())), str(algorithm_type))
+
+    def get(self, reference: Any, bits: int, hd_kwargs: dict[str, Any], first_segment: Any) -> _Template:
+        key = self.key(reference, bits, hd_kwargs, first_segment.algorithm_type)
+        with self._lock:
+            tpl = self._entries.get(key)
+            if tpl is not None:
+                self._entries.move_to_end(key)
+                return tpl
+        tpl = _build_template(reference, bits, hd_kwargs, first_segment)
+        with self._lock:
+            self._entries[key] = tpl
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return tpl
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+#: The process-wide template cache used by :func:`write_labelmap`.
+TEMPLATES = TemplateCache()
 
 
 def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segment) -> _Template:
@@ -227,7 +270,9 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
         raise RuntimeError("template frames do not cover every slice once")
     pixel_vr = seg["PixelData"].VR.encode()
     contributing = seg["ContributingEquipmentSequence"] if "ContributingEquipmentSequence" in seg else None
-    return _Template(elements, frame_k, items, dim_offset, seg.file_meta, encodings, pixel_vr,
+    meta = tuple((int(e.tag), str(e.VR), e.value) for e in seg.file_meta)
+    return _Template(MappingProxyType(elements), tuple(frame_k), MappingProxyType(items),
+                     MappingProxyType(dim_offset), meta, tuple(encodings), pixel_vr,
                      str(seg.SOPClassUID), contributing)
 
 
@@ -417,12 +462,13 @@ def write_labelmap(
         _check_long_string(series_description)
 
     study = reference.study_instance_uid
-    tpl = _template(reference, bits, hd_kwargs, segments[0])
-    enc_element, _ = _encoder(tpl.encodings)
-    seg_items = [_background_item(segments[0], study, tpl.encodings)]
+    tpl = TEMPLATES.get(reference, bits, hd_kwargs, segments[0])
+    encodings = list(tpl.encodings)
+    enc_element, _ = _encoder(encodings)
+    seg_items = [_background_item(segments[0], study, encodings)]
     seg_messages: list[str] = []
     for number, seg in enumerate(segments, start=1):
-        data, _item_ds, msgs = _segment_item(seg, number, study, tpl.encodings)
+        data, _item_ds, msgs = _segment_item(seg, number, study, encodings)
         seg_items.append(data)
         seg_messages.extend(msgs)
 
@@ -469,11 +515,15 @@ def write_labelmap(
         put(0x00080031, "TM", tm)
     if tpl.contributing is not None:
         # highdicom stamps ContributionDateTime with the template's build time: use this
-        # write's time (content_datetime when given, so re-writing gives identical bytes)
-        for item in tpl.contributing.value:
+        # write's time (content_datetime when given, so re-writing gives identical bytes),
+        # on a copy: the template stays as built
+        import copy
+
+        contributing = copy.deepcopy(tpl.contributing)
+        for item in contributing.value:
             if "ContributionDateTime" in item:
                 item.ContributionDateTime = date + tm
-        per[int(tpl.contributing.tag)] = enc_element(tpl.contributing)
+        per[int(contributing.tag)] = enc_element(contributing)
     put(0x00280008, "IS", len(order))
     # highdicom: "3D" when more than one frame remains and the frames are regularly spaced
     steps = np.diff(order)
@@ -493,8 +543,8 @@ def write_labelmap(
     from pydicom.dataset import FileMetaDataset
 
     meta = FileMetaDataset()
-    for elem in tpl.file_meta:
-        meta.add(DataElement(elem.tag, elem.VR, elem.value))
+    for tag, vr, value in tpl.file_meta:
+        meta.add(DataElement(tag, vr, value))
     meta.add(DataElement(0x00020003, "UI", sop_instance_uid))
     meta.add(DataElement(0x00020010, "UI", transfer_syntax_uid))
     with open(out_path, "wb") as fh:
@@ -536,18 +586,17 @@ def _deflate_part(pixel: np.ndarray, frames: list[int], last: bool, pad: int) ->
 def _deflate_frames(pixel: np.ndarray, order: list[int], pad: int) -> list[bytes]:
     """The frames as raw deflate data: in DEFLATE_THREADS parts deflated at once (zlib
     releases the GIL), each but the last ending in a sync flush."""
-    global _EXECUTOR
     n = DEFLATE_THREADS if len(order) >= 4 * DEFLATE_THREADS and pixel[0].nbytes * len(order) > 1 << 20 else 1
     if n == 1:
         return [_deflate_part(pixel, order, True, pad)]
-    if _EXECUTOR is None:
-        from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-        _EXECUTOR = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="abdicom-deflate")
     bounds = [round(i * len(order) / n) for i in range(n + 1)]
     parts = [order[bounds[i]:bounds[i + 1]] for i in range(n)]
-    futures = [_EXECUTOR.submit(_deflate_part, pixel, part, i == n - 1, pad) for i, part in enumerate(parts)]
-    return [f.result() for f in futures]
+    # a pool per write (thread start-up is ~0.1 ms): nothing outlives the call
+    with ThreadPoolExecutor(n, thread_name_prefix="abdicom-deflate") as pool:
+        futures = [pool.submit(_deflate_part, pixel, part, i == n - 1, pad) for i, part in enumerate(parts)]
+        return [f.result() for f in futures]
 
 
 def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int):
@@ -559,4 +608,4 @@ def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int):
         yield b"\x00"
 
 
-__all__ = ["ENABLED", "DEFLATE_LEVEL", "NotSupported", "supported", "write_labelmap"]
+__all__ = ["ENABLED", "DEFLATE_LEVEL", "NotSupported", "TEMPLATES", "TemplateCache", "supported", "write_labelmap"]

@@ -12,6 +12,8 @@ pydicom then deflates it on save. Files are written to a temporary name and rena
 
 from __future__ import annotations
 
+import enum
+import logging
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,17 @@ from AdaptiveBrushDicomLib.dicom.private_tags import write_segment_private
 from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 from AdaptiveBrushDicomLib.core.segment import Segment
 
+_log = logging.getLogger(__name__)
+
+
+class SegWriter(str, enum.Enum):
+    """The encoder that wrote a SEG."""
+
+    #: :mod:`.fast`: a per-series template filled in per segmentation
+    FAST = "fast"
+    #: ``highdicom.seg.Segmentation`` (+ pydicom), the reference implementation
+    HIGHDICOM = "highdicom"
+
 
 @dataclass
 class WriteResult:
@@ -48,6 +61,8 @@ class WriteResult:
     seconds: float
     binary_fallback: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: which encoder wrote the file (the fast path falls back to highdicom on any failure)
+    writer: SegWriter = SegWriter.HIGHDICOM
 
     @property
     def is_labelmap(self) -> bool:
@@ -273,6 +288,7 @@ def write_seg(
 
     fast = None
     if seg_fast.supported(compression.uid, binary) and pixel.any():
+        fast_messages: list[str] = []
         try:
             with atomic_output(out_path) as tmp:
                 fast = seg_fast.write_labelmap(
@@ -286,10 +302,19 @@ def write_seg(
                     content_label=content_label,
                     content_description=content_description,
                     content_datetime=content_datetime,
-                    messages=messages,
+                    messages=fast_messages,
                 )
+            messages.extend(fast_messages)
         except seg_fast.NotSupported:
             fast = None  # e.g. non-ASCII text: highdicom + finalize_dataset write it
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the fast path uses private highdicom/pydicom
+            # APIs that may change in any release: never let them break an export, write
+            # the same SEG with highdicom instead (and say why, for bug reports)
+            fast = None
+            _log.warning("fast SEG writer failed (%s: %s); writing with highdicom instead",
+                         type(exc).__name__, exc)
     if fast is not None:
         for w in messages:
             if warn:
@@ -306,6 +331,7 @@ def write_seg(
             seconds=time.perf_counter() - t0,
             binary_fallback=False,
             warnings=messages,
+            writer=SegWriter.FAST,
         )
 
     import highdicom as hd
