@@ -12,10 +12,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from AdaptiveBrushDicomLib import __version__
 from AdaptiveBrushDicomLib.cli import db as cli_db
+from AdaptiveBrushDicomLib.cli import export as cli_export
 from AdaptiveBrushDicomLib.cli import migrate as cli_migrate
 from AdaptiveBrushDicomLib.cli import remote as cli_remote
 from AdaptiveBrushDicomLib.errors import EXIT_USAGE, UserError
@@ -26,10 +27,6 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
         print(json.dumps(payload, indent=None, sort_keys=True, default=str))
     else:
         print(text)
-
-
-def _warn(msg: str) -> None:
-    print(f"abdicom: warning: {msg}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ synth
@@ -65,59 +62,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
              f"  grid               {grid.describe()}"]
     lines += [f"  note: {n}" for n in res.notes]
     _emit(args, payload, "\n".join(lines))
-    return 0
-
-
-# ------------------------------------------------------------------ export
-def cmd_export(args: argparse.Namespace) -> int:
-    from AdaptiveBrushDicomLib.dicom.compression import Compression
-    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
-    from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
-    from AdaptiveBrushDicomLib.io.volumes import read_segmentation
-
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserError("output exists; choose another path or pass --force", out)
-    compression = Compression.parse(args.compression)
-    labelmap = read_segmentation(args.segmentation)
-    series_description = args.series_description
-    series_number = args.series_number
-    creator = None
-    if args.metadata:
-        from AdaptiveBrushDicomLib.io.metadata_tables import apply_dcmqi_metadata
-
-        labelmap, series_meta = apply_dcmqi_metadata(labelmap, args.metadata)
-        series_description = series_description or series_meta.series_description
-        series_number = series_number or series_meta.series_number
-        creator = series_meta.content_creator_name
-    if args.segments:
-        from AdaptiveBrushDicomLib.io.metadata_tables import apply_segment_table
-
-        labelmap = apply_segment_table(labelmap, args.segments)
-    reference = ReferenceSeries.from_folder(args.reference)
-    res = write_seg(
-        labelmap, reference, out,
-        compression=compression,
-        series_description=series_description or "Segmentation",
-        series_number=series_number or 100,
-        content_creator_name=creator,
-        allow_binary=args.allow_binary,
-        resample=args.resample,
-        force=args.force,
-        source_name=str(args.segmentation),
-        warn=None if args.json else _warn,
-    )
-    kind = "BINARY (66.4)" if res.binary_fallback else "LABELMAP (66.7)"
-    payload = {
-        "path": str(res.path), "sop_class_uid": res.sop_class_uid, "transfer_syntax_uid": res.transfer_syntax_uid,
-        "series_instance_uid": res.series_instance_uid, "sop_instance_uid": res.sop_instance_uid,
-        "frames": res.n_frames, "segments": res.n_segments, "bytes": res.size_bytes,
-        "seconds": round(res.seconds, 4), "binary_fallback": res.binary_fallback, "warnings": res.warnings,
-    }
-    _emit(args, payload,
-          f"wrote {kind} SEG {res.path} ({res.size_bytes:,} bytes, {res.n_frames} frames, "
-          f"{res.n_segments} segments, {compression.cli_name}) in {res.seconds:.2f} s\n"
-          f"  SeriesInstanceUID {res.series_instance_uid}")
     return 0
 
 
@@ -180,23 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("export", help="segmentation (.seg.nrrd or label image) -> DICOM SEG")
-    p.add_argument("segmentation", help=".seg.nrrd or label image")
-    p.add_argument("--reference", required=True, help="folder of the DICOM image series it refers to")
-    p.add_argument("--out", required=True, help="SEG file to write (.dcm)")
-    p.add_argument("--compression", default="default",
-                   help="explicit, rle, jpeg2000, jpegls or deflate (default: deflate)")
-    p.add_argument("--series-description")
-    p.add_argument("--series-number", type=int)
-    p.add_argument("--metadata", help="dcmqi segmentation metadata JSON (names, codes, colours)")
-    p.add_argument("--segments", help="segment table (CSV/TSV: label,name,color,terminology)")
-    p.add_argument("--allow-binary", action="store_true",
-                   help="write a BINARY SEG (66.4) when segments overlap instead of refusing")
-    p.add_argument("--resample", choices=["none", "nearest"], default="none",
-                   help="resample a segmentation that is not on the reference lattice")
-    p.add_argument("--force", action="store_true", help="overwrite --out")
-    _add_json(p)
-    p.set_defaults(func=cmd_export)
+    cli_export.register(sub)
 
     p = sub.add_parser("decode", help="DICOM SEG -> Slicer .seg.nrrd")
     p.add_argument("seg")

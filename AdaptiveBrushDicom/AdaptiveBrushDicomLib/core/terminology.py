@@ -40,6 +40,7 @@ from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.core.segment import (
     DEFAULT_ANATOMIC_CONTEXT,
     DEFAULT_CATEGORY_CONTEXT,
+    TISSUE,
     Code,
     Terminology,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "check_coding_scheme",
     "format_terminology_entry",
     "parse_terminology_entry",
+    "parse_terminology_text",
     "same_codes",
     "terminology_from_slicerio",
     "terminology_to_slicerio",
@@ -215,6 +217,43 @@ def parse_terminology_entry(entry: str) -> Terminology:
         context_name=parts[0].strip(),
         anatomic_context_name=parts[4].strip(),
     )
+
+
+def parse_terminology_text(text: str) -> Terminology:
+    """A Slicer ``TerminologyEntry`` (seven ``~`` parts) or a short code.
+
+    Short forms (what a person types in a segment table):
+
+    * ``SCT^52988006^Lesion`` -- the segmented property *type*; the category is then
+      SCT 85756007 "Tissue" (DICOM requires one; no lookup of the "right" category is
+      guessed);
+    * ``SCT^49755003^Morphologically Altered Structure~SCT^52988006^Lesion`` -- category
+      and type.
+
+    Each code is ``CodingSchemeDesignator^CodeValue^CodeMeaning``; context names are
+    Slicer's defaults.
+
+    Raises
+    ------
+    TerminologyError
+        Not 1, 2 or 7 ``~`` parts, an incomplete code or an unknown coding scheme.
+    """
+    if not isinstance(text, str):
+        raise TerminologyError(f"terminology must be a string, got {type(text).__name__}")
+    parts = text.strip().split("~")
+    if len(parts) == _N_PARTS:
+        return parse_terminology_entry(text)
+    if len(parts) not in (1, 2):
+        raise TerminologyError(
+            f"terminology {text!r}: expected a code 'SCT^52988006^Lesion' (type), 'category~type', "
+            f"or a Slicer TerminologyEntry (7 parts separated by '~'), got {len(parts)} parts"
+        )
+    where = f"terminology {text!r}"
+    codes = [_code_from_parts(p.split("^"), where, optional=False) for p in parts]
+    assert all(c is not None for c in codes)
+    if len(codes) == 1:
+        return Terminology(category=TISSUE, type=codes[0])  # type: ignore[arg-type]
+    return Terminology(category=codes[0], type=codes[1])  # type: ignore[arg-type]
 
 
 def format_terminology_entry(terminology: Terminology) -> str:

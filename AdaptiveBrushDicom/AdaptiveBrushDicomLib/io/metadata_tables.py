@@ -25,7 +25,7 @@ from AdaptiveBrushDicomLib.io.atomic import atomic_output
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
-from AdaptiveBrushDicomLib.core.terminology import TerminologyError, check_code, parse_terminology_entry
+from AdaptiveBrushDicomLib.core.terminology import TerminologyError, check_code, parse_terminology_text
 
 __all__ = [
     "DCMQI_SCHEMA",
@@ -343,8 +343,9 @@ def read_segment_table(path: str | Path) -> list[Segment]:
     ``terminology`` are optional columns (any order, case-insensitive). The delimiter is
     a tab if the header contains one, else a comma (fields with commas are quoted, e.g.
     ``"221,130,101"``). ``color`` is ``#rrggbb`` or ``r,g,b``; ``terminology`` is a Slicer
-    TerminologyEntry string. Empty cells mean "not given"; empty lines and lines starting
-    with ``#`` are skipped.
+    TerminologyEntry string or a short code (``SCT^52988006^Lesion``, see
+    :func:`~.terminology.parse_terminology_text`). Empty cells mean "not given"; empty
+    lines and lines starting with ``#`` are skipped.
 
     Raises
     ------
@@ -405,7 +406,7 @@ def read_segment_table(path: str | Path) -> list[Segment]:
         terminology = None
         if cells.get("terminology"):
             try:
-                terminology = parse_terminology_entry(cells["terminology"])
+                terminology = parse_terminology_text(cells["terminology"])
             except UserError as exc:
                 raise MetadataError(f"line {offset}, column 'terminology': {exc}", path) from None
         segments.append(Segment(label=label, name=name, color=color, terminology=terminology))
