@@ -238,6 +238,12 @@ def read_segmentation(path: str | Path) -> LabelMap:
     return read_label_image(path)
 
 
+#: gzip level of the ``.seg.nrrd`` files we write. zlib's default 6 rather than slicerio's 9:
+#: on a 256x256x100 labelmap level 9 takes 4x as long (0.40 s vs 0.10 s) for a 17 % smaller
+#: file; Slicer reads both alike.
+SEG_NRRD_GZIP_LEVEL = 6
+
+
 def write_seg_nrrd(labelmap: LabelMap, path: str | Path) -> Path:
     """Write a Slicer-loadable ``.seg.nrrd`` (gzip) with names, colours, label values,
     terminology and algorithm tags. Written to a temporary name, then renamed."""
@@ -262,5 +268,5 @@ def write_seg_nrrd(labelmap: LabelMap, path: str | Path) -> Path:
         "segments": [segment_to_slicerio(s, shape_ijk) for s in labelmap.segments],
     }
     with atomic_output(path) as tmp:
-        slicerio.write_segmentation(str(tmp), seg)
+        slicerio.write_segmentation(str(tmp), seg, compression_level=SEG_NRRD_GZIP_LEVEL)
     return path

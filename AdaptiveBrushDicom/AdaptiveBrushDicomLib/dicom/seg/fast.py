@@ -46,10 +46,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-try:  # zlib-ng: the same deflate format, 2-3x faster at the same level
-    from zlib_ng import zlib_ng as _zlib
-except ImportError:  # pragma: no cover - depends on the environment
-    _zlib = zlib
+# zlib-ng (optional extra `fast`): the same deflate format, 2-3x faster at the same level.
+# ABDICOM_ZLIB=stdlib forces the standard zlib (what a plain pip install or Slicer has), so
+# the benchmark measures both in one run.
+_zlib: Any = zlib
+if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
+    try:
+        from zlib_ng import zlib_ng as _zlib
+    except ImportError:  # pragma: no cover - depends on the environment
+        _zlib = zlib
 
 #: Module that deflates (``zlib_ng`` when installed, else the standard ``zlib``).
 DEFLATE_BACKEND = _zlib.__name__
