@@ -743,12 +743,12 @@ class AdaptiveBrushDicomTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Segmentation round trip in the scene")
         grid = Grid((6, 8, 10), (0.8, 0.9, 2.0), (-10.0, 20.0, 5.0), np.diag([1.0, -1.0, -1.0]))
-        array = np.zeros(grid.shape, np.int16)
+        array = np.zeros(grid.shape_kji, np.int16)
         array[1:3, 2:5, 3:7] = 300
         array[4, 1:4, 1:4] = 2
         segments = [Segment(2, "two", (10, 200, 30)), Segment(300, "three hundred", (250, 10, 10)),
                     Segment(9, "empty", (1, 2, 3))]
-        volume = slicer.util.addVolumeFromArray(np.zeros(grid.shape, np.int16), bridge.ijk_to_ras_from_grid(grid), "ref")
+        volume = slicer.util.addVolumeFromArray(np.zeros(grid.shape_kji, np.int16), bridge.ijk_to_ras_from_grid(grid), "ref")
         logic = AdaptiveBrushDicomLogic()
         segNode = logic.labelMapToSegmentationNode(LabelMap(array, grid, segments), "seg", referenceVolumeNode=volume)
         self.assertEqual(segNode.GetSegmentation().GetNumberOfSegments(), 3)

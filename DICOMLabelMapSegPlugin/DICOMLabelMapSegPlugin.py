@@ -70,7 +70,7 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
             found = []
             for path in files:
                 # one cached lookup per file; only SEG files get the full header
-                if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) not in bridge.SEG_SOP_CLASSES:
+                if slicer.dicomDatabase.fileValue(path, self.tags["sopClassUID"]) not in bridge.SEG_SOP_CLASS_UIDS:
                     continue
                 decision = bridge.decide_import(self._headerForFile(path), other_seg_plugin=otherPlugin)
                 if not decision.claim:

@@ -218,7 +218,7 @@ def _orthanc_cells(data: dict[str, Any], workdir: Path, srv: Any, timings: dict)
                          timeout=60)
         if r.status_code == 200:
             part = remote.split_multipart(r.content, r.headers.get("Content-Type", ""))[0]
-            want = data["grid"].shape[1] * data["grid"].shape[2]
+            want = data["grid"].shape_kji[1] * data["grid"].shape_kji[2]
             cells["WADO-RS frames (transcoded)"] = Cell(len(part) == want, f"{len(part)} bytes")
         else:
             cells["WADO-RS frames (transcoded)"] = Cell(False, f"HTTP {r.status_code}")
@@ -245,10 +245,10 @@ def storescu_profile(path: Path) -> Path:
     refuses the file ("unknown storage SOP class"). One presentation context per transfer
     syntax, so each file is sent as stored.
     """
-    from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID
+    from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 
     syntaxes = "\n".join(f"[TS{n}]\nTransferSyntax1 = {c.uid}" for n, c in enumerate(Compression))
-    contexts = "\n".join(f"PresentationContext{n + 1} = {LABELMAP_SEG_SOP_CLASS_UID}\\TS{n}"
+    contexts = "\n".join(f"PresentationContext{n + 1} = {SegSopClass.LABELMAP}\\TS{n}"
                           for n, c in enumerate(Compression))
     path.write_text(_STORESCU_CFG.format(syntaxes=syntaxes, contexts=contexts))
     return path
@@ -686,7 +686,7 @@ def main() -> int:
                     for comp, cells in cells_v.items():
                         rows[comp].update(cells)
         sizes = {c: r.size_bytes for c, r in data["segs"].items()}
-        block = render(rows, sizes, timings, versions(), data["grid"].shape)
+        block = render(rows, sizes, timings, versions(), data["grid"].shape_kji)
         print(block)
         if not args.no_write:
             write_doc(block)

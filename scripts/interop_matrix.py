@@ -65,7 +65,7 @@ def expected_numbers(lm: LabelMap) -> np.ndarray:
 
 def frames_to_volume(frames, ds, ref: ReferenceSeries) -> np.ndarray:
     """Place decoded frames by their plane positions (for peer-decoded pixel data)."""
-    vol = np.zeros(ref.grid.shape, dtype=np.int32)
+    vol = np.zeros(ref.grid.shape_kji, dtype=np.int32)
     for f, fg in enumerate(ds.PerFrameFunctionalGroupsSequence):
         pos = [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient]
         k = int(round(ref.grid.lps_to_index(pos)[2]))
@@ -91,7 +91,7 @@ def check_highdicom(path, ref, expected):
     px = seg.get_pixels_by_source_instance(
         source_sop_instance_uids=[uids[k][1] for k in keep], combine_segments=True, skip_overlap_checks=True
     )
-    vol = np.zeros(ref.grid.shape, dtype=np.int32)
+    vol = np.zeros(ref.grid.shape_kji, dtype=np.int32)
     vol[keep] = px
     return np.array_equal(vol, expected), ""
 

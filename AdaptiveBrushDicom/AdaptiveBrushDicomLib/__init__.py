@@ -7,10 +7,7 @@ that need them, so ``import AdaptiveBrushDicomLib`` is cheap.
 
 __version__ = "0.1.0"
 
-#: Label Map Segmentation Storage (Supplement 243).
-LABELMAP_SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.7"
-#: Segmentation Storage (BINARY / FRACTIONAL).
-SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
+# SOP class UIDs: AdaptiveBrushDicomLib.dicom.sop_class.SegSopClass (the one name for them).
 
 #: Manufacturer written into every object we create.
 MANUFACTURER = "AdaptiveBrushDicom"

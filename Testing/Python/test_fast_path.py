@@ -155,16 +155,16 @@ def _assert_equivalent(slow, fast, lm, ref):
 def test_same_dataset_as_highdicom(tmp_path, orientation, compression):
     ref = _series(tmp_path, DIRECTIONS[orientation])
     labels = [1, 2, 3, 4, 5]
-    lm = LabelMap(_blobs(ref.grid.shape, labels, empty=(0, 4, -1)), ref.grid, _segments(labels, {"level": 0.5}))
+    lm = LabelMap(_blobs(ref.grid.shape_kji, labels, empty=(0, 4, -1)), ref.grid, _segments(labels, {"level": 0.5}))
     slow, fast = _both(tmp_path, lm, ref, compression)
-    assert fast.n_frames < ref.grid.shape[0]  # empty frames omitted
+    assert fast.n_frames < ref.grid.shape_kji[0]  # empty frames omitted
     _assert_equivalent(slow, fast, lm, ref)
 
 
 def test_labels_above_255_odd_frames_and_datetime(tmp_path):
     ref = _series(tmp_path, np.eye(3), shape=(7, 15, 17))  # odd rows x cols x frames
     labels = [2, 300, 7]
-    lm = LabelMap(_blobs(ref.grid.shape, labels, empty=(3,)), ref.grid,
+    lm = LabelMap(_blobs(ref.grid.shape_kji, labels, empty=(3,)), ref.grid,
                   _segments(labels, None, AlgorithmType.MANUAL, name=None))
     slow, fast = _both(tmp_path, lm, ref, content_datetime=datetime(2025, 3, 4, 5, 6, 7),
                        series_description="trial 7", series_number=1007, content_description="run x trial 7",
@@ -178,7 +178,7 @@ def test_labels_above_255_odd_frames_and_datetime(tmp_path):
 def test_more_than_255_segments_16_bit(tmp_path):
     ref = _series(tmp_path, DIRECTIONS["coronal"], shape=(6, 24, 26))
     labels = list(range(1, 301))
-    arr = np.zeros(ref.grid.shape, dtype=np.uint16)
+    arr = np.zeros(ref.grid.shape_kji, dtype=np.uint16)
     arr.reshape(-1)[: 300 * 3] = np.repeat(np.arange(1, 301), 3)
     arr[-1] = 0
     lm = LabelMap(arr, ref.grid, _segments(labels))
@@ -194,7 +194,7 @@ def test_manual_with_parameters_and_private_contexts(tmp_path):
     segs[1] = Segment(label=2, name="Ctx", color=(1, 2, 3),
                       terminology=Terminology(type=Code("4147007", "SCT", "Mass"), context_name="My list",
                                               anatomic_context_name="My anatomy"))
-    lm = LabelMap(_blobs(ref.grid.shape, labels), ref.grid, segs)
+    lm = LabelMap(_blobs(ref.grid.shape_kji, labels), ref.grid, segs)
     slow, fast = _both(tmp_path, lm, ref)
     _assert_equivalent(slow, fast, lm, ref)
 
@@ -204,7 +204,7 @@ def test_template_reused_across_trials(tmp_path):
     ref = _series(tmp_path, DIRECTIONS["oblique"])
     for trial in range(3):
         labels = [1, 2, 3]
-        lm = LabelMap(_blobs(ref.grid.shape, labels, empty=(trial,), seed=trial), ref.grid,
+        lm = LabelMap(_blobs(ref.grid.shape_kji, labels, empty=(trial,), seed=trial), ref.grid,
                       _segments(labels, {"trial": trial, "threshold": 0.1 * trial}))
         slow, fast = _both(tmp_path, lm, ref, tag=f"t{trial}", series_description=f"trial {trial}")
         _assert_equivalent(slow, fast, lm, ref)
@@ -283,7 +283,7 @@ def test_info_pure_reader_equals_pydicom(tmp_path):
                                               anatomic_region=Code("10200004", "SCT", "Liver"),
                                               anatomic_region_modifier=Code("7771000", "SCT", "Left")),
                       description="with a description")
-    lm = LabelMap(_blobs(ref.grid.shape, labels), ref.grid, segs)
+    lm = LabelMap(_blobs(ref.grid.shape_kji, labels), ref.grid, segs)
     paths = []
     for comp in (Compression.DEFLATE, Compression.EXPLICIT, Compression.RLE):
         slow, fast = _both(tmp_path, lm, ref, comp, tag=comp.cli_name)
@@ -310,7 +310,7 @@ def test_parallel_deflate_of_large_pixel_data(tmp_path, monkeypatch):
     monkeypatch.setattr(seg_fast, "DEFLATE_THREADS", 3)
     ref = _series(tmp_path, np.eye(3), shape=(13, 301, 299))
     labels = [1, 2, 3]
-    arr = np.zeros(ref.grid.shape, dtype=np.uint8)
+    arr = np.zeros(ref.grid.shape_kji, dtype=np.uint8)
     arr[1:12, 20:280, 30:250] = 1
     arr[3:9, 100:150, 60:200] = 2
     arr[5, 5:9, 5:9] = 3
@@ -327,7 +327,7 @@ def test_non_ascii_text_goes_through_highdicom(tmp_path):
     segs = _segments(labels)
     segs[1] = Segment(label=2, name="Région ü", color=(1, 2, 3), description="déjà vu",
                       algorithm_type=AlgorithmType.MANUAL)
-    lm = LabelMap(_blobs(ref.grid.shape, labels), ref.grid, segs)
+    lm = LabelMap(_blobs(ref.grid.shape_kji, labels), ref.grid, segs)
     slow, fast = _both(tmp_path, lm, ref, expect_fast=False)
     assert fast.writer is SegWriter.HIGHDICOM
     _assert_equivalent(slow, fast, lm, ref)

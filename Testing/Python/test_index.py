@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.store import database as dbm
 from AdaptiveBrushDicomLib.store import sqlite_index as idx
 from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter, classify_series
@@ -226,7 +226,7 @@ def test_import_and_queries(corpus, db):
     assert t10.series_number == 10
     assert t10.segment_labels == ("Tumor", "Edema")
     assert t10.algorithms == ("watershed",)
-    assert t10.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID and t10.is_labelmap
+    assert t10.sop_class_uid == SegSopClass.LABELMAP and t10.is_labelmap
     assert t10.referenced_series_uids == (corpus.volume_uid,)
     assert t10.files == (corpus.root / "runA" / "t10.dcm",)
     assert segs[2].algorithms == ("level_set",)
@@ -578,7 +578,7 @@ def test_seg_summary_skips_labelmap_background():
     from pydicom.dataset import Dataset
 
     ds = Dataset()
-    ds.SOPClassUID = LABELMAP_SEG_SOP_CLASS_UID
+    ds.SOPClassUID = SegSopClass.LABELMAP
     items = []
     for number, label, algo in ((2, "B", "otsu"), (0, "Background", ""), (1, "A", "otsu")):
         it = Dataset()

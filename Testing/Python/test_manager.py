@@ -91,7 +91,7 @@ def test_load_segmentation_by_series_and_sop_uid(corpus, manager):
     seg = manager.get_segmentations_for_volume(corpus.volume_uid)[3]  # run_A trial 10
     for uid in (seg.series_instance_uid, seg.sop_instance_uids[0]):
         lm = manager.load_segmentation_by_uid(uid)
-        assert lm.grid.shape == (4, 8, 8)
+        assert lm.grid.shape_kji == (4, 8, 8)
         assert [s.name for s in lm.segments] == ["Tumor", "Edema"]
         values = {s.name: s.label for s in lm.segments}
         expected = np.where(EXPECTED == 1, values["Tumor"], np.where(EXPECTED == 2, values["Edema"], 0))
@@ -102,7 +102,7 @@ def test_load_without_reference_in_database(corpus, manager):
     """Only the SEG is indexed: decoded on the grid of its own frames (slices 1..2)."""
     manager.database.import_paths([corpus.root / "runA" / "t1.dcm"])
     decoded = manager.decode_segmentation_by_uid(corpus.trials_a[1])
-    assert decoded.labelmap.grid.shape[1:] == (8, 8)
+    assert decoded.labelmap.grid.shape_kji[1:] == (8, 8)
     assert int((decoded.labelmap.array != 0).sum()) == int((EXPECTED != 0).sum())
 
 
@@ -129,7 +129,7 @@ def test_synthetic_export_query_load_round_trip(tmp_path, manager):
     assert manager.get_gold_for_volume(series.series_instance_uid)[0].series_instance_uid == \
         gold.series_instance_uid
     lm = manager.load_segmentation_by_uid(gold.series_instance_uid)
-    assert lm.grid.shape == grid.shape
+    assert lm.grid.shape_kji == grid.shape_kji
     np.testing.assert_array_equal(lm.array, labels)  # label values (incl. 300) restored exactly
     # re-running the same steps changes nothing in the database (deterministic UIDs, same bytes)
     counts = manager.database.counts()
@@ -144,7 +144,7 @@ def test_manager_over_slicer_adapter(corpus):
     segs = mgr.get_segmentations_for_volume(corpus.volume_uid)
     assert [s.kind for s in segs].count("trial") == 5
     lm = mgr.load_segmentation_by_uid(corpus.trials_b[2])
-    assert lm.grid.shape == (4, 8, 8) and int((lm.array != 0).sum()) == int((EXPECTED != 0).sum())
+    assert lm.grid.shape_kji == (4, 8, 8) and int((lm.array != 0).sum()) == int((EXPECTED != 0).sum())
 
 
 def test_new_trial_appears_after_import(corpus, manager, tmp_path):
@@ -185,4 +185,4 @@ def test_migrated_demo_run_end_to_end(tmp_path, manager):
     assert {t.run_name for t in trials} == {paths.run_dir.name}
     assert manager.get_trials_for_run(segs[0].study_instance_uid, paths.run_dir.name) == trials
     lm = manager.load_segmentation_by_uid(segs[0].series_instance_uid)
-    assert lm.grid.shape == (10, 32, 32) and lm.array.any()
+    assert lm.grid.shape_kji == (10, 32, 32) and lm.array.any()

@@ -313,7 +313,7 @@ def test_bad_trials_are_reported_and_the_others_migrated(demo, tmp_path):
     shutil.copy2(segs / "trial_000.seg.nrrd", outside)
     (segs / "trial_012.seg.nrrd").symlink_to(outside)
     # half a voxel off the volume's lattice
-    off = grid.with_shape_and_origin(grid.shape, np.asarray(grid.origin) + np.asarray(grid.spacing) / 2)
+    off = grid.with_shape_and_origin(grid.shape_kji, np.asarray(grid.origin) + np.asarray(grid.spacing_ijk) / 2)
     box = np.zeros(SHAPE, np.uint8)
     box[4:8, 10:20, 10:20] = 1
     _write_seg(segs / "trial_013.seg.nrrd", box, off, [Segment(1, "Box")])
@@ -513,7 +513,7 @@ def test_corpus_gold_standard_with_volume(name, tmp_path):
     meta = json.loads((gold / "metadata.json").read_text())
     volume_name = (meta.get("sample_data") or meta.get("idc_patient")) + ".nrrd"
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 50, size=lm.grid.shape, dtype=np.int16)
+    image = rng.integers(0, 50, size=lm.grid.shape_kji, dtype=np.int16)
     img = lm.grid.apply_to_sitk(sitk.GetImageFromArray(image))
     sitk.WriteImage(img, str(tmp_path / volume_name), True)
 
@@ -575,7 +575,7 @@ def test_cropped_and_flipped_sources_are_aligned_to_the_volume(demo):
     # trial 1 with the i axis reversed (same voxels, other index order)
     one = read_segmentation(segs / "trial_001.seg.nrrd")
     g = one.grid
-    flipped = type(g)(g.shape, g.spacing, tuple(g.index_to_lps(np.array([g.shape[2] - 1, 0, 0], float))),
+    flipped = type(g)(g.shape_kji, g.spacing_ijk, tuple(g.index_to_lps(np.array([g.shape_kji[2] - 1, 0, 0], float))),
                       g.direction * np.array([-1.0, 1.0, 1.0]))
     write_seg_nrrd(LabelMap(one.array[:, :, ::-1].copy(), flipped, one.segments), segs / "trial_001.seg.nrrd")
 

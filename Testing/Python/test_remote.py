@@ -20,7 +20,7 @@ pytest.importorskip("dicomweb_client", reason="dicomweb-client not installed (pi
 
 from orthanc_server import OrthancServer, orthanc_or_skip  # noqa: E402
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass  # noqa: E402
 from AdaptiveBrushDicomLib.store import dicomweb as remote  # noqa: E402
 from AdaptiveBrushDicomLib.errors import UserError  # noqa: E402
 
@@ -195,7 +195,7 @@ def test_segs_for_volume(server, run_data, pushed):
     assert [s.run_name for s in segs] == ["remote_run", "optuna_a", "optuna_a"]
     names = tuple(s.name for s in run_data.segments)
     for s in segs:
-        assert s.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+        assert s.sop_class_uid == SegSopClass.LABELMAP
         assert s.segment_labels == names
         assert s.referenced_series_uids == (run_data.volume.series_instance_uid,)
         assert s.files == ()

@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.core.align import align_to_grid
 from AdaptiveBrushDicomLib.dicom.compression import Compression
 from AdaptiveBrushDicomLib.errors import OutputExistsError, OverlapError, ReferenceMismatchError, UserError
@@ -61,7 +61,7 @@ def test_orientations_voxel_exact(tmp_path, orientation):
     grid, labels, segments, ref = _make(tmp_path, DIRECTIONS[orientation])
     assert ref.grid.almost_equal(grid)
     res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, grid, segments), ref)
-    assert res.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+    assert res.sop_class_uid == SegSopClass.LABELMAP
     assert dec.labelmap.grid.almost_equal(grid)
     assert np.array_equal(dec.labelmap.array, labels)
     assert _attrs(dec.labelmap.segments) == _attrs(segments)
@@ -83,7 +83,7 @@ def test_empty_slices_are_omitted_and_restored(tmp_path):
     labels[:3] = 0
     labels[6] = 0
     res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, grid, segments), ref)
-    assert res.n_frames == grid.shape[0] - 4
+    assert res.n_frames == grid.shape_kji[0] - 4
     assert np.array_equal(dec.labelmap.array, labels)
 
 
@@ -108,7 +108,7 @@ def test_labels_above_255_and_empty_segments(tmp_path):
 
 def test_more_than_255_segments(tmp_path):
     grid = Grid((4, 20, 20), (1, 1, 1), (0, 0, 0))
-    labels = np.arange(4 * 20 * 20).reshape(grid.shape) % 300 + 1
+    labels = np.arange(4 * 20 * 20).reshape(grid.shape_kji) % 300 + 1
     segments = [Segment(label=v, name=f"s{v}") for v in range(1, 301)]
     create_synthetic_series(labels.astype(np.int16), grid, tmp_path / "ref", patient_id="p")
     ref = ReferenceSeries.from_folder(tmp_path / "ref")
@@ -123,7 +123,7 @@ def test_cropped_segmentation_is_padded(tmp_path):
     nz = np.argwhere(labels)
     lo, hi = nz.min(axis=0), nz.max(axis=0) + 1
     crop = labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    cgrid = Grid(crop.shape, grid.spacing, tuple(grid.index_to_lps(lo[::-1])), grid.direction)
+    cgrid = Grid(crop.shape, grid.spacing_ijk, tuple(grid.index_to_lps(lo[::-1])), grid.direction)
     res, dec, _ = _roundtrip(tmp_path, LabelMap(crop, cgrid, segments), ref)
     assert np.array_equal(dec.labelmap.array, labels)
 
@@ -133,7 +133,7 @@ def test_flipped_axes_same_voxels_in_space(tmp_path):
     # the segmentation is stored with i and k reversed (e.g. an RAS-oriented nrrd)
     flipped = labels[::-1, :, ::-1].copy()
     fdir = np.diag([-1.0, 1.0, -1.0])
-    fgrid = Grid(grid.shape, grid.spacing, tuple(grid.index_to_lps([grid.shape[2] - 1, 0, grid.shape[0] - 1])), fdir)
+    fgrid = Grid(grid.shape_kji, grid.spacing_ijk, tuple(grid.index_to_lps([grid.shape_kji[2] - 1, 0, grid.shape_kji[0] - 1])), fdir)
     res, dec, _ = _roundtrip(tmp_path, LabelMap(flipped, fgrid, segments), ref)
     assert np.array_equal(dec.labelmap.array, labels)
     # and back onto the flipped grid: identical to the input
@@ -151,7 +151,7 @@ def test_overlap_refused_then_binary(tmp_path):
         write_seg(lm, ref, tmp_path / "o.dcm")
     assert not (tmp_path / "o.dcm").exists()
     res = write_seg(lm, ref, tmp_path / "o.dcm", allow_binary=True)
-    assert res.binary_fallback and res.sop_class_uid == SEG_SOP_CLASS_UID
+    assert res.binary_fallback and res.sop_class_uid == SegSopClass.SEGMENTATION
     dec = read_seg(res.path, reference=ref)
     assert dec.labelmap.n_layers == 2
     for s in segs:
@@ -165,14 +165,14 @@ def test_refusals(tmp_path):
     write_seg(lm, ref, tmp_path / "a.dcm")
     with pytest.raises(OutputExistsError):
         write_seg(lm, ref, tmp_path / "a.dcm")
-    off = Grid(grid.shape, grid.spacing, tuple(np.add(grid.origin, (0.4, 0, 0))), grid.direction)
+    off = Grid(grid.shape_kji, grid.spacing_ijk, tuple(np.add(grid.origin, (0.4, 0, 0))), grid.direction)
     with pytest.raises(ReferenceMismatchError, match="resample nearest"):
         write_seg(LabelMap(labels, off, segments), ref, tmp_path / "b.dcm")
     with pytest.raises(UserError, match="no segment description"):
         write_seg(LabelMap(labels, grid, segments[:2]), ref, tmp_path / "c.dcm")
     # a SEG decoded against another series is refused
     other = tmp_path / "other"
-    create_synthetic_series(np.ones(grid.shape, np.int16), grid, other, patient_id="q")
+    create_synthetic_series(np.ones(grid.shape_kji, np.int16), grid, other, patient_id="q")
     with pytest.raises(ReferenceMismatchError, match="references series"):
         read_seg(tmp_path / "a.dcm", reference=ReferenceSeries.from_folder(other))
 
@@ -186,7 +186,7 @@ def test_decode_without_reference_derives_grid(tmp_path):
     dec = read_seg(res.path)
     assert any("cannot be known" in n for n in dec.notes)
     # the derived grid covers first..last stored frame, on the same lattice
-    off = grid.lattice_offset(dec.labelmap.grid)
+    off = grid.lattice_offset_kji(dec.labelmap.grid)
     assert off is not None and off[0] == 1
     assert np.array_equal(align_to_grid(dec.labelmap.array, dec.labelmap.grid, grid), labels)
 
@@ -195,7 +195,7 @@ def test_gold_standards_from_corpus(tmp_path, corpus):
     for name in ("MRBrainTumor1_tumor", "idc_mri_t2_lesion"):
         gold = read_segmentation(corpus / "adaptivebrush-gold" / name / "gold.seg.nrrd")
         assert gold.array.any()
-        image = np.zeros(gold.grid.shape, dtype=np.int16)
+        image = np.zeros(gold.grid.shape_kji, dtype=np.int16)
         ref_dir = tmp_path / name
         create_synthetic_series(image, gold.grid, ref_dir, patient_id=f"AdaptiveBrush_{name}")
         ref = ReferenceSeries.from_folder(ref_dir)
@@ -215,7 +215,7 @@ def test_left_handed_source_grid(tmp_path):
     create_synthetic_series(image, lh, tmp_path / "ref", patient_id="p")
     ref = ReferenceSeries.from_folder(tmp_path / "ref")
     assert np.linalg.det(ref.grid.direction) > 0
-    assert np.allclose(ref.grid.origin, lh.index_to_lps([0, 0, lh.shape[0] - 1]))
+    assert np.allclose(ref.grid.origin, lh.index_to_lps([0, 0, lh.shape_kji[0] - 1]))
     res, dec, _ = _roundtrip(tmp_path, LabelMap(labels, lh, segments), ref)
     assert np.array_equal(align_to_grid(dec.labelmap.array, ref.grid, lh), labels)
 

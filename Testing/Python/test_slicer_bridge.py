@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.slicer import bridge as sb
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError
 from AdaptiveBrushDicomLib.core.geometry import GeometryError, Grid
@@ -22,7 +22,7 @@ from conftest import rotation
 # ----------------------------------------------------------------------------- plugin
 
 
-def header(sop=LABELMAP_SEG_SOP_CLASS_UID, **kw):
+def header(sop=SegSopClass.LABELMAP, **kw):
     values = dict(sopClassUID=sop, modality="SEG", seriesDescription="watershed trial 7", seriesNumber="1007",
                   instanceUID="1.2.3.4")
     values.update(kw)
@@ -40,10 +40,10 @@ def test_labelmap_seg_always_claimed_at_099(other):
 
 
 def test_binary_seg_only_without_other_plugin():
-    absent = sb.decide_import(header(SEG_SOP_CLASS_UID), other_seg_plugin=False)
+    absent = sb.decide_import(header(SegSopClass.SEGMENTATION), other_seg_plugin=False)
     assert absent.claim and absent.confidence == sb.CONFIDENCE_BINARY_FALLBACK
     assert 0.5 < absent.confidence < 0.95
-    present = sb.decide_import(header(SEG_SOP_CLASS_UID), other_seg_plugin=True)
+    present = sb.decide_import(header(SegSopClass.SEGMENTATION), other_seg_plugin=True)
     assert not present.claim and present.confidence == 0
 
 
@@ -52,7 +52,7 @@ def test_binary_seg_only_without_other_plugin():
     [
         dict(sop="1.2.840.10008.5.1.4.1.1.4"),  # MR image
         dict(sop="1.2.840.10008.5.1.4.1.1.481.3", modality="RTSTRUCT"),
-        dict(sop=LABELMAP_SEG_SOP_CLASS_UID, instanceUID=""),  # broken file
+        dict(sop=SegSopClass.LABELMAP, instanceUID=""),  # broken file
         dict(sop=""),
     ],
 )
@@ -141,14 +141,14 @@ def reversed_k(grid: Grid) -> Grid:
     """The same voxels with the slice order reversed (as Slicer does for right-handed IJK)."""
     d = grid.direction.copy()
     d[:, 2] *= -1
-    last = grid.index_to_lps(np.array([0, 0, grid.shape[0] - 1]))
-    return Grid(grid.shape, grid.spacing, tuple(last), d)
+    last = grid.index_to_lps(np.array([0, 0, grid.shape_kji[0] - 1]))
+    return Grid(grid.shape_kji, grid.spacing_ijk, tuple(last), d)
 
 
 def test_conform_identity_flip_offset_and_permutation():
     rng = np.random.default_rng(1)
     g = Grid((6, 5, 4), (0.8, 1.1, 3.0), (10.0, -5.0, 2.0), rotation(0.1, 0.2, 0.3))
-    a = rng.integers(0, 4, size=g.shape).astype(np.int16)
+    a = rng.integers(0, 4, size=g.shape_kji).astype(np.int16)
     assert np.array_equal(sb.conform_array(a, g, g), a)
     # reversed slice order
     r = reversed_k(g)
@@ -158,12 +158,12 @@ def test_conform_identity_flip_offset_and_permutation():
     # the same points: check voxel centres
     assert np.allclose(g.index_to_lps(np.array([1, 2, 0])), r.index_to_lps(np.array([1, 2, 5])))
     # smaller extent inside a larger grid (seg.nrrd cropped to its content)
-    big = Grid((10, 9, 8), g.spacing, tuple(g.index_to_lps(np.array([-2, -1, -3]))), g.direction)
+    big = Grid((10, 9, 8), g.spacing_ijk, tuple(g.index_to_lps(np.array([-2, -1, -3]))), g.direction)
     ab = sb.conform_array(a, g, big)
-    assert ab.shape == big.shape and np.array_equal(ab[3:9, 1:6, 2:6], a) and ab.sum() == a.sum()
+    assert ab.shape == big.shape_kji and np.array_equal(ab[3:9, 1:6, 2:6], a) and ab.sum() == a.sum()
     # axis permutation: swap i and j
     d = g.direction[:, [1, 0, 2]]
-    p = Grid((6, 4, 5), (g.spacing[1], g.spacing[0], g.spacing[2]), g.origin, d)
+    p = Grid((6, 4, 5), (g.spacing_ijk[1], g.spacing_ijk[0], g.spacing_ijk[2]), g.origin, d)
     ap = sb.conform_array(a, g, p)
     assert np.array_equal(ap, np.transpose(a, (0, 2, 1)))
 
@@ -177,12 +177,12 @@ def test_conform_4d_layers():
 
 def test_conform_refuses_loss_and_resampling():
     g = Grid((4, 4, 4), (1, 1, 1), (0, 0, 0))
-    a = np.zeros(g.shape, np.uint8)
+    a = np.zeros(g.shape_kji, np.uint8)
     a[0, 0, 0] = 1
     shifted = Grid((4, 4, 4), (1, 1, 1), (1, 0, 0))  # voxel i=0 of a falls outside
     with pytest.raises(UserError):  # labelled voxel would be cut off
         sb.conform_array(a, g, shifted)
-    a2 = np.zeros(g.shape, np.uint8)
+    a2 = np.zeros(g.shape_kji, np.uint8)
     a2[1, 1, 1] = 1
     assert sb.conform_array(a2, g, shifted)[1, 1, 0] == 1
     with pytest.raises(UserError):  # half a voxel off the lattice
@@ -242,7 +242,7 @@ def test_record_terminology_round_trip():
 
 def make_labelmap() -> LabelMap:
     g = Grid((3, 4, 5), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
-    a = np.zeros(g.shape, np.int32)
+    a = np.zeros(g.shape_kji, np.int32)
     a[0, :2, :2] = 300
     a[1, 1:3, 1:4] = 7
     a[2, 3, 4] = 1000  # undescribed label
@@ -274,7 +274,7 @@ def test_import_plan_contiguous_keeps_empty_segments():
 
 def test_import_plan_keep_values_has_gaps():
     g = Grid((2, 2, 2), (1, 1, 1), (0, 0, 0))
-    a = np.zeros(g.shape, np.int16)
+    a = np.zeros(g.shape_kji, np.int16)
     a[0, 0, 0] = 3
     a[1, 1, 1] = 300
     lm = LabelMap(a, g, [Segment(3, "a"), Segment(300, "b"), Segment(5, "empty")])
@@ -288,7 +288,7 @@ def test_import_plan_keep_values_has_gaps():
 
 def test_import_plan_layers_and_duplicate_ids():
     g = Grid((2, 2, 2), (1, 1, 1), (0, 0, 0))
-    a = np.zeros((2,) + g.shape, np.uint8)
+    a = np.zeros((2,) + g.shape_kji, np.uint8)
     a[0, 0] = 1
     a[1, :, 0] = 1  # overlaps layer 0
     segs = [Segment(1, "A", segment_id="X"), Segment(1, "B", layer=1, segment_id="X")]
@@ -299,7 +299,7 @@ def test_import_plan_layers_and_duplicate_ids():
 
 def test_import_plan_many_segments_dtype():
     g = Grid((1, 20, 20), (1, 1, 1), (0, 0, 0))
-    a = np.arange(1, 401).reshape(g.shape)
+    a = np.arange(1, 401).reshape(g.shape_kji)
     lm = LabelMap(a, g, [Segment(v, f"s{v}") for v in range(1, 401)])
     layer = sb.plan_labelmap_import(lm).layers[0]
     assert layer.array.dtype == np.uint16 and layer.array.max() == 400 and len(layer.segment_ids) == 400

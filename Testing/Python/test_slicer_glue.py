@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import slicer_standin  # noqa: E402
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID  # noqa: E402
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass  # noqa: E402
 from AdaptiveBrushDicomLib.slicer import bridge as sb  # noqa: E402
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError  # noqa: E402
 from AdaptiveBrushDicomLib.core.geometry import Grid  # noqa: E402
@@ -46,12 +46,12 @@ def dicom_data(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("dicom")
     grid = Grid((6, 10, 12), (0.9, 0.8, 2.5), (-20.0, 15.0, 40.0), np.diag([1.0, 1.0, 1.0]))
-    image = (np.arange(np.prod(grid.shape)).reshape(grid.shape) % 97).astype(np.int16)
+    image = (np.arange(np.prod(grid.shape_kji)).reshape(grid.shape_kji) % 97).astype(np.int16)
     series = create_synthetic_series(image, grid, root / "mr", patient_id="P1", study_description="run A",
                                      series_description="T1")
     reference = ReferenceSeries.from_folder(root / "mr")
 
-    labels = np.zeros(grid.shape, np.int32)
+    labels = np.zeros(grid.shape_kji, np.int32)
     labels[1:4, 2:6, 3:8] = 1
     labels[4, 5:8, 6:10] = 300
     segments = [
@@ -84,7 +84,7 @@ def dicom_data(tmp_path_factory):
     hd_binary.save_as(root / "hd_binary.dcm")
     # BINARY with two overlapping segments (per-frame SegmentIdentificationSequence)
     desc2 = desc + [hd.seg.SegmentDescription(2, "margin", cat, typ, hd.seg.SegmentAlgorithmTypeValues.MANUAL)]
-    margin = np.zeros(grid.shape, np.uint8)
+    margin = np.zeros(grid.shape_kji, np.uint8)
     margin[2:5, 3:7, 4:9] = 1  # overlaps the liver mask
     two = np.stack([mask, margin], axis=-1)
     hd_overlap = hd.seg.Segmentation(pixel_array=two, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -125,7 +125,7 @@ def load_volume(slicer, dicom_data, reversed_k=False):
     if reversed_k:
         d = grid.direction.copy()
         d[:, 2] *= -1
-        grid = Grid(grid.shape, grid.spacing, tuple(grid.index_to_lps(np.array([0, 0, grid.shape[0] - 1]))), d)
+        grid = Grid(grid.shape_kji, grid.spacing_ijk, tuple(grid.index_to_lps(np.array([0, 0, grid.shape_kji[0] - 1]))), d)
         array, uids = image[::-1], uids[::-1]
     vol = slicer.util.addVolumeFromArray(array, sb.ijk_to_ras_from_grid(grid), "T1")
     vol.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
@@ -184,8 +184,8 @@ def test_file_values_are_what_ctk_returns(glue, dicom_data):
     slicer, _, _ = glue
     db = slicer.dicomDatabase
     f = str(dicom_data["core_seg"])
-    assert db.fileValue(f, "0008,0016") == LABELMAP_SEG_SOP_CLASS_UID
-    assert db.fileValue(str(dicom_data["hd_binary"]), "0008,0016") == SEG_SOP_CLASS_UID
+    assert db.fileValue(f, "0008,0016") == SegSopClass.LABELMAP
+    assert db.fileValue(str(dicom_data["hd_binary"]), "0008,0016") == SegSopClass.SEGMENTATION
     assert db.fileValue(f, "0008,0060") == "SEG"
     assert db.fileValue(f, "0008,1115") == ""  # sequences are not in the CTK cache
 
@@ -300,7 +300,7 @@ def test_export_writes_verified_seg_into_database(glue, dicom_data, tmp_path):
                                                 seriesNumber=1004, outputDirectory=str(tmp_path))
     assert result.path.parent == tmp_path and slicer.dicomDatabase.copied[str(result.path)] is True
     decoded = read_seg(result.path, reference=dicom_data["reference"])
-    assert decoded.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+    assert decoded.sop_class_uid == SegSopClass.LABELMAP
     assert np.array_equal(decoded.labelmap.array, dicom_data["labelmap"].array)
     assert [s.name for s in decoded.labelmap.segments] == ["liver", "tumour", "nothing yet"]
     assert decoded.series_description == "trial_004_levelset"
@@ -317,7 +317,7 @@ def test_export_refuses_overlap_and_non_dicom_volume(glue, dicom_data, tmp_path)
     slicer, module, _ = glue
     vol, grid, _ = load_volume(slicer, dicom_data)
     logic = module.AdaptiveBrushDicomLogic()
-    a = np.zeros((2,) + grid.shape, np.uint8)
+    a = np.zeros((2,) + grid.shape_kji, np.uint8)
     a[0, 1:3, 1:3, 1:3] = 1
     a[1, 1:4, 1:4, 1:4] = 1  # shares 8 voxels with layer 0
     lm = LabelMap(a, grid, [Segment(1, "A", (1, 1, 1)), Segment(1, "B", (2, 2, 2), layer=1)])
@@ -325,7 +325,7 @@ def test_export_refuses_overlap_and_non_dicom_volume(glue, dicom_data, tmp_path)
     assert seg_node.GetSegmentation().GetNumberOfLayers() == 2
     with pytest.raises(OverlapError, match="'A' and 'B' share 8 voxels"):
         logic.exportSegmentationToDicomSeg(seg_node, vol, outputDirectory=str(tmp_path))
-    plain = slicer.util.addVolumeFromArray(np.zeros(grid.shape, np.int16), sb.ijk_to_ras_from_grid(grid), "plain")
+    plain = slicer.util.addVolumeFromArray(np.zeros(grid.shape_kji, np.int16), sb.ijk_to_ras_from_grid(grid), "plain")
     seg2 = logic.labelMapToSegmentationNode(dicom_data["labelmap"], "s", referenceVolumeNode=plain)
     with pytest.raises(UserError, match="not loaded from the DICOM database"):
         logic.exportSegmentationToDicomSeg(seg2, plain, outputDirectory=str(tmp_path))
@@ -358,7 +358,7 @@ def test_synthetic_dicom_from_volume(glue, dicom_data, tmp_path):
     vol = slicer.util.addVolumeFromArray(dicom_data["image"], sb.ijk_to_ras_from_grid(grid), "plain volume")
     series = module.AdaptiveBrushDicomLogic().createSyntheticDicom(vol, outputDirectory=str(tmp_path / "syn"),
                                                                    load=False)
-    assert len(series.paths) == grid.shape[0]
+    assert len(series.paths) == grid.shape_kji[0]
     assert all(str(p) in slicer.dicomDatabase.inserted for p in series.paths)
 
 

@@ -25,7 +25,7 @@ def test_grid_and_voxels_read_back_by_simpleitk(tmp_path, name, direction):
     assert np.linalg.det(direction) > 0
     grid = Grid((6, 10, 12), (0.8, 0.9, 2.5), (12.5, -30.25, 7.0), direction)
     rng = np.random.default_rng(1)
-    image = rng.integers(0, 3000, size=grid.shape).astype(np.int16)
+    image = rng.integers(0, 3000, size=grid.shape_kji).astype(np.int16)
     res = create_synthetic_series(image, grid, tmp_path / name, patient_id=patient_id_for(name))
     assert [p.name for p in res.paths] == [f"{k:04d}.dcm" for k in range(1, 7)]
     arr, g2 = read_volume(tmp_path / name)  # SimpleITK / GDCM, not our reader
@@ -42,14 +42,14 @@ def test_grid_and_voxels_read_back_by_simpleitk(tmp_path, name, direction):
 
 def test_ct_in_hounsfield_exact_and_float_bounded(tmp_path):
     grid = Grid((3, 8, 8), (1, 1, 1), (0, 0, 0))
-    hu = np.random.default_rng(2).integers(-1024, 3071, size=grid.shape).astype(np.int32)
+    hu = np.random.default_rng(2).integers(-1024, 3071, size=grid.shape_kji).astype(np.int32)
     res = create_synthetic_series(hu, grid, tmp_path / "ct", patient_id="p", modality="CT")
     ds = pydicom.dcmread(res.paths[0])
     assert ds.Modality == "CT" and ds.PixelRepresentation == 1 and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
     arr, _ = read_volume(tmp_path / "ct")
     assert np.array_equal(arr, hu)
 
-    fl = np.random.default_rng(3).normal(0, 400, size=grid.shape).astype(np.float32)
+    fl = np.random.default_rng(3).normal(0, 400, size=grid.shape_kji).astype(np.float32)
     res = create_synthetic_series(fl, grid, tmp_path / "float", patient_id="p", modality="MR")
     arr, _ = read_volume(tmp_path / "float")
     err = np.abs(arr.astype(np.float64) - fl).max()
@@ -64,7 +64,7 @@ def test_integer_valued_float_is_exact():
 
 def test_uids_are_deterministic_and_content_dependent(tmp_path):
     grid = Grid((2, 4, 4), (1, 1, 1), (0, 0, 0))
-    img = np.arange(32, dtype=np.uint16).reshape(grid.shape)
+    img = np.arange(32, dtype=np.uint16).reshape(grid.shape_kji)
     a = create_synthetic_series(img, grid, tmp_path / "a", patient_id="AdaptiveBrush_x")
     b = create_synthetic_series(img, grid, tmp_path / "b", patient_id="AdaptiveBrush_x")
     assert (a.study_instance_uid, a.series_instance_uid, a.sop_instance_uids) == (
@@ -97,4 +97,4 @@ def test_reads_nifti_and_mha(tmp_path):
     for ext in (".nii.gz", ".mha", ".nrrd"):
         sitk.WriteImage(img, str(tmp_path / f"v{ext}"))
         arr, g = read_volume(tmp_path / f"v{ext}")
-        assert arr.shape == (3, 4, 5) and np.allclose(g.spacing, (0.5, 0.6, 3.0))
+        assert arr.shape == (3, 4, 5) and np.allclose(g.spacing_ijk, (0.5, 0.6, 3.0))

@@ -65,8 +65,8 @@ class AdaptiveBrushDicomSelfTest(unittest.TestCase):
 
     def _makeCase(self, direction):
         grid = Grid((12, 20, 24), (0.9, 0.8, 2.5), (-30.0, 12.0, 45.0), direction)
-        image = (np.arange(np.prod(grid.shape)).reshape(grid.shape) % 251).astype(np.int16)
-        labels = np.zeros(grid.shape, np.int32)
+        image = (np.arange(np.prod(grid.shape_kji)).reshape(grid.shape_kji) % 251).astype(np.int16)
+        labels = np.zeros(grid.shape_kji, np.int32)
         labels[2:8, 4:12, 5:15] = 1
         labels[9, 10:16, 12:20] = 300  # label above 255
         segments = [
@@ -100,7 +100,7 @@ class AdaptiveBrushDicomSelfTest(unittest.TestCase):
                                                          seriesNumber=1001)
         self.assertTrue(result.is_labelmap)
         self.assertEqual(slicer.dicomDatabase.fileValue(
-            slicer.dicomDatabase.fileForInstance(result.sop_instance_uid), "0008,0016"), bridge.LABELMAP_SEG_SOP_CLASS_UID)
+            slicer.dicomDatabase.fileForInstance(result.sop_instance_uid), "0008,0016"), bridge.SegSopClass.LABELMAP)
 
         # 3. plugin choice: ours is selected, nothing else for that series
         files = slicer.dicomDatabase.filesForSeries(result.series_instance_uid)

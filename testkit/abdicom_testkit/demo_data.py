@@ -226,7 +226,7 @@ def build_demo_legacy(
     metadata = {
         "created": "2026-01-01T00:00:00",
         "sample_data": sample,
-        "volume": {"name": sample, "spacing": list(grid.spacing), "dimensions": list(grid.size_ijk)},
+        "volume": {"name": sample, "spacing": list(grid.spacing_ijk), "dimensions": list(grid.size_ijk)},
         "segment_id": "Segment_1",
         "description": "Phantom tumor (ground truth of the generated phantom)",
         "algorithm": "manual_refinement",

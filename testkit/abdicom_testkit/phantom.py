@@ -39,11 +39,11 @@ def make_phantom(grid: Grid | None = None, seed: int = 7) -> tuple[np.ndarray, n
     300 (> 255) is included on purpose.
     """
     grid = grid or phantom_grid()
-    nk, nj, ni = grid.shape
+    nk, nj, ni = grid.shape_kji
     k, j, i = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
     rng = np.random.default_rng(seed)
-    image = rng.normal(80, 15, size=grid.shape)
-    labels = np.zeros(grid.shape, dtype=np.uint16)
+    image = rng.normal(80, 15, size=grid.shape_kji)
+    labels = np.zeros(grid.shape_kji, dtype=np.uint16)
     segments = []
     for label, name, c, r, value, type_code, rgb in STRUCTURES:
         d = ((i / ni - c[0]) / r[0]) ** 2 + ((j / nj - c[1]) / r[1]) ** 2 + ((k / nk - c[2]) / r[2]) ** 2

@@ -80,7 +80,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     lm = decoded.labelmap
     payload = {
         "path": str(out), "sop_class_uid": decoded.sop_class_uid, "segments": [s.name for s in lm.segments],
-        "labels": [s.label for s in lm.segments], "layers": lm.n_layers, "shape_kji": list(lm.grid.shape),
+        "labels": [s.label for s in lm.segments], "layers": lm.n_layers, "shape_kji": list(lm.grid.shape_kji),
         "notes": decoded.notes, "seconds": round(decoded.seconds, 4),
     }
     lines = [f"wrote {out}: {len(lm.segments)} segments, {lm.n_layers} layer(s), grid {lm.grid.describe()}"]

@@ -70,7 +70,7 @@ def reorient(array: np.ndarray, src: Grid, dst: Grid) -> tuple[np.ndarray, Grid]
         if flip[d]:
             corner[perm[d]] = n_src[perm[d]] - 1
     origin = src.index_to_lps(np.array(corner))
-    spacing = tuple(src.spacing[perm[d]] for d in range(3))
+    spacing = tuple(src.spacing_ijk[perm[d]] for d in range(3))
     direction = np.column_stack([src.direction[:, perm[d]] * (-1 if flip[d] else 1) for d in range(3)])
     grid = Grid(tuple(out.shape[-3:]), spacing, tuple(origin), direction)
     return out, grid
@@ -97,9 +97,9 @@ def align_to_grid(
     re_ = reorient(array, src, dst)
     if re_ is not None:
         arr2, g2 = re_
-        offset = dst.lattice_offset(g2)
+        offset = dst.lattice_offset_kji(g2)
         if offset is not None:
-            return _place(arr2, offset, dst.shape, what)
+            return _place(arr2, offset, dst.shape_kji, what)
     if resample is Resample.NEAREST:
         return _resample_nearest(array, src, dst)
     raise ReferenceMismatchError(

@@ -29,7 +29,7 @@ class LabelMap:
     Attributes
     ----------
     array : numpy.ndarray
-        Integer labels indexed ``[k, j, i]`` (shape == ``grid.shape``), 0 = background.
+        Integer labels indexed ``[k, j, i]`` (shape == ``grid.shape_kji``), 0 = background.
         For overlapping segmentations (several Slicer layers) the array is 4D,
         ``[layer, k, j, i]``, and each segment's ``layer`` says which plane it lives in.
     grid : Grid
@@ -50,8 +50,8 @@ class LabelMap:
             else:
                 raise LabelMapError(f"labels must be integers, got dtype {a.dtype} with fractional values")
         spatial = a.shape[-3:]
-        if a.ndim not in (3, 4) or tuple(spatial) != tuple(self.grid.shape):
-            raise LabelMapError(f"array shape {a.shape} does not match grid shape {self.grid.shape}")
+        if a.ndim not in (3, 4) or tuple(spatial) != tuple(self.grid.shape_kji):
+            raise LabelMapError(f"array shape {a.shape} does not match grid shape {self.grid.shape_kji}")
         self.array = a
 
     @property

@@ -1,4 +1,6 @@
-"""Transfer syntaxes we write, and how users name them."""
+"""Transfer syntaxes: the ones we write (:class:`Compression`, and how users name them) and
+the ones we only read (:class:`ReadOnlySyntax`). Every transfer syntax UID in the package
+comes from here. Imports nothing heavy (the fast header reader uses it without pydicom)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,13 @@ class Compression(str, enum.Enum):
 
     @property
     def uid(self) -> str:
-        return self.value
+        """The transfer syntax UID as a plain string."""
+        return str(self.value)
+
+    @property
+    def long_name(self) -> str:
+        """The transfer syntax's name as ``abdicom info`` prints it (PS3.6 wording)."""
+        return _LONG_NAMES[self]
 
     @property
     def cli_name(self) -> str:
@@ -43,6 +51,41 @@ class Compression(str, enum.Enum):
                 return member
         choices = ", ".join(m.cli_name for m in cls)
         raise UserError(f"unknown compression {name!r}; choose one of: {choices}")
+
+
+class ReadOnlySyntax(str, enum.Enum):
+    """Transfer syntaxes we read (other tools write them) but never write."""
+
+    IMPLICIT = "1.2.840.10008.1.2"
+    JPEG2000_LOSSY = "1.2.840.10008.1.2.4.91"
+    JPEGLS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
+    JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+    JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+    JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
+
+    @property
+    def uid(self) -> str:
+        """The transfer syntax UID as a plain string."""
+        return str(self.value)
+
+
+_LONG_NAMES: dict[Compression, str] = {
+    Compression.EXPLICIT: "Explicit VR Little Endian",
+    Compression.DEFLATE: "Deflated Explicit VR Little Endian",
+    Compression.RLE: "RLE Lossless",
+    Compression.JPEG2000: "JPEG 2000 Lossless",
+    Compression.JPEGLS: "JPEG-LS Lossless",
+}
+
+
+def transfer_syntax_name(uid: str) -> str:
+    """Human name of a transfer syntax UID (the UID itself when we do not know it)."""
+    if uid == ReadOnlySyntax.IMPLICIT.value:
+        return "Implicit VR Little Endian"
+    for member in Compression:
+        if uid == member.value:
+            return member.long_name
+    return uid
 
 
 #: The default: smallest lossless syntax every reader in docs/interoperability.md opened

@@ -33,7 +33,7 @@ class ReferenceSeries:
         Headers (no pixel data) in k order.
     paths : list of Path, same order
     grid : Grid
-        LPS geometry; ``grid.shape == (len(datasets), Rows, Columns)``.
+        LPS geometry; ``grid.shape_kji == (len(datasets), Rows, Columns)``.
     """
 
     datasets: list
@@ -159,8 +159,8 @@ class ReferenceSeries:
             )
         ps = [float(v) for v in first.PixelSpacing]  # (row spacing = along j, column spacing = along i)
         grid = Grid(
-            shape=(len(items), int(first.Rows), int(first.Columns)),
-            spacing=(ps[1], ps[0], slice_spacing),
+            shape_kji=(len(items), int(first.Rows), int(first.Columns)),
+            spacing_ijk=(ps[1], ps[0], slice_spacing),
             origin=tuple(positions[0]),
             direction=np.column_stack([row, col, normal]),
         )

@@ -170,8 +170,8 @@ def create_synthetic_series(
 
     modality = Modality.parse(modality)
     array = np.asarray(array)
-    if array.ndim != 3 or array.shape != grid.shape:
-        raise UserError(f"image shape {array.shape} does not match grid shape {grid.shape}")
+    if array.ndim != 3 or array.shape != grid.shape_kji:
+        raise UserError(f"image shape {array.shape} does not match grid shape {grid.shape_kji}")
     if len(patient_id) > 64:
         raise UserError(f"PatientID (0010,0020) is longer than 64 characters: {patient_id!r}")
     out_dir = Path(out_dir)
@@ -179,7 +179,7 @@ def create_synthetic_series(
     study_uid = study_instance_uid or uids.study_uid(patient_id, digest)
     series_uid = uids.volume_series_uid(patient_id, digest)
     for_uid = uids.frame_of_reference_uid(patient_id, digest)
-    nk = grid.shape[0]
+    nk = grid.shape_kji[0]
     names = [f"{k + 1:04d}.dcm" for k in range(nk)]
     sop_uids = [uids.instance_uid(series_uid, k) for k in range(nk)]
     enc = choose_encoding(array)
@@ -226,12 +226,12 @@ def create_synthetic_series(
     base.SoftwareVersions = __version__
     base.ImageType = ["DERIVED", "SECONDARY"]
     base.ImageOrientationPatient = [_fmt_ds(v) for v in (*row, *col)]
-    base.PixelSpacing = [_fmt_ds(grid.spacing[1]), _fmt_ds(grid.spacing[0])]
-    base.SliceThickness = _fmt_ds(grid.spacing[2])
-    base.SpacingBetweenSlices = _fmt_ds(grid.spacing[2])
+    base.PixelSpacing = [_fmt_ds(grid.spacing_ijk[1]), _fmt_ds(grid.spacing_ijk[0])]
+    base.SliceThickness = _fmt_ds(grid.spacing_ijk[2])
+    base.SpacingBetweenSlices = _fmt_ds(grid.spacing_ijk[2])
     base.SamplesPerPixel = 1
     base.PhotometricInterpretation = "MONOCHROME2"
-    base.Rows, base.Columns = int(grid.shape[1]), int(grid.shape[2])
+    base.Rows, base.Columns = int(grid.shape_kji[1]), int(grid.shape_kji[2])
     base.BitsAllocated = 16
     base.BitsStored = 16
     base.HighBit = 15

@@ -38,7 +38,8 @@ from typing import Any, Callable, Sequence, TextIO
 
 import numpy as np
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, __version__
+from AdaptiveBrushDicomLib import __version__
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.dicom import uids
 from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression
 from AdaptiveBrushDicomLib.errors import InputFileError, OverlapError, ReferenceMismatchError, UserError
@@ -419,7 +420,7 @@ def _verify(path: Path, labelmap, reference) -> tuple[int, int, int]:
     have = sorted(s.label for s in decoded.labelmap.segments)
     if want != have:
         raise ValueError(f"segment labels {have} differ from the source's {want}")
-    if decoded.sop_class_uid != LABELMAP_SEG_SOP_CLASS_UID:
+    if decoded.sop_class_uid != SegSopClass.LABELMAP:
         raise ValueError(f"SOP class {decoded.sop_class_uid} is not LABELMAP")
     return int(expected.size), int(np.count_nonzero(expected)), len(segments)
 
@@ -1152,7 +1153,7 @@ def _run_plan_locked(plan: _Plan, cache: _VolumeCache, compression: Compression,
             report.volume = {"sample": plan.sample, "source": str(plan.volume_path), "patient_id": pid,
                              "study_instance_uid": uids.study_uid(pid, digest),
                              "series_instance_uid": uids.volume_series_uid(pid, digest),
-                             "folder": VOLUME_DIR, "files": grid.shape[0], "grid": grid.describe(), "_grid": grid}
+                             "folder": VOLUME_DIR, "files": grid.shape_kji[0], "grid": grid.describe(), "_grid": grid}
     except FolderBusyError as exc:  # the other process owns the report: leave it alone
         report.errors.append(str(exc))
         report.status = "failed"
@@ -1326,7 +1327,7 @@ def _dicom_block(plan: _Plan) -> dict[str, Any]:
         "volume_files": vol["files"],
         "sample": plan.sample,
         "compression": plan.report.compression,
-        "sop_class_uid": LABELMAP_SEG_SOP_CLASS_UID,
+        "sop_class_uid": SegSopClass.LABELMAP,
         "migrated_by": f"AdaptiveBrushDicom {__version__}",
         "report": REPORT_JSON_NAME,
     }

@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass  # noqa: F401 (plugin uses bridge.SEG_SOP_CLASS_UIDS)
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid, GeometryError
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
@@ -55,8 +55,8 @@ CONFIDENCE_LABELMAP = 0.99
 #: scalar volume plugin (0.5), far below the dcmqi plugin (0.95).
 CONFIDENCE_BINARY_FALLBACK = 0.6
 
-#: SOP classes the plugin may claim; files of any other class are skipped after one lookup.
-SEG_SOP_CLASSES = (LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID)
+# SOP classes the plugin may claim: SEG_SOP_CLASS_UIDS (dicom/sop_class.py); files of any
+# other class are skipped after one lookup.
 
 #: Tags every loadable decision needs, as ``slicer.dicomDatabase.fileValue`` keys.
 DICOM_TAGS: dict[str, str] = {
@@ -173,14 +173,14 @@ def decide_import(header: SeriesHeader, *, other_seg_plugin: bool) -> ImportDeci
     if not header.sop_instance_uid:
         return ImportDecision(False, reason="no SOPInstanceUID (0008,0018)")
     name = loadable_name(header.series_number, header.series_description)
-    if header.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID:
+    if header.sop_class_uid == SegSopClass.LABELMAP:
         return ImportDecision(
             True,
             CONFIDENCE_LABELMAP,
             name,
             tooltip=f"{name} - DICOM SEG (LABELMAP, Label Map Segmentation Storage) via AdaptiveBrushDicom",
         )
-    if header.sop_class_uid == SEG_SOP_CLASS_UID:
+    if header.sop_class_uid == SegSopClass.SEGMENTATION:
         if other_seg_plugin:
             return ImportDecision(False, reason="BINARY SEG left to DICOMSegmentationPlugin")
         kind = header.segmentation_type or "BINARY"

@@ -31,11 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
 
-#: SOP classes we treat as segmentations.
-SEG_SOP_CLASS_UIDS = (LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID)
 
 #: Kinds of segmentation series.
 KIND_GOLD = "gold"
@@ -180,7 +178,7 @@ class SegSeriesInfo:
 
     @property
     def is_labelmap(self) -> bool:
-        return self.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+        return self.sop_class_uid == SegSopClass.LABELMAP
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -402,7 +400,7 @@ def seg_summary_from_dataset(ds: Any) -> SegSummary:
         uid = _text(getattr(item, "SeriesInstanceUID", ""))
         if uid and uid not in refs:
             refs.append(uid)
-    labelmap = _text(getattr(ds, "SOPClassUID", "")) == LABELMAP_SEG_SOP_CLASS_UID or \
+    labelmap = _text(getattr(ds, "SOPClassUID", "")) == SegSopClass.LABELMAP or \
         _text(getattr(ds, "SegmentationType", "")).upper() == "LABELMAP"
     items = []
     for pos, item in enumerate(getattr(ds, "SegmentSequence", None) or []):

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from AdaptiveBrushDicomLib import __version__
+from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS
 from AdaptiveBrushDicomLib.store.database import (
     CLASSIFIER_VERSION,
     KIND_TRIAL,
-    SEG_SOP_CLASS_UIDS,
     FileIssue,
     ImportReport,
     RemoveReport,

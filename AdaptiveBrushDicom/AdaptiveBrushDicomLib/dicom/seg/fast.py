@@ -46,6 +46,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from AdaptiveBrushDicomLib.dicom.compression import Compression
+
 # zlib-ng (optional extra `fast`): the same deflate format, 2-3x faster at the same level.
 # ABDICOM_ZLIB=stdlib forces the standard zlib (what a plain pip install or Slicer has), so
 # the benchmark measures both in one run.
@@ -59,8 +61,8 @@ if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
 #: Module that deflates (``zlib_ng`` when installed, else the standard ``zlib``).
 DEFLATE_BACKEND = _zlib.__name__
 
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-DEFLATED_EXPLICIT_VR_LE = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_LE = Compression.EXPLICIT.uid
+DEFLATED_EXPLICIT_VR_LE = Compression.DEFLATE.uid
 
 #: Set ABDICOM_FAST_PATH=0 to write every SEG with highdicom (the reference path).
 ENABLED = os.environ.get("ABDICOM_FAST_PATH", "1") != "0"
@@ -198,7 +200,7 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
-    nk, rows, cols = reference.grid.shape
+    nk, rows, cols = reference.grid.shape_kji
     # Nothing in the template depends on the frame size except Rows/Columns, so it is
     # built on 2x2 frames (source headers copied with Rows/Columns 2, the reference's
     # own datasets untouched) and Rows/Columns are set back afterwards: the template of

@@ -15,17 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax, transfer_syntax_name
+from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
 from AdaptiveBrushDicomLib.errors import InputFileError
 
-_TS_NAMES = {
-    "1.2.840.10008.1.2": "Implicit VR Little Endian",
-    "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
-    "1.2.840.10008.1.2.1.99": "Deflated Explicit VR Little Endian",
-    "1.2.840.10008.1.2.5": "RLE Lossless",
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
-}
 
 
 def _code(seq) -> str | None:
@@ -117,10 +110,10 @@ class SegInfo:
 # ---------------------------------------------------------------- pure-Python reader
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _TEXT_VRS = {"LT", "ST", "UT"}  # one value, backslash allowed
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-_EXPLICIT_LE = ("1.2.840.10008.1.2.1", _DEFLATED, "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90",
-                "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.81",
-                "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.57")
+_DEFLATED = Compression.DEFLATE.uid
+#: transfer syntaxes whose dataset (outside Pixel Data) is Explicit VR Little Endian
+_EXPLICIT_LE = tuple(m.uid for m in Compression) + tuple(
+    m.uid for m in ReadOnlySyntax if m is not ReadOnlySyntax.IMPLICIT)
 
 
 class _Unsupported(Exception):
@@ -305,7 +298,7 @@ def _seg_info_pure(path: Path) -> SegInfo:
     if _value(ds, 0x00080005):
         raise _Unsupported("specific character set")
     sop = _value(ds, 0x00080016, "")
-    if sop not in (LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID):
+    if sop not in SEG_SOP_CLASS_UIDS:
         raise InputFileError(f"SOPClassUID (0008,0016) {sop or 'missing'} is not a Segmentation", path)
     segments = []
     for item in _value(ds, 0x00620002, []) or []:
@@ -340,9 +333,9 @@ def _seg_info_pure(path: Path) -> SegInfo:
     return SegInfo(
         path=str(path),
         sop_class_uid=sop,
-        sop_class="Label Map Segmentation Storage" if sop == LABELMAP_SEG_SOP_CLASS_UID else "Segmentation Storage",
+        sop_class=SegSopClass(sop).long_name,
         transfer_syntax_uid=ts,
-        transfer_syntax=_TS_NAMES.get(ts, ts),
+        transfer_syntax=transfer_syntax_name(ts),
         segmentation_type=str(_value(ds, 0x00620001, "")),
         frames=int(frames) if frames is not None else 1,
         rows=int(_value(ds, 0x00280010)), columns=int(_value(ds, 0x00280011)),
@@ -388,7 +381,7 @@ def _seg_info_pydicom(path: str | Path) -> SegInfo:
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputFileError(f"not a readable DICOM file ({exc})", path) from None
     sop = str(getattr(ds, "SOPClassUID", ""))
-    if sop not in (LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID):
+    if sop not in SEG_SOP_CLASS_UIDS:
         raise InputFileError(f"SOPClassUID (0008,0016) {sop or 'missing'} is not a Segmentation", path)
     from AdaptiveBrushDicomLib.core.colors import dicom_lab_to_rgb
 
@@ -426,9 +419,9 @@ def _seg_info_pydicom(path: str | Path) -> SegInfo:
     return SegInfo(
         path=str(path),
         sop_class_uid=sop,
-        sop_class="Label Map Segmentation Storage" if sop == LABELMAP_SEG_SOP_CLASS_UID else "Segmentation Storage",
+        sop_class=SegSopClass(sop).long_name,
         transfer_syntax_uid=ts,
-        transfer_syntax=_TS_NAMES.get(ts, ts),
+        transfer_syntax=transfer_syntax_name(ts),
         segmentation_type=str(getattr(ds, "SegmentationType", "")),
         frames=int(getattr(ds, "NumberOfFrames", 1)),
         rows=int(ds.Rows), columns=int(ds.Columns),

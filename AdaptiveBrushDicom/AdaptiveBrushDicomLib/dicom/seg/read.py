@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
+from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
 from AdaptiveBrushDicomLib.errors import InputFileError, ReferenceMismatchError
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap, label_dtype
@@ -58,7 +59,7 @@ class DecodedSeg:
 
     @property
     def is_labelmap(self) -> bool:
-        return self.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+        return self.sop_class_uid == SegSopClass.LABELMAP
 
 
 def _seq_first(ds, name):
@@ -158,9 +159,9 @@ def _place_frames(positions: np.ndarray, grid: Grid, rows: int, cols: int, path:
     r = r.astype(np.int64)
     i0, j0, k = r[:, 0], r[:, 1], r[:, 2]
     if (
-        np.any(k < 0) or np.any(k >= grid.shape[0])
-        or np.any(j0 < 0) or np.any(j0 + rows > grid.shape[1])
-        or np.any(i0 < 0) or np.any(i0 + cols > grid.shape[2])
+        np.any(k < 0) or np.any(k >= grid.shape_kji[0])
+        or np.any(j0 < 0) or np.any(j0 + rows > grid.shape_kji[1])
+        or np.any(i0 < 0) or np.any(i0 + cols > grid.shape_kji[2])
     ):
         raise ReferenceMismatchError("frames lie outside the reference series' extent", path)
     return np.stack([k, j0, i0], axis=1)
@@ -396,7 +397,7 @@ def _dcmread(path: Path):
 
     with open(path, "rb") as fh:
         head = fh.read(2048)
-        if b"1.2.840.10008.1.2.1.99" not in head:
+        if Compression.DEFLATE.uid.encode() not in head:
             return pydicom.dcmread(path)
         data = head + fh.read()
     try:
@@ -406,7 +407,7 @@ def _dcmread(path: Path):
         fp = BytesIO(data)
         preamble = read_preamble(fp, False)
         meta = _read_file_meta_info(fp)
-        if str(meta.get("TransferSyntaxUID", "")) != "1.2.840.10008.1.2.1.99":
+        if str(meta.get("TransferSyntaxUID", "")) != Compression.DEFLATE.uid:
             raise ValueError("not deflated")
         body = zlib_ng.decompress(data[fp.tell():], -15)
         ds = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
@@ -420,7 +421,7 @@ def _dcmread(path: Path):
 def _native_frames(ds, n: int, rows: int, cols: int) -> np.ndarray | None:
     """Frames of native (uncompressed) 8/16-bit pixel data as a view of PixelData."""
     ts = str(ds.file_meta.TransferSyntaxUID)
-    if ts not in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2"):
+    if ts not in (Compression.EXPLICIT.uid, Compression.DEFLATE.uid, ReadOnlySyntax.IMPLICIT.uid):
         return None
     bits = int(getattr(ds, "BitsAllocated", 0))
     if bits not in (8, 16) or int(getattr(ds, "SamplesPerPixel", 1)) != 1:
@@ -450,16 +451,16 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputFileError(f"not a readable DICOM file ({exc})", path) from None
     sop_class = str(getattr(ds, "SOPClassUID", ""))
-    if sop_class not in (LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID):
+    if sop_class not in SEG_SOP_CLASS_UIDS:
         raise InputFileError(
             f"SOPClassUID (0008,0016) is {sop_class or 'missing'}, not a Segmentation "
-            f"({LABELMAP_SEG_SOP_CLASS_UID} or {SEG_SOP_CLASS_UID})",
+            f"({SegSopClass.LABELMAP} or {SegSopClass.SEGMENTATION})",
             path,
         )
     notes: list[str] = []
     if reference is not None and not isinstance(reference, ReferenceSeries):
         reference = ReferenceSeries.from_folder(reference)
-    seg_type = str(getattr(ds, "SegmentationType", "LABELMAP" if sop_class == LABELMAP_SEG_SOP_CLASS_UID else ""))
+    seg_type = str(getattr(ds, "SegmentationType", "LABELMAP" if sop_class == SegSopClass.LABELMAP else ""))
     ref_item = _seq_first(ds, "ReferencedSeriesSequence")
     ref_series = str(ref_item.SeriesInstanceUID) if ref_item is not None else None
     for_uid = str(getattr(ds, "FrameOfReferenceUID", "")) or None
@@ -485,9 +486,9 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
             raise ReferenceMismatchError("SEG frames are oriented differently from the reference series", path)
     else:
         grid = _grid_from_positions(positions, iop, ps, gap, rows, cols, path, notes)
-    if not np.allclose([ps[1], ps[0]], grid.spacing[:2], atol=1e-3):
+    if not np.allclose([ps[1], ps[0]], grid.spacing_ijk[:2], atol=1e-3):
         raise ReferenceMismatchError(
-            f"PixelSpacing {ps} differs from the reference's {[grid.spacing[1], grid.spacing[0]]}", path
+            f"PixelSpacing {ps} differs from the reference's {[grid.spacing_ijk[1], grid.spacing_ijk[0]]}", path
         )
     place = _place_frames(positions, grid, rows, cols, path)
 
@@ -538,9 +539,9 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
 def _decode_labelmap(pixels: np.ndarray, place: np.ndarray, grid: Grid, padding, path: Path) -> np.ndarray:
     rows, cols = pixels.shape[1:]
     dtype = np.uint8 if pixels.dtype.itemsize == 1 else np.uint16
-    out = np.zeros(grid.shape, dtype=dtype)
-    seen = np.zeros(grid.shape[0], dtype=bool)
-    full_plane = rows == grid.shape[1] and cols == grid.shape[2]
+    out = np.zeros(grid.shape_kji, dtype=dtype)
+    seen = np.zeros(grid.shape_kji[0], dtype=bool)
+    full_plane = rows == grid.shape_kji[1] and cols == grid.shape_kji[2]
     for f in range(pixels.shape[0]):
         k, j0, i0 = place[f]
         frame = pixels[f]
@@ -565,7 +566,7 @@ def _decode_binary(pixels, place, frame_segments, grid, segments, ds, path, note
     for f in range(pixels.shape[0]):
         num = int(frame_segments[f])
         if num not in masks:
-            masks[num] = np.zeros(grid.shape, dtype=bool)
+            masks[num] = np.zeros(grid.shape_kji, dtype=bool)
         k, j0, i0 = place[f]
         masks[num][k, j0 : j0 + rows, i0 : i0 + cols] |= pixels[f].astype(bool)
     # assign each segment to the first layer where it does not overlap
@@ -582,13 +583,13 @@ def _decode_binary(pixels, place, frame_segments, grid, segments, ds, path, note
                 placed = True
                 break
         if not placed:
-            layer = np.zeros(grid.shape, dtype=label_dtype(max(numbers)))
+            layer = np.zeros(grid.shape_kji, dtype=label_dtype(max(numbers)))
             if m is not None:
                 layer[m] = num
             layers.append(layer)
             layer_of[num] = len(layers) - 1
     if not layers:
-        layers.append(np.zeros(grid.shape, dtype=np.uint8))
+        layers.append(np.zeros(grid.shape_kji, dtype=np.uint8))
     if len(layers) > 1:
         notes.append(f"BINARY segments overlap: decoded into {len(layers)} layers")
     array = layers[0] if len(layers) == 1 else np.stack(layers)

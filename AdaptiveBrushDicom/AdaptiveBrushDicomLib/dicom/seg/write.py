@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, MANUFACTURER, SEG_SOP_CLASS_UID, __version__
+from AdaptiveBrushDicomLib import MANUFACTURER, __version__
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.dicom import uids
 from AdaptiveBrushDicomLib.core.align import Resample, align_to_grid
 from AdaptiveBrushDicomLib.io.atomic import atomic_output
@@ -66,7 +67,7 @@ class WriteResult:
 
     @property
     def is_labelmap(self) -> bool:
-        return self.sop_class_uid == LABELMAP_SEG_SOP_CLASS_UID
+        return self.sop_class_uid == SegSopClass.LABELMAP
 
 
 @dataclass
@@ -111,7 +112,7 @@ def flatten_layers(labelmap: LabelMap) -> tuple[np.ndarray, list[Segment]]:
     if labelmap.n_layers == 1:
         return labelmap.array, list(labelmap.segments)
     used: set[int] = set()
-    out = np.zeros(labelmap.grid.shape, dtype=np.int64)
+    out = np.zeros(labelmap.grid.shape_kji, dtype=np.int64)
     segments = []
     next_free = 1 + max((s.label for s in labelmap.segments), default=0)
     for s in labelmap.segments:
@@ -234,7 +235,7 @@ def write_seg(
     if not out_path.parent.is_dir():
         raise UserError("output folder does not exist; create it first", out_path.parent)
     messages: list[str] = []
-    rows, cols = reference.grid.shape[1:]
+    rows, cols = reference.grid.shape_kji[1:]
     if compression is Compression.JPEG2000 and rows < 32 and cols < 32:
         raise UserError(
             f"JPEG 2000 cannot encode frames smaller than 32x32 pixels (these are {rows}x{cols}); "
@@ -262,7 +263,7 @@ def write_seg(
         raise UserError(f"{where}: no segments to write")
 
     if binary:
-        pixel = np.zeros(reference.grid.shape + (len(segments),), dtype=bool)
+        pixel = np.zeros(reference.grid.shape_kji + (len(segments),), dtype=bool)
         for n, s in enumerate(segments):
             pixel[..., n] = aligned.mask(s)
     else:
@@ -321,7 +322,7 @@ def write_seg(
                 warn(w)
         return WriteResult(
             path=out_path,
-            sop_class_uid=LABELMAP_SEG_SOP_CLASS_UID,
+            sop_class_uid=SegSopClass.LABELMAP,
             transfer_syntax_uid=fast.transfer_syntax_uid,
             series_instance_uid=series_uid,
             sop_instance_uid=sop_uid,
@@ -387,7 +388,7 @@ def write_seg(
             warn(w)
     return WriteResult(
         path=out_path,
-        sop_class_uid=SEG_SOP_CLASS_UID if binary else LABELMAP_SEG_SOP_CLASS_UID,
+        sop_class_uid=SegSopClass.SEGMENTATION if binary else SegSopClass.LABELMAP,
         transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
         series_instance_uid=series_uid,
         sop_instance_uid=sop_uid,
