@@ -217,7 +217,7 @@ def test_template_reused_across_trials(tmp_path):
 def test_template_is_not_edited_by_writes(tmp_path):
     """A write copies what it changes: the cached template's bytes stay as built."""
     ref = _series(tmp_path, DIRECTIONS["axial"])
-    lm = LabelMap(_blobs(ref.grid.shape, [1, 2]), ref.grid, _segments([1, 2]))
+    lm = LabelMap(_blobs(ref.grid.shape_kji, [1, 2]), ref.grid, _segments([1, 2]))
     write_seg(lm, ref, tmp_path / "a.dcm", content_datetime=datetime(2020, 1, 2, 3, 4, 5))
     tpl = next(v for k, v in seg_fast.TEMPLATES._entries.items() if k[0] == ref.series_instance_uid)
     def dates(seq):
@@ -251,7 +251,7 @@ def test_broken_private_api_falls_back_to_highdicom(tmp_path, monkeypatch, broke
         raise KeyError("PerFrameFunctionalGroupsSequence (simulated template layout change)")
 
     ref = _series(tmp_path, DIRECTIONS["oblique"])
-    lm = LabelMap(_blobs(ref.grid.shape, [1, 2, 300]), ref.grid, _segments([1, 2, 300], {"t": 1}))
+    lm = LabelMap(_blobs(ref.grid.shape_kji, [1, 2, 300]), ref.grid, _segments([1, 2, 300], {"t": 1}))
     seg_fast.TEMPLATES.clear()
     if broken == "removed":  # the private helper is gone: ImportError inside the fast path
         monkeypatch.delattr(hv, "_check_code_string")
