@@ -26,10 +26,14 @@ class Resample(str, enum.Enum):
     NEAREST = "nearest"
 
 
-def axis_permutation(src: Grid, dst: Grid, tol: float = 1e-4) -> tuple[list[int], list[bool]] | None:
+def axis_permutation(src: Grid, dst: "Grid | np.ndarray", tol: float = 1e-4) -> tuple[list[int], list[bool]] | None:
     """For each dst index axis (i, j, k = 0, 1, 2): which src axis it comes from and
-    whether that axis is reversed. None if the directions are not a signed permutation."""
-    m = dst.direction.T @ src.direction  # m[d, s] = cos(angle between dst axis d and src axis s)
+    whether that axis is reversed. None if the directions are not a signed permutation.
+
+    ``dst`` is a Grid or just its 3x3 direction matrix (columns = LPS unit vectors of i, j, k).
+    """
+    dst_dir = dst.direction if isinstance(dst, Grid) else np.asarray(dst, dtype=float).reshape(3, 3)
+    m = dst_dir.T @ src.direction  # m[d, s] = cos(angle between dst axis d and src axis s)
     perm, flip = [], []
     for d in range(3):
         s = int(np.argmax(np.abs(m[d])))
@@ -42,12 +46,38 @@ def axis_permutation(src: Grid, dst: Grid, tol: float = 1e-4) -> tuple[list[int]
     return perm, flip
 
 
-def reorient(array: np.ndarray, src: Grid, dst: Grid) -> tuple[np.ndarray, Grid] | None:
+def reoriented_grid(src: Grid, direction: np.ndarray, tol: float = 1e-4) -> Grid | None:
+    """The grid of ``src``'s voxels re-indexed so its i, j, k axes point along ``direction``'s
+    columns (LPS), as far as a signed axis permutation allows: same voxel centres, same
+    extent, axis order and signs following ``direction``. None when ``direction`` is not a
+    signed permutation of ``src.direction``.
+
+    This is the grid :func:`reorient` gives its array; frames written in another
+    orientation on the reference lattice are placed on it (:mod:`.seg.read`).
+    """
+    res = axis_permutation(src, direction, tol)
+    if res is None:
+        return None
+    perm, flip = res
+    n_src = src.size_ijk
+    corner = [0.0, 0.0, 0.0]
+    for d in range(3):
+        if flip[d]:
+            corner[perm[d]] = n_src[perm[d]] - 1
+    origin = src.index_to_lps(np.array(corner))
+    spacing = tuple(src.spacing_ijk[perm[d]] for d in range(3))
+    new_dir = np.column_stack([src.direction[:, perm[d]] * (-1 if flip[d] else 1) for d in range(3)])
+    shape = (n_src[perm[2]], n_src[perm[1]], n_src[perm[0]])
+    return Grid(shape, spacing, tuple(origin), new_dir)
+
+
+def reorient(array: np.ndarray, src: Grid, dst: "Grid | np.ndarray") -> tuple[np.ndarray, Grid] | None:
     """Re-index ``array`` (on ``src``) so its axes follow ``dst``'s directions.
 
     Returns the view and its grid (same voxels, same physical positions), or None when
     the orientations are not related by a signed axis permutation. Works on 3D (k, j, i)
-    arrays and 4D (layer, k, j, i) arrays.
+    arrays and 4D (layer, k, j, i) arrays. The result is a numpy view: writing into it
+    writes into ``array``.
     """
     res = axis_permutation(src, dst)
     if res is None:
@@ -63,16 +93,8 @@ def reorient(array: np.ndarray, src: Grid, dst: Grid) -> tuple[np.ndarray, Grid]
     # transpose: new array axis for dst index axis d is lead + 2 - d, taken from src axis perm[d]
     order = list(range(lead)) + [lead + 2 - perm[2 - n] for n in range(3)]
     out = np.transpose(out, order)
-    # new origin: the src voxel that is now at index (0, 0, 0)
-    n_src = src.size_ijk
-    corner = [0.0, 0.0, 0.0]
-    for d in range(3):
-        if flip[d]:
-            corner[perm[d]] = n_src[perm[d]] - 1
-    origin = src.index_to_lps(np.array(corner))
-    spacing = tuple(src.spacing_ijk[perm[d]] for d in range(3))
-    direction = np.column_stack([src.direction[:, perm[d]] * (-1 if flip[d] else 1) for d in range(3)])
-    grid = Grid(tuple(out.shape[-3:]), spacing, tuple(origin), direction)
+    grid = reoriented_grid(src, dst.direction if isinstance(dst, Grid) else dst)
+    assert grid is not None and grid.shape_kji == out.shape[-3:]
     return out, grid
 
 
@@ -148,4 +170,4 @@ def _resample_nearest(array: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
     return stacked[0] if array.ndim == 3 else stacked
 
 
-__all__ = ["Resample", "align_to_grid", "reorient", "axis_permutation", "POSITION_TOLERANCE_MM"]
+__all__ = ["Resample", "align_to_grid", "reorient", "reoriented_grid", "axis_permutation", "POSITION_TOLERANCE_MM"]

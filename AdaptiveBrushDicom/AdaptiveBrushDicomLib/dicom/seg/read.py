@@ -28,10 +28,12 @@ import numpy as np
 from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
 from AdaptiveBrushDicomLib.errors import InputFileError, ReferenceMismatchError
+from AdaptiveBrushDicomLib.core.align import align_to_grid
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap, label_dtype
 from AdaptiveBrushDicomLib.dicom.private_tags import read_segment_private
 from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.dicom.seg.placement import placement_grid
 from AdaptiveBrushDicomLib.core.segment import Segment
 
 #: Fraction of a voxel a frame position may be off the lattice and still be placed.
@@ -92,9 +94,10 @@ def _frame_geometry(ds, path: Path):
 
     orient = lookup(shared, "PlaneOrientationSequence")
     measures = lookup(shared, "PixelMeasuresSequence")
+    shared_pos = lookup(shared, "PlanePositionSequence")  # valid when every frame is at one position
     positions = np.empty((n, 3))
     for f, fg in enumerate(per_frame):
-        pos = lookup(fg, "PlanePositionSequence")
+        pos = lookup(fg, "PlanePositionSequence") or shared_pos
         if pos is None:
             raise InputFileError(f"frame {f + 1} has no PlanePositionSequence (0020,9113); cannot place it", path)
         positions[f] = [float(v) for v in pos.ImagePositionPatient]
@@ -143,6 +146,36 @@ def _grid_from_positions(positions, iop, ps, gap, rows, cols, path, notes) -> Gr
         "last stored frame and the image series' full extent cannot be known"
     )
     return Grid((nk, rows, cols), (ps[1], ps[0], gap), tuple(origin), np.column_stack([row, col, normal]))
+
+
+def _place_on_reference(positions, iop, ps, rows, cols, grid: Grid, for_uid, reference, path: Path,
+                        notes: list[str]) -> tuple[Grid, np.ndarray]:
+    """(grid the frames are placed on, placement) for a reference series.
+
+    A FrameOfReferenceUID other than the reference's (pydicom-seg writes a new one, its
+    issue #48) is accepted when every frame lies on the reference lattice within
+    tolerance: one note says so. Otherwise the error names both UIDs and the mismatch.
+    """
+    ref_for = reference.frame_of_reference_uid
+    for_differs = bool(for_uid and ref_for and for_uid != ref_for)
+    try:
+        frame_grid = placement_grid(grid, iop, ps, path)
+        place = _place_frames(positions, frame_grid, rows, cols, path)
+    except ReferenceMismatchError as exc:
+        if not for_differs:
+            raise
+        detail = str(exc)[len(f"{path}: "):] if str(exc).startswith(f"{path}: ") else str(exc)
+        raise ReferenceMismatchError(
+            f"FrameOfReferenceUID (0020,0052) {for_uid} differs from the reference series' {ref_for}, and the "
+            f"geometry does not match either: {detail}",
+            path,
+        ) from None
+    if for_differs:
+        notes.append(
+            f"FrameOfReferenceUID (0020,0052) {for_uid} differs from the reference series' {ref_for}, but every "
+            "frame lies on the reference's voxel lattice: decoded onto it (some writers, e.g. pydicom-seg, write a new UID)"
+        )
+    return frame_grid, place
 
 
 def _place_frames(positions: np.ndarray, grid: Grid, rows: int, cols: int, path: Path) -> np.ndarray:
@@ -475,22 +508,12 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
                 f"series {reference.series_instance_uid}; give the referenced series",
                 path,
             )
-        if for_uid and reference.frame_of_reference_uid and for_uid != reference.frame_of_reference_uid:
-            raise ReferenceMismatchError(
-                f"FrameOfReferenceUID (0020,0052) {for_uid} differs from the reference series' "
-                f"{reference.frame_of_reference_uid}",
-                path,
-            )
         grid = reference.grid
-        if not np.allclose(iop, np.concatenate([grid.direction[:, 0], grid.direction[:, 1]]), atol=1e-3):
-            raise ReferenceMismatchError("SEG frames are oriented differently from the reference series", path)
+        frame_grid, place = _place_on_reference(positions, iop, ps, rows, cols, grid, for_uid, reference, path, notes)
     else:
         grid = _grid_from_positions(positions, iop, ps, gap, rows, cols, path, notes)
-    if not np.allclose([ps[1], ps[0]], grid.spacing_ijk[:2], atol=1e-3):
-        raise ReferenceMismatchError(
-            f"PixelSpacing {ps} differs from the reference's {[grid.spacing_ijk[1], grid.spacing_ijk[0]]}", path
-        )
-    place = _place_frames(positions, grid, rows, cols, path)
+        frame_grid = placement_grid(grid, iop, ps, path)
+        place = _place_frames(positions, frame_grid, rows, cols, path)
 
     # segments, by SegmentNumber (never by position in the sequence)
     segments = _read_segments(ds, seg_type)
@@ -505,10 +528,10 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
         pixels = pixels[np.newaxis]
     padding = getattr(ds, "PixelPaddingValue", None)
     if seg_type == "LABELMAP":
-        array = _decode_labelmap(pixels, place, grid, padding, path)
+        array = _decode_labelmap(pixels, place, frame_grid, padding, path)
         if padding is not None and int(padding) != 0:
             notes.append(f"PixelPaddingValue {int(padding)} treated as background (0)")
-        labelmap = restore_labels(array, grid, segments, ds)
+        labelmap = restore_labels(array, frame_grid, segments, ds)
     else:
         frame_segments = _segment_numbers_per_frame(ds, n)
         if frame_segments is None:
@@ -517,7 +540,9 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
             maxv = float(getattr(ds, "MaximumFractionalValue", 255))
             pixels = pixels.astype(np.float32) / maxv >= 0.5
             notes.append("FRACTIONAL segmentation thresholded at 0.5")
-        labelmap = _decode_binary(pixels, place, frame_segments, grid, segments, ds, path, notes)
+        labelmap = _decode_binary(pixels, place, frame_segments, frame_grid, segments, ds, path, notes)
+    if frame_grid is not grid:  # frames in another orientation: exact re-indexing, no resampling
+        labelmap = LabelMap(align_to_grid(labelmap.array, frame_grid, grid), grid, labelmap.segments)
     return DecodedSeg(
         labelmap=labelmap,
         sop_class_uid=sop_class,

@@ -1,0 +1,216 @@
+"""SEGs that are readable although their geometry is written unusually (issue 14,
+"refused although readable"): a new FrameOfReferenceUID (pydicom-seg, its issue #48),
+frames in another orientation on the reference lattice, PlanePositionSequence in the
+Shared Functional Groups, multi-frame (enhanced) sources and irregular slice spacing.
+
+Every SEG here is written by highdicom (an independent writer) or by our writer and then
+edited with pydicom the way the foreign writer does it; decodes are compared voxel by
+voxel with the labels the SEG was made from.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import generate_uid
+
+from AdaptiveBrushDicomLib.core.align import align_to_grid, reorient
+from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
+from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
+from abdicom_testkit.phantom import make_phantom
+
+SAGITTAL = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], float)
+
+
+def _series(tmp_path, shape=(10, 34, 36), direction=None, name="ref"):
+    grid = Grid(shape, (0.9, 0.8, 2.0), (-10.5, 20.25, 33.0), np.eye(3) if direction is None else direction)
+    image, labels, segments = make_phantom(grid)
+    create_synthetic_series(image, grid, tmp_path / name, patient_id="AdaptiveBrush_geom")
+    return grid, labels, segments, ReferenceSeries.from_folder(tmp_path / name)
+
+
+def _descriptions(segments):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    return [
+        hd.seg.SegmentDescription(
+            segment_number=n, segment_label=s.name,
+            segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+        for n, s in enumerate(segments, start=1)
+    ]
+
+
+def _numbers(labels, segments):
+    """Labels -> SegmentNumbers 1..N (highdicom's LABELMAP pixel values)."""
+    lut = np.zeros(max(int(labels.max()), max(s.label for s in segments)) + 1, dtype=np.uint16)
+    for n, s in enumerate(segments, start=1):
+        lut[s.label] = n
+    return lut[labels]
+
+
+def _highdicom_seg(path, ref, frames, segments, *, seg_type="LABELMAP", grid=None):
+    """A highdicom SEG of ``frames`` ((k, j, i) SegmentNumbers on ``grid``, default the
+    reference grid) referencing ``ref``'s images; frames on another grid are written with
+    explicit plane positions/orientation, as highdicom allows."""
+    import highdicom as hd
+
+    kwargs = {}
+    if grid is not None:
+        iop = list(np.concatenate([grid.direction[:, 0], grid.direction[:, 1]]))
+        kwargs = dict(
+            plane_orientation=hd.PlaneOrientationSequence(hd.CoordinateSystemNames.PATIENT, iop),
+            pixel_measures=hd.PixelMeasuresSequence(
+                pixel_spacing=[grid.spacing_ijk[1], grid.spacing_ijk[0]], slice_thickness=grid.spacing_ijk[2],
+                spacing_between_slices=grid.spacing_ijk[2]),
+            plane_positions=[hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, list(p))
+                             for p in grid.slice_origins()],
+        )
+    if seg_type == "BINARY":
+        pixel = np.stack([frames == n for n in range(1, len(segments) + 1)], axis=-1)
+    else:
+        pixel = frames.astype(np.uint8)
+    seg = hd.seg.Segmentation(
+        source_images=ref.datasets, pixel_array=pixel,
+        segmentation_type=getattr(hd.seg.SegmentationTypeValues, seg_type),
+        segment_descriptions=_descriptions(segments), series_instance_uid=generate_uid(), series_number=5,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="test", manufacturer_model_name="t",
+        software_versions="0", device_serial_number="0", omit_empty_frames=True, **kwargs,
+    )
+    seg.save_as(path)
+    return path
+
+
+def _expected(labels, segments):
+    """What a decode of a SEG without our label record gives: SegmentNumbers."""
+    return _numbers(labels, segments)
+
+
+# ------------------------------------------------------------------ Frame of Reference
+def _new_frame_of_reference(path):
+    """What pydicom-seg 0.4.1 writes: the source's FoR imported, then overwritten with a
+    fresh UID (pydicom-seg issue #48)."""
+    ds = pydicom.dcmread(path)
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.save_as(path)
+    return str(ds.FrameOfReferenceUID)
+
+
+@pytest.mark.parametrize("seg_type", ["LABELMAP", "BINARY"])
+def test_new_frame_of_reference_same_geometry_decodes_with_note(tmp_path, seg_type):
+    grid, labels, segments, ref = _series(tmp_path)
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, _numbers(labels, segments), segments, seg_type=seg_type)
+    new_for = _new_frame_of_reference(path)
+    dec = read_seg(path, reference=ref)
+    assert np.array_equal(dec.labelmap.array, _expected(labels, segments))
+    notes = [n for n in dec.notes if "FrameOfReferenceUID" in n]
+    assert len(notes) == 1 and new_for in notes[0] and ref.frame_of_reference_uid in notes[0]
+
+
+def test_new_frame_of_reference_within_tolerance_decodes(tmp_path):
+    grid, labels, segments, ref = _series(tmp_path)
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, _numbers(labels, segments), segments)
+    ds = pydicom.dcmread(path)
+    ds.FrameOfReferenceUID = generate_uid()
+    for fg in ds.PerFrameFunctionalGroupsSequence:  # pydicom-seg prints positions with "%e"
+        pos = fg.PlanePositionSequence[0]
+        pos.ImagePositionPatient = [f"{float(v) + 0.0004:e}" for v in pos.ImagePositionPatient]
+    ds.save_as(path)
+    dec = read_seg(path, reference=ref)
+    assert np.array_equal(dec.labelmap.array, _expected(labels, segments))
+    assert sum("FrameOfReferenceUID" in n for n in dec.notes) == 1
+
+
+def test_new_frame_of_reference_other_geometry_names_both_uids(tmp_path):
+    grid, labels, segments, ref = _series(tmp_path)
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, _numbers(labels, segments), segments)
+    ds = pydicom.dcmread(path)
+    new_for = ds.FrameOfReferenceUID = generate_uid()
+    for fg in ds.PerFrameFunctionalGroupsSequence:  # half a voxel off in i
+        pos = fg.PlanePositionSequence[0]
+        pos.ImagePositionPatient = [float(pos.ImagePositionPatient[0]) + 0.45] + list(pos.ImagePositionPatient[1:])
+    ds.save_as(path)
+    with pytest.raises(ReferenceMismatchError) as err:
+        read_seg(path, reference=ref)
+    msg = str(err.value)
+    assert new_for in msg and ref.frame_of_reference_uid in msg and "lattice" in msg
+    assert "\n" not in msg
+
+
+# ------------------------------------------------------------------ orientation
+def test_sagittal_frames_of_an_axial_series_decode_exactly(tmp_path):
+    grid, labels, segments, ref = _series(tmp_path)
+    numbers = _numbers(labels, segments)
+    sag, sag_grid = reorient(numbers, grid, Grid((1, 1, 1), (1, 1, 1), (0, 0, 0), SAGITTAL))
+    assert not np.allclose(sag_grid.direction, grid.direction)
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, np.ascontiguousarray(sag), segments, grid=sag_grid)
+    ds = pydicom.dcmread(path)
+    iop = ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient
+    assert np.allclose([float(v) for v in iop], [0, 1, 0, 0, 0, -1])
+    dec = read_seg(path, reference=ref)
+    assert dec.labelmap.grid.almost_equal(grid)
+    assert np.array_equal(dec.labelmap.array, numbers)
+
+
+@pytest.mark.parametrize("flip", ["rows", "columns", "both"])
+def test_reversed_rows_or_columns_decode_exactly(tmp_path, flip):
+    grid, labels, segments, ref = _series(tmp_path)
+    numbers = _numbers(labels, segments)
+    signs = {"rows": (1, -1, 1), "columns": (-1, 1, 1), "both": (-1, -1, 1)}[flip]
+    arr, fgrid = reorient(numbers, grid, Grid((1, 1, 1), (1, 1, 1), (0, 0, 0), np.diag(signs).astype(float)))
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, np.ascontiguousarray(arr), segments, grid=fgrid)
+    dec = read_seg(path, reference=ref)
+    assert np.array_equal(dec.labelmap.array, numbers)
+    # and without a reference: the SEG's own (flipped) grid, same voxels in space
+    alone = read_seg(path)
+    assert np.array_equal(align_to_grid(alone.labelmap.array, alone.labelmap.grid, grid), numbers)
+
+
+def test_oblique_frames_are_refused_naming_both_orientations(tmp_path):
+    grid, labels, segments, ref = _series(tmp_path)
+    c, s = np.cos(0.3), np.sin(0.3)
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    fgrid = Grid(grid.shape_kji, grid.spacing_ijk, grid.origin, rot)
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, _numbers(labels, segments), segments, grid=fgrid)
+    with pytest.raises(ReferenceMismatchError, match="oriented") as err:
+        read_seg(path, reference=ref)
+    assert "0.955" in str(err.value)  # the SEG's row direction, cos(0.3)
+
+
+# ------------------------------------------------------------------ shared plane position
+def _move_position_to_shared(path):
+    ds = pydicom.dcmread(path)
+    per_frame = ds.PerFrameFunctionalGroupsSequence
+    pos = copy.deepcopy(per_frame[0].PlanePositionSequence)
+    for fg in per_frame:
+        assert fg.PlanePositionSequence[0].ImagePositionPatient == pos[0].ImagePositionPatient
+        del fg.PlanePositionSequence
+    ds.SharedFunctionalGroupsSequence[0].PlanePositionSequence = DicomSequence(pos)
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize("seg_type", ["LABELMAP", "BINARY"])
+def test_plane_position_in_shared_group_decodes(tmp_path, seg_type):
+    grid, labels, segments, ref = _series(tmp_path)
+    one = np.zeros_like(labels)
+    one[5] = labels[5]  # a single slice: every frame at one position
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, _numbers(one, segments), segments, seg_type=seg_type)
+    _move_position_to_shared(path)
+    expected = _numbers(one, segments)
+    alone = read_seg(path)
+    assert alone.labelmap.grid.shape_kji == (1,) + grid.shape_kji[1:]
+    assert np.array_equal(alone.labelmap.array[0], expected[5])
+    assert np.allclose(alone.labelmap.grid.origin, grid.slice_origins()[5])
+    dec = read_seg(path, reference=ref)
+    assert np.array_equal(dec.labelmap.array, expected)
