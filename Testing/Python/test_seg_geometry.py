@@ -214,3 +214,65 @@ def test_plane_position_in_shared_group_decodes(tmp_path, seg_type):
     assert np.allclose(alone.labelmap.grid.origin, grid.slice_origins()[5])
     dec = read_seg(path, reference=ref)
     assert np.array_equal(dec.labelmap.array, expected)
+
+
+# ------------------------------------------------------------------ multi-frame source
+def _enhanced_ct(tmp_path, shape=(10, 34, 36)):
+    """A Legacy Converted Enhanced CT (highdicom) made from a synthetic CT series: one
+    multi-frame file whose frames highdicom stores in descending slice order."""
+    import highdicom as hd
+
+    grid = Grid(shape, (0.9, 0.8, 2.0), (-10.5, 20.25, 33.0), np.eye(3))
+    image, labels, segments = make_phantom(grid)
+    create_synthetic_series(image, grid, tmp_path / "ct", patient_id="AdaptiveBrush_ct", modality="CT")
+    singles = [pydicom.dcmread(p) for p in sorted((tmp_path / "ct").glob("*.dcm"))]
+    enh = hd.legacy.LegacyConvertedEnhancedCTImage(
+        singles, series_instance_uid=generate_uid(), series_number=3, sop_instance_uid=generate_uid(),
+        instance_number=1)
+    (tmp_path / "enh").mkdir()
+    enh.save_as(tmp_path / "enh" / "enhanced.dcm")
+    return grid, image, labels, segments, tmp_path / "enh" / "enhanced.dcm"
+
+
+def test_enhanced_ct_reference_file_and_folder(tmp_path):
+    grid, image, labels, segments, enh_path = _enhanced_ct(tmp_path)
+    for given in (enh_path, enh_path.parent):
+        ref = ReferenceSeries.from_folder(given)
+        assert ref.is_multiframe and len(ref.datasets) == 1
+        assert ref.grid.almost_equal(grid)
+        assert ref.frame_numbers != sorted(ref.frame_numbers)  # stored in another order than k
+        assert np.array_equal(ref.read_pixels(), image)
+
+
+def test_seg_of_an_enhanced_ct_decodes_and_exports(tmp_path):
+    grid, image, labels, segments, enh_path = _enhanced_ct(tmp_path)
+    ref = ReferenceSeries.from_folder(enh_path)
+    numbers = _numbers(labels, segments)
+    # highdicom's SEG of a multi-frame source: frames in the source's frame order
+    src_order = numbers[np.argsort(ref.frame_numbers)]
+    path = _highdicom_seg(tmp_path / "hd.dcm", ref, src_order, segments)
+    ds = pydicom.dcmread(path)
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == ref.series_instance_uid
+    for given in (enh_path, enh_path.parent, ref):
+        dec = read_seg(path, reference=given)
+        assert dec.labelmap.grid.almost_equal(grid)
+        assert np.array_equal(dec.labelmap.array, numbers)
+    # our writer against the enhanced image: decodes to the original labels
+    res = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "ours.dcm")
+    ours = pydicom.dcmread(res.path)
+    refd = ours.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    assert [str(i.ReferencedSOPInstanceUID) for i in refd] == ref.sop_instance_uids
+    assert np.array_equal(read_seg(res.path, reference=enh_path).labelmap.array, labels)
+
+
+def test_dcmqi_reads_our_seg_of_an_enhanced_ct(tmp_path):
+    from abdicom_testkit.peers import dcmqi_decode, find_tool
+
+    if find_tool("segimage2itkimage") is None:
+        pytest.skip("dcmqi not installed")
+    grid, image, labels, segments, enh_path = _enhanced_ct(tmp_path)
+    ref = ReferenceSeries.from_folder(enh_path)
+    res = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "ours.dcm")
+    out = dcmqi_decode(res.path, tmp_path / "dcmqi")
+    assert out.run.ok, out.run.output[-2000:]
+    assert np.array_equal(align_to_grid(out.array, out.grid, grid), _numbers(labels, segments))

@@ -3,6 +3,13 @@
 The k axis follows the slice normal ``cross(row, column)`` of ImageOrientationPatient,
 the ordering Slicer (``DICOMUtils.getSortedImageFiles``) and ITK use, so a grid built
 here is always right-handed in DICOM terms.
+
+Two kinds of source are understood:
+
+* a series of single-frame images (one file per slice, e.g. CT Image Storage);
+* one multi-frame image (Enhanced CT/MR, Legacy Converted Enhanced, ...): its frames are
+  the slices, placed by each frame's PlanePositionSequence (per-frame or shared
+  functional groups); ``frame_numbers`` says which frame is slice k.
 """
 
 from __future__ import annotations
@@ -24,16 +31,20 @@ _HEADER_TAGS = None  # read whole headers: highdicom needs many attributes of th
 
 @dataclass
 class ReferenceSeries:
-    """A single-frame DICOM image series, sorted along its slice normal.
+    """A DICOM image series (single-frame images, or one multi-frame image), sorted along
+    its slice normal.
 
     Attributes
     ----------
     folder : Path or None
     datasets : list of pydicom.Dataset
-        Headers (no pixel data) in k order.
+        Headers (no pixel data) in k order; a multi-frame source is one dataset.
     paths : list of Path, same order
     grid : Grid
-        LPS geometry; ``grid.shape_kji == (len(datasets), Rows, Columns)``.
+        LPS geometry; ``grid.shape_kji == (number of slices, Rows, Columns)``.
+    frame_numbers : list of int or None
+        For a multi-frame source: the 1-based frame number of every slice k (frames need
+        not be stored in k order). None for a series of single-frame images.
     """
 
     datasets: list
@@ -41,6 +52,7 @@ class ReferenceSeries:
     grid: Grid
     folder: Path | None = None
     notes: list[str] = field(default_factory=list)
+    frame_numbers: list[int] | None = None
 
     # --------------------------------------------------------------- attributes
     @property
@@ -63,19 +75,28 @@ class ReferenceSeries:
     def patient_id(self) -> str:
         return str(getattr(self.datasets[0], "PatientID", ""))
 
+    @property
+    def is_multiframe(self) -> bool:
+        """True when the series is one multi-frame image (frames = slices)."""
+        return self.frame_numbers is not None
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_folder(cls, folder: str | Path) -> "ReferenceSeries":
         """Parse every DICOM file under ``folder`` (recursively) that has an image plane.
 
+        ``folder`` may also be one file: a multi-frame image (e.g. Enhanced CT).
+
         Raises
         ------
         InputFileError
-            No DICOM images, several series, a multi-frame image, or irregular slices.
+            No DICOM images, several series, or slices that do not form a stack.
         """
         folder = Path(folder)
         if not folder.exists():
             raise InputFileError("reference folder does not exist; give the folder of the image series", folder)
+        if folder.is_file():
+            return cls.from_files([folder], folder=None)
         if not folder.is_dir():
             raise InputFileError("reference must be a folder holding one DICOM image series", folder)
         # hidden files (ours: .NNNN.dcm.tmp-PID temporaries) are never part of a series
@@ -99,8 +120,8 @@ class ReferenceSeries:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
             except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError):
                 continue
-            if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
-                continue  # not an image plane (SEG, SR, multi-frame ...)
+            if not _has_image_plane(ds):
+                continue  # not an image plane (SEG, SR, ...)
             if "SeriesInstanceUID" not in ds or "SOPInstanceUID" not in ds:
                 continue
             if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
@@ -110,14 +131,23 @@ class ReferenceSeries:
             by_series.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
         if not by_series:
             raise InputFileError(
-                "no single-frame DICOM image with ImagePositionPatient (0020,0032) found; "
-                "give the folder of the image series the segmentation refers to",
+                "no DICOM image with ImagePositionPatient (0020,0032) or a PlanePositionSequence (0020,9113) "
+                "found; give the folder of the image series the segmentation refers to",
                 where,
             )
         if len(by_series) > 1:
             listing = ", ".join(f"{uid} ({len(v)} files)" for uid, v in by_series.items())
             raise InputFileError(f"several image series found: {listing}; give a folder with one series", where)
         items = next(iter(by_series.values()))
+        multi = [(p, ds) for p, ds in items if "ImagePositionPatient" not in ds]
+        if multi:
+            if len(items) > 1:
+                raise InputFileError(
+                    f"the series mixes a multi-frame image ({multi[0][0].name}) with {len(items) - 1} other "
+                    "image(s); give the multi-frame file alone",
+                    where,
+                )
+            return cls._from_multiframe(*multi[0], folder)
         return cls._from_items(items, folder)
 
     @classmethod
@@ -125,51 +155,67 @@ class ReferenceSeries:
         where = folder if folder is not None else items[0][0]
         first = items[0][1]
         iop = np.array(first.ImageOrientationPatient, dtype=float)
-        row, col = iop[:3], iop[3:]
-        normal = np.cross(row, col)
         for path, ds in items:
             if not np.allclose(np.array(ds.ImageOrientationPatient, dtype=float), iop, atol=1e-4):
                 raise InputFileError("slices have different ImageOrientationPatient (0020,0037)", path)
             if (ds.Rows, ds.Columns) != (first.Rows, first.Columns):
                 raise InputFileError("slices have different Rows/Columns", path)
         positions = np.array([np.array(ds.ImagePositionPatient, dtype=float) for _, ds in items])
-        dist = positions @ normal
-        order = np.argsort(dist, kind="stable")
+        single = getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None)
+        order, grid = _grid_from_planes(positions, iop, [float(v) for v in first.PixelSpacing],
+                                        (int(first.Rows), int(first.Columns)), single,
+                                        where, [items[i][0] for i in range(len(items))])
         items = [items[i] for i in order]
-        positions, dist = positions[order], dist[order]
-        if len(items) > 1:
-            gaps = np.diff(dist)
-            if np.any(gaps < SLICE_TOLERANCE_MM):
-                dup = items[int(np.argmin(gaps)) + 1][0]
-                raise InputFileError("two slices share one position; the series has duplicates", dup)
-            slice_spacing = float(np.median(gaps))
-            if np.max(np.abs(gaps - slice_spacing)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
-                raise InputFileError(
-                    f"slice spacing is irregular ({gaps.min():.4f}..{gaps.max():.4f} mm); "
-                    "resample the series to a regular grid first",
-                    where,
-                )
-            # in-plane positions must line up along the normal
-            expected = positions[0] + np.outer(dist - dist[0], normal)
-            if np.max(np.abs(expected - positions)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
-                raise InputFileError("slices are not stacked along the slice normal (gantry tilt?)", where)
-        else:
-            slice_spacing = float(
-                getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None) or 1.0
-            )
-        ps = [float(v) for v in first.PixelSpacing]  # (row spacing = along j, column spacing = along i)
-        grid = Grid(
-            shape_kji=(len(items), int(first.Rows), int(first.Columns)),
-            spacing_ijk=(ps[1], ps[0], slice_spacing),
-            origin=tuple(positions[0]),
-            direction=np.column_stack([row, col, normal]),
-        )
         return cls(datasets=[ds for _, ds in items], paths=[p for p, _ in items], grid=grid, folder=folder)
+
+    @classmethod
+    def _from_multiframe(cls, path: Path, ds, folder: Path | None) -> "ReferenceSeries":
+        """One multi-frame image: frames placed by their functional groups."""
+        n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        shared = _first(ds, "SharedFunctionalGroupsSequence")
+        per_frame = list(getattr(ds, "PerFrameFunctionalGroupsSequence", []) or [])
+        if len(per_frame) != n:
+            raise InputFileError(
+                f"PerFrameFunctionalGroupsSequence (5200,9230) has {len(per_frame)} items for {n} frames", path)
+
+        def group(fg, name):
+            return _first(fg, name) or _first(shared, name)
+
+        positions = np.empty((n, 3))
+        iop = ps = None
+        for f, fg in enumerate(per_frame):
+            pos, orient, measures = (group(fg, name) for name in (
+                "PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence"))
+            if pos is None or orient is None or measures is None or "PixelSpacing" not in measures:
+                raise InputFileError(
+                    f"frame {f + 1} lacks PlanePositionSequence, PlaneOrientationSequence or PixelMeasuresSequence; "
+                    "cannot place it",
+                    path,
+                )
+            positions[f] = [float(v) for v in pos.ImagePositionPatient]
+            this = np.array([float(v) for v in orient.ImageOrientationPatient])
+            if iop is None:
+                iop, ps = this, [float(v) for v in measures.PixelSpacing]
+            elif not np.allclose(this, iop, atol=1e-4):
+                raise InputFileError(f"frame {f + 1} is oriented differently from frame 1", path)
+        measures = group(per_frame[0], "PixelMeasuresSequence")
+        single = getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", None)
+        order, grid = _grid_from_planes(positions, iop, ps, (int(ds.Rows), int(ds.Columns)), single, path,
+                                        [f"{path} frame {f + 1}" for f in range(n)])
+        return cls(datasets=[ds], paths=[path], grid=grid, folder=folder,
+                   frame_numbers=[int(f) + 1 for f in order])
 
     def read_pixels(self) -> np.ndarray:
         """Stored-value voxels (k, j, i) with Rescale applied (float if slope/intercept not 1/0)."""
         import pydicom
 
+        if self.frame_numbers is not None:
+            ds = pydicom.dcmread(self.paths[0])
+            frames = ds.pixel_array
+            frames = frames[np.newaxis] if frames.ndim == 2 else frames
+            out = frames[np.asarray(self.frame_numbers) - 1]
+            slope, intercept = _frame_rescale(ds)
+            return out * slope + intercept if (slope != 1 or intercept != 0) else out
         out = None
         for k, path in enumerate(self.paths):
             ds = pydicom.dcmread(path)
@@ -183,3 +229,64 @@ class ReferenceSeries:
             out[k] = frame
         assert out is not None
         return out
+
+
+def _first(ds, name: str):
+    seq = getattr(ds, name, None) if ds is not None else None
+    return seq[0] if seq else None
+
+
+def _has_image_plane(ds) -> bool:
+    """A single-frame image plane, or a multi-frame image whose frames carry plane positions."""
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+        return True
+    if str(getattr(ds, "Modality", "")) == "SEG" or "PerFrameFunctionalGroupsSequence" not in ds:
+        return False
+    if "SegmentSequence" in ds:
+        return False
+    first = _first(ds, "PerFrameFunctionalGroupsSequence")
+    return _first(first, "PlanePositionSequence") is not None or \
+        _first(_first(ds, "SharedFunctionalGroupsSequence"), "PlanePositionSequence") is not None
+
+
+def _frame_rescale(ds) -> tuple[float, float]:
+    """Rescale slope/intercept of a multi-frame image (shared PixelValueTransformation)."""
+    item = _first(_first(ds, "SharedFunctionalGroupsSequence"), "PixelValueTransformationSequence")
+    src = item if item is not None else ds
+    return float(getattr(src, "RescaleSlope", 1) or 1), float(getattr(src, "RescaleIntercept", 0) or 0)
+
+
+def _grid_from_planes(positions: np.ndarray, iop: np.ndarray, pixel_spacing: list[float], rows_cols: tuple[int, int],
+                      single_spacing, where, names: list) -> tuple[np.ndarray, Grid]:
+    """Sort planes along the normal; (order, Grid). ``names`` name each plane in errors."""
+    row, col = iop[:3], iop[3:]
+    normal = np.cross(row, col)
+    dist = positions @ normal
+    order = np.argsort(dist, kind="stable")
+    positions, dist = positions[order], dist[order]
+    if len(positions) > 1:
+        gaps = np.diff(dist)
+        if np.any(gaps < SLICE_TOLERANCE_MM):
+            dup = names[int(order[int(np.argmin(gaps)) + 1])]
+            raise InputFileError("two slices share one position; the series has duplicates", dup)
+        slice_spacing = float(np.median(gaps))
+        if np.max(np.abs(gaps - slice_spacing)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
+            raise InputFileError(
+                f"slice spacing is irregular ({gaps.min():.4f}..{gaps.max():.4f} mm); "
+                "resample the series to a regular grid first",
+                where,
+            )
+        # in-plane positions must line up along the normal
+        expected = positions[0] + np.outer(dist - dist[0], normal)
+        if np.max(np.abs(expected - positions)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
+            raise InputFileError("slices are not stacked along the slice normal (gantry tilt?)", where)
+    else:
+        slice_spacing = float(single_spacing or 1.0)
+    ps = pixel_spacing  # (row spacing = along j, column spacing = along i)
+    grid = Grid(
+        shape_kji=(len(positions), int(rows_cols[0]), int(rows_cols[1])),
+        spacing_ijk=(ps[1], ps[0], slice_spacing),
+        origin=tuple(positions[0]),
+        direction=np.column_stack([row, col, normal]),
+    )
+    return order, grid

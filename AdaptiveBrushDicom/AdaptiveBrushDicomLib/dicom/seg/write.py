@@ -185,6 +185,17 @@ def _labels_to_segment_numbers(array: np.ndarray, segments: list[Segment]) -> np
     return out
 
 
+def _in_source_frame_order(pixel: np.ndarray, reference: ReferenceSeries) -> np.ndarray:
+    """``pixel`` ((k, j, i[, segment]) on the reference grid) with its slices in the order
+    of the source's frames, which highdicom expects for a multi-frame source image
+    (frame f of the source is slice k where ``reference.frame_numbers[k] == f``)."""
+    if reference.frame_numbers is None:
+        return pixel
+    slice_of_frame = np.empty(len(reference.frame_numbers), dtype=np.int64)
+    slice_of_frame[np.asarray(reference.frame_numbers) - 1] = np.arange(len(reference.frame_numbers))
+    return pixel[slice_of_frame]
+
+
 def write_seg(
     labelmap: LabelMap,
     reference: ReferenceSeries,
@@ -288,7 +299,8 @@ def write_seg(
     from AdaptiveBrushDicomLib.dicom.seg import fast as seg_fast
 
     fast = None
-    if seg_fast.supported(compression.uid, binary) and pixel.any():
+    # a multi-frame source's frames are not one file per slice: highdicom writes those
+    if seg_fast.supported(compression.uid, binary) and pixel.any() and not reference.is_multiframe:
         fast_messages: list[str] = []
         try:
             with atomic_output(out_path) as tmp:
@@ -355,7 +367,7 @@ def write_seg(
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
         seg_ds = hd.seg.Segmentation(
             source_images=reference.datasets,
-            pixel_array=pixel,
+            pixel_array=_in_source_frame_order(pixel, reference),
             segmentation_type=seg_type,
             segment_descriptions=descriptions,
             series_instance_uid=series_uid,
