@@ -68,22 +68,38 @@ def cmd_synth(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ decode
 def cmd_decode(args: argparse.Namespace) -> int:
     from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
-    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
+    from AdaptiveBrushDicomLib.io.volumes import OutputFormat, write_segmentation
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserError("output exists; choose another path or pass --force", out)
-    if not out.parent.is_dir():
-        raise UserError("output folder does not exist; create it first", out.parent)
+    fmt = OutputFormat.for_path(out)  # refuses other extensions before anything is read
+    outputs = [out] + ([Path(args.metadata_out)] if args.metadata_out else [])
+    if args.metadata_out and Path(args.metadata_out).resolve() == out.resolve():
+        raise UserError("--metadata-out must differ from --out", out)
+    for path in outputs:
+        if path.exists() and not args.force:
+            raise UserError("output exists; choose another path or pass --force", path)
+        if not path.parent.is_dir():
+            raise UserError("output folder does not exist; create it first", path.parent)
     decoded = read_seg(args.seg, reference=args.reference)
-    write_seg_nrrd(decoded.labelmap, out)
     lm = decoded.labelmap
+    if args.metadata_out and lm.n_layers > 1:
+        raise UserError(
+            f"segments overlap ({lm.n_layers} layers): a dcmqi metadata JSON describes one label image; "
+            "decode without --metadata-out", args.metadata_out)
+    write_segmentation(lm, out)
+    if args.metadata_out:
+        from AdaptiveBrushDicomLib.io.metadata_tables import SeriesMetadata, write_dcmqi_metadata
+
+        write_dcmqi_metadata(lm.segments, args.metadata_out, SeriesMetadata.from_dataset(decoded.dataset))
     payload = {
-        "path": str(out), "sop_class_uid": decoded.sop_class_uid, "segments": [s.name for s in lm.segments],
+        "path": str(out), "format": fmt.value, "metadata_path": args.metadata_out,
+        "sop_class_uid": decoded.sop_class_uid, "segments": [s.name for s in lm.segments],
         "labels": [s.label for s in lm.segments], "layers": lm.n_layers, "shape_kji": list(lm.grid.shape_kji),
         "notes": decoded.notes, "seconds": round(decoded.seconds, 4),
     }
     lines = [f"wrote {out}: {len(lm.segments)} segments, {lm.n_layers} layer(s), grid {lm.grid.describe()}"]
+    if args.metadata_out:
+        lines.append(f"wrote {args.metadata_out}: dcmqi segmentation metadata (labelID = pixel value)")
     lines += [f"  note: {n}" for n in decoded.notes]
     _emit(args, payload, "\n".join(lines))
     return 0
@@ -126,9 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_export.register(sub)
 
-    p = sub.add_parser("decode", help="DICOM SEG -> Slicer .seg.nrrd")
+    p = sub.add_parser("decode", help="DICOM SEG -> Slicer .seg.nrrd or label image")
     p.add_argument("seg")
-    p.add_argument("--out", required=True, help=".seg.nrrd to write")
+    p.add_argument("--out", required=True,
+                   help="file to write; the extension chooses the format: .seg.nrrd (Slicer segmentation) or "
+                        ".nrrd, .nii, .nii.gz, .mha (label image, pixel = original label value)")
+    p.add_argument("--metadata-out",
+                   help="also write a dcmqi metadata JSON (names, codes, colours; labelID = pixel value) here")
     p.add_argument("--reference", help="folder of the referenced image series (gives the full grid)")
     p.add_argument("--force", action="store_true")
     _add_json(p)

@@ -72,6 +72,20 @@ class SeriesMetadata:
     clinical_trial_coordinating_center_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_dataset(cls, dataset: Any) -> "SeriesMetadata":
+        """The fields a DICOM dataset (e.g. a decoded SEG) has; absent or empty ones stay None."""
+        values: dict[str, Any] = {}
+        for attr, keyword in _SERIES_KEYS.items():
+            value = getattr(dataset, keyword, None)
+            if value is None or str(value).strip() == "":
+                continue
+            values[attr] = int(value) if attr in _INT_FIELDS else str(value)
+        return cls(**values)
+
+
+#: SegmentAlgorithmName written for a non-manual segment without a name (as in our SEGs).
+UNSPECIFIED_ALGORITHM = "unspecified"
 
 #: SeriesMetadata attribute -> dcmqi JSON key (= DICOM keyword).
 _SERIES_KEYS: dict[str, str] = {
@@ -194,7 +208,8 @@ def _segment_from_dcmqi(entry: Any, where: str, path: Path, layer: int) -> Segme
         terminology=terminology,
         description=str(description) if description not in (None, "") else None,
         algorithm_type=algorithm_type,
-        algorithm_name=str(entry["SegmentAlgorithmName"]) if entry.get("SegmentAlgorithmName") else None,
+        algorithm_name=(str(entry["SegmentAlgorithmName"])
+                        if entry.get("SegmentAlgorithmName") not in (None, "", UNSPECIFIED_ALGORITHM) else None),
         layer=layer,
         extra=extra,
     )
@@ -303,6 +318,9 @@ def dcmqi_metadata_dict(
             entry["SegmentAlgorithmType"] = AlgorithmType(s.algorithm_type).value
             if s.algorithm_name:
                 entry["SegmentAlgorithmName"] = s.algorithm_name
+            elif AlgorithmType(s.algorithm_type) is not AlgorithmType.MANUAL:
+                # dcmqi refuses a non-manual segment without one (our SEGs say "unspecified" too)
+                entry["SegmentAlgorithmName"] = UNSPECIFIED_ALGORITHM
             if s.color is not None:
                 entry["recommendedDisplayRGBValue"] = [int(c) for c in s.color]
             if s.extra.get("tracking_id") and s.extra.get("tracking_uid"):

@@ -9,13 +9,14 @@ SimpleITK (plain label images). Everything returned is in (k, j, i) order with a
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from AdaptiveBrushDicomLib.io.atomic import atomic_output
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import InputFileError, UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap, LabelMapError, label_dtype
 from AdaptiveBrushDicomLib.core.segment import Segment
@@ -178,12 +179,12 @@ def _segment_metadata_from_tags(segment: Segment) -> Segment:
 
 def read_seg_nrrd(path: str | Path) -> LabelMap:
     """Read a Slicer ``.seg.nrrd`` (one or several layers) into a :class:`LabelMap`."""
-    import slicerio
+    from AdaptiveBrushDicomLib.io.nrrd_text import read_segmentation as read_utf8_segmentation
 
     path = Path(path)
     _require_exists(path)
     try:
-        seg = slicerio.read_segmentation(str(path))
+        seg = read_utf8_segmentation(path)
     except Exception as exc:  # slicerio/pynrrd raise many types for broken files
         raise InputFileError(f"cannot read segmentation: {exc}", path) from None
     voxels = np.asarray(seg["voxels"])
@@ -247,7 +248,7 @@ SEG_NRRD_GZIP_LEVEL = 6
 def write_seg_nrrd(labelmap: LabelMap, path: str | Path) -> Path:
     """Write a Slicer-loadable ``.seg.nrrd`` (gzip) with names, colours, label values,
     terminology and algorithm tags. Written to a temporary name, then renamed."""
-    import slicerio
+    from AdaptiveBrushDicomLib.io.nrrd_text import write_segmentation
 
     path = Path(path)
     arr = labelmap.array
@@ -268,5 +269,100 @@ def write_seg_nrrd(labelmap: LabelMap, path: str | Path) -> Path:
         "segments": [segment_to_slicerio(s, shape_ijk) for s in labelmap.segments],
     }
     with atomic_output(path) as tmp:
-        slicerio.write_segmentation(str(tmp), seg, compression_level=SEG_NRRD_GZIP_LEVEL)
+        write_segmentation(tmp, seg, compression_level=SEG_NRRD_GZIP_LEVEL)
     return path
+
+
+class OutputFormat(Enum):
+    """What a decoded segmentation is written as, chosen by the output file's extension."""
+
+    SEG_NRRD = ".seg.nrrd"  #: Slicer segmentation (names, colours, terminology, layers)
+    NRRD = ".nrrd"  #: label image, pixel = original label value
+    NIFTI = ".nii"
+    NIFTI_GZ = ".nii.gz"
+    MHA = ".mha"
+
+    @property
+    def is_label_image(self) -> bool:
+        return self is not OutputFormat.SEG_NRRD
+
+    @classmethod
+    def for_path(cls, path: str | Path) -> "OutputFormat":
+        """The format ``path``'s extension asks for (case-insensitive).
+
+        Raises
+        ------
+        UserError
+            Any other extension (e.g. ``.dcm``, ``.nhdr``, ``.mhd``, none).
+        """
+        name = Path(path).name.lower()
+        for fmt in sorted(cls, key=lambda f: -len(f.value)):  # .seg.nrrd before .nrrd
+            if name.endswith(fmt.value) and len(name) > len(fmt.value):
+                return fmt
+        raise UserError(
+            "cannot tell the output format from the extension; use .seg.nrrd (Slicer segmentation) or "
+            ".nrrd, .nii, .nii.gz, .mha (label image)",
+            path,
+        )
+
+
+#: SimpleITK ImageIO per label-image format (the temporary file's name does not end in it).
+_IMAGE_IO = {OutputFormat.NRRD: "NrrdImageIO", OutputFormat.NIFTI: "NiftiImageIO",
+             OutputFormat.NIFTI_GZ: "NiftiImageIO", OutputFormat.MHA: "MetaImageIO"}
+
+
+def write_label_image(labelmap: LabelMap, path: str | Path) -> Path:
+    """Write a one-layer labelmap as a plain label image (pixel = original label value, 0 =
+    background) in the format of ``path``'s extension (:class:`OutputFormat`), gzip
+    compressed, geometry in LPS as SimpleITK writes it. Written to a temporary name, then
+    renamed.
+
+    Raises
+    ------
+    UserError
+        Several layers (overlapping segments: only ``.seg.nrrd`` holds them), or a
+        ``.seg.nrrd`` / unknown extension.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    fmt = OutputFormat.for_path(path)
+    if not fmt.is_label_image:
+        raise UserError("a .seg.nrrd is written with write_seg_nrrd", path)
+    if labelmap.n_layers > 1:
+        raise UserError(
+            f"segments overlap ({labelmap.n_layers} layers): a label image holds one label per voxel; "
+            "write a .seg.nrrd instead",
+            path,
+        )
+    arr = labelmap.array
+    max_label = int(arr.max()) if arr.size else 0
+    image = sitk.GetImageFromArray(np.ascontiguousarray(arr.astype(label_dtype(max_label), copy=False)))
+    labelmap.grid.apply_to_sitk(image)
+    with atomic_output(path) as tmp:
+        # keep the real extension on the temporary file: NIfTI gzips by name
+        named = tmp.with_name(tmp.name + fmt.value)
+        try:
+            writer = sitk.ImageFileWriter()
+            writer.SetImageIO(_IMAGE_IO[fmt])
+            writer.SetFileName(str(named))
+            writer.SetUseCompression(True)
+            writer.Execute(image)
+            os.replace(named, tmp)
+        except RuntimeError as exc:
+            named.unlink(missing_ok=True)
+            raise UserError(f"cannot write: {str(exc).strip().splitlines()[-1]}", path) from None
+        except BaseException:
+            named.unlink(missing_ok=True)
+            raise
+    return path
+
+
+def write_segmentation(labelmap: LabelMap, path: str | Path) -> OutputFormat:
+    """Write ``labelmap`` in the format ``path``'s extension asks for (:class:`OutputFormat`)."""
+    fmt = OutputFormat.for_path(path)
+    if fmt is OutputFormat.SEG_NRRD:
+        write_seg_nrrd(labelmap, path)
+    else:
+        write_label_image(labelmap, path)
+    return fmt

@@ -1,0 +1,163 @@
+"""NRRD headers with non-ASCII text (UTF-8), read and written through slicerio / pynrrd.
+
+3D Slicer writes segment names, IDs and tags into the ``.seg.nrrd`` header as UTF-8
+bytes (``Segment0_Name:=Läsion``). pynrrd 1.x decodes header lines as ASCII and drops
+every other byte (``Lsion``), and encodes them as ASCII on writing (``UnicodeEncodeError``).
+slicerio uses pynrrd for both. This module keeps slicerio for what it does well (the
+Slicer segmentation fields) and handles the text itself:
+
+* reading: the header lines are decoded as UTF-8 (Latin-1 when they are not valid
+  UTF-8: older Windows builds), parsed with ``nrrd.read_header``, the voxels read with
+  ``nrrd.read_data``; slicerio then converts that header, handed to it in place of its own
+  ``nrrd.read`` call (under a lock, for the duration of one call);
+* writing: every character from U+007F up is replaced by an ASCII token before slicerio
+  and pynrrd format the header, and the tokens are turned into UTF-8 bytes as the header
+  lines pass to the file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+import numpy as np
+
+#: Longest NRRD header read (bytes); Slicer headers with hundreds of segments stay well below.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+_LOCK = threading.Lock()
+_TOKEN = re.compile(rb"\x7f([0-9a-f]{1,6})\x7f")
+
+
+class NrrdHeaderError(ValueError):
+    """The NRRD header cannot be read (message says why)."""
+
+
+def decode_header_line(raw: bytes) -> str:
+    """One header line as text: UTF-8 when valid, else Latin-1 (never drops a byte)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_header(fh: BinaryIO) -> tuple[dict[str, Any], int]:
+    """Parse the header at the start of ``fh`` (binary), text decoded as UTF-8.
+
+    Returns
+    -------
+    (header, size)
+        pynrrd's header dict and the header's length in bytes (the attached data start).
+
+    Raises
+    ------
+    NrrdHeaderError
+        Not a NRRD header, longer than :data:`MAX_HEADER_BYTES`, or a field pynrrd refuses.
+    """
+    import nrrd
+
+    lines: list[str] = []
+    size = 0
+    while True:
+        raw = fh.readline(MAX_HEADER_BYTES + 1)
+        size += len(raw)
+        if size > MAX_HEADER_BYTES:
+            raise NrrdHeaderError(f"NRRD header longer than {MAX_HEADER_BYTES} bytes")
+        lines.append(decode_header_line(raw))
+        if not raw or raw.strip() == b"":
+            break
+    try:
+        header = nrrd.read_header(lines)
+    except (nrrd.NRRDError, ValueError, IndexError, StopIteration) as exc:
+        raise NrrdHeaderError(f"not a readable NRRD header ({exc})") from None
+    return header, size
+
+
+def read_nrrd(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """``nrrd.read`` (Fortran index order), with the header text decoded as UTF-8."""
+    import nrrd
+
+    with open(path, "rb") as fh:
+        header, size = read_header(fh)
+        fh.seek(size)
+        data = nrrd.read_data(header, fh, str(path))
+    return data, header
+
+
+@contextmanager
+def _slicerio_reads(voxels: np.ndarray | None, header: dict[str, Any]) -> Iterator[None]:
+    """Make slicerio's ``nrrd.read`` / ``nrrd.read_header`` return what we already read."""
+    import nrrd
+
+    with _LOCK:
+        saved = nrrd.read, nrrd.read_header
+        nrrd.read = lambda *_a, **_k: (voxels, header)
+        nrrd.read_header = lambda *_a, **_k: header
+        try:
+            yield
+        finally:
+            nrrd.read, nrrd.read_header = saved
+
+
+def read_segmentation(path: str | Path) -> dict[str, Any]:
+    """``slicerio.read_segmentation`` with UTF-8 header text (see module docstring)."""
+    import slicerio
+
+    voxels, header = read_nrrd(path)
+    with _slicerio_reads(voxels, header):
+        return slicerio.read_segmentation(str(path))
+
+
+# ------------------------------------------------------------------------- writing
+def _tokenise(value: Any) -> Any:
+    """Strings (recursively in dicts / lists) with characters >= U+007F as ASCII tokens."""
+    if isinstance(value, str):
+        if all(ord(c) < 0x7F for c in value):
+            return value
+        return "".join(c if ord(c) < 0x7F else f"\x7f{ord(c):x}\x7f" for c in value)
+    if isinstance(value, dict):
+        return {_tokenise(k): _tokenise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tokenise(v) for v in value)
+    return value
+
+
+def _untokenise(raw: bytes) -> bytes:
+    return _TOKEN.sub(lambda m: chr(int(m.group(1), 16)).encode("utf-8"), raw)
+
+
+class _Utf8HeaderWriter(io.RawIOBase):
+    """File wrapper: header lines (up to the first empty line) get their tokens replaced
+    by UTF-8 bytes; the data after them pass unchanged."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        super().__init__()
+        self._target = target
+        self._in_header = True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        if self._in_header:
+            if data == b"\n":
+                self._in_header = False
+            self._target.write(_untokenise(data))
+        else:
+            self._target.write(data)
+        return len(data)
+
+
+def write_segmentation(path: str | Path, segmentation: dict[str, Any], compression_level: int = 9) -> None:
+    """``slicerio.write_segmentation`` that writes non-ASCII text as UTF-8 (as Slicer does)."""
+    import slicerio
+
+    seg = dict(segmentation)
+    seg["segments"] = [_tokenise(s) for s in segmentation.get("segments", [])]
+    with open(path, "wb") as fh:
+        slicerio.write_segmentation(_Utf8HeaderWriter(fh), seg, compression_level=compression_level)
