@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib.errors import UserError
+from AdaptiveBrushDicomLib.dicom.private_tags import write_segment_private
 from AdaptiveBrushDicomLib.io.metadata_tables import read_dcmqi_metadata
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
 from AdaptiveBrushDicomLib.dicom.segment_item import (
@@ -111,6 +112,7 @@ def _build_seg(segments: list[Segment], pixel: np.ndarray, out: Path) -> Path:
         series_description="trial_042_watershed",
     )
     finalize_dataset(ds, segments)
+    write_segment_private(ds, segments)  # marks the items as ours: their TrackingIDs are trusted
     ds.save_as(out, enforce_file_format=True)
     return out
 

@@ -477,14 +477,23 @@ def _first(ds: "Dataset", keyword: str) -> "Dataset | None":
     return seq[0] if seq else None
 
 
-def from_segment_item(item: "Dataset") -> tuple[int, Segment]:
+def from_segment_item(item: "Dataset", *, written_by_us: bool = False) -> tuple[int, Segment]:
     """Read one SegmentSequence item (ours, highdicom's, dcmqi's, anyone's).
+
+    Parameters
+    ----------
+    item : one SegmentSequence item.
+    written_by_us : the file says it was written by this package
+        (:func:`~.private_tags.written_by_us`); lets the TrackingID of files from before
+        our private label element be trusted.
 
     Returns
     -------
     (segment_number, Segment)
-        The segment's ``label`` is the original Slicer label value when the item carries
-        our TrackingID encoding (:func:`encode_slicer_extras`), else the SegmentNumber.
+        The segment's ``label`` is the original Slicer label value when the item is ours
+        (our private block, :func:`~.private_tags.ours_label`, or ``written_by_us`` and
+        our TrackingID encoding, :func:`encode_slicer_extras`), else the SegmentNumber:
+        a foreign TrackingID is never parsed for a label.
         Foreign TrackingID / TrackingUID values are kept in ``segment.extra``
         (``"tracking_id"``, ``"tracking_uid"``). Context names are not stored in DICOM:
         the terminology gets Slicer's DICOM master list context names.
@@ -545,12 +554,20 @@ def from_segment_item(item: "Dataset") -> tuple[int, Segment]:
     description = item.get("SegmentDescription")
     description = str(description) if description not in (None, "") else None
 
+    from AdaptiveBrushDicomLib.dicom.private_tags import ours_label
+
     label, layer, segment_id = number, 0, None
     tid = item.get("TrackingID")
-    extras = decode_slicer_extras(str(tid) if tid is not None else None)
+    marked = ours_label(item)
+    extras = decode_slicer_extras(str(tid) if tid is not None else None) \
+        if (marked is not None or written_by_us) else None
+    if marked is not None and extras is not None and (extras.label, extras.layer) != marked:
+        extras = None  # TrackingID edited elsewhere: the private values win, the text stays foreign
     if extras is not None:
         label, layer, segment_id = extras.label, extras.layer, extras.segment_id
-    elif tid is not None:
+    if marked is not None:
+        label, layer = marked
+    if extras is None and tid is not None:
         extra["tracking_id"] = str(tid)
         if item.get("TrackingUID"):
             extra["tracking_uid"] = str(item.TrackingUID)
@@ -576,9 +593,12 @@ def segments_from_dataset(dataset: "Dataset", include_background: bool = False) 
 
     Segment 0 (the LABELMAP Background item) is left out unless asked for.
     """
+    from AdaptiveBrushDicomLib.dicom.private_tags import written_by_us
+
+    ours = written_by_us(dataset)
     out: dict[int, Segment] = {}
     for item in dataset.get("SegmentSequence", []):
-        number, seg = from_segment_item(item)
+        number, seg = from_segment_item(item, written_by_us=ours)
         if number == 0 and not include_background:
             continue
         out[number] = seg

@@ -31,7 +31,7 @@ from AdaptiveBrushDicomLib.errors import InputFileError, ReferenceMismatchError
 from AdaptiveBrushDicomLib.core.align import align_to_grid
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap, label_dtype
-from AdaptiveBrushDicomLib.dicom.private_tags import read_segment_private
+from AdaptiveBrushDicomLib.dicom.private_tags import read_segment_private, written_by_us
 from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 from AdaptiveBrushDicomLib.dicom.seg.placement import placement_grid
 from AdaptiveBrushDicomLib.core.segment import Segment
@@ -375,12 +375,15 @@ def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
         except (_RawError, struct.error):
             bodies = None
     charset = ds.get("SpecificCharacterSet")
+    ours = written_by_us(ds)
+    # the cache key says how the bytes are read: character set, and whether TrackingIDs are ours
+    prefix = (repr(charset) + ("|ours" if ours else "")).encode() + b"|"
     default_charset = not charset or str(charset) in ("ISO_IR 6", "ISO_IR 100")
     items = None
     out: dict[int, Segment] = {}
     count = len(bodies) if bodies is not None else len(getattr(ds, "SegmentSequence", []))
     for i in range(count):
-        key = None if bodies is None else repr(charset).encode() + b"|" + bodies[i]
+        key = None if bodies is None else prefix + bodies[i]
         hit = _SEGMENT_CACHE.get(key) if key is not None else None
         split = None
         if hit is None and bodies is not None and default_charset:
@@ -389,14 +392,14 @@ def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
             except (_RawError, struct.error):
                 split = None
             if split is not None:
-                base = _PARAMLESS_CACHE.get(repr(charset).encode() + b"|" + split[0])
+                base = _PARAMLESS_CACHE.get(prefix + split[0])
                 if base is not None:
                     hit = (base[0], _with_parameters(base[1], split[1]))
         if hit is None:
             if items is None:
                 items = getattr(ds, "SegmentSequence", [])
             item = items[i]
-            number, segment = from_segment_item(item)
+            number, segment = from_segment_item(item, written_by_us=ours)
             segment = read_segment_private(item, segment)
             hit = (number, segment)
             if key is not None:
@@ -406,7 +409,7 @@ def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
                 _SEGMENT_CACHE[key] = hit
                 if split is not None:
                     extra = {k: v for k, v in segment.extra.items() if k != _PARAMS_TEXT}
-                    _PARAMLESS_CACHE[repr(charset).encode() + b"|" + split[0]] = (
+                    _PARAMLESS_CACHE[prefix + split[0]] = (
                         number, replace(segment, algorithm_parameters=None, extra=extra))
         number, segment = hit
         if seg_type == "LABELMAP" and number == 0:
