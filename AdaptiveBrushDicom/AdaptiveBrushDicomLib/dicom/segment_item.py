@@ -407,8 +407,10 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
       ``segments[n - 1]`` (highdicom itself would write ``key=value,...``);
     * TrackingUID is re-derived from the dataset's StudyInstanceUID and the TrackingID,
       so the same Slicer segment is tracked across all SEGs of one study;
-    * SpecificCharacterSet becomes ``ISO_IR 192`` (UTF-8) when a segment's text is not
-      ASCII (names, descriptions, code meanings), so such text is encoded correctly;
+    * SpecificCharacterSet becomes ``ISO_IR 192`` (UTF-8) when a segment's text (names,
+      descriptions, code meanings) or a top-level text (ContentDescription,
+      SeriesDescription, ContentCreatorName, ...) is not ASCII, so such text is encoded
+      correctly;
     * the Background segment 0 of a LABELMAP gets a black RecommendedDisplayCIELabValue
       (when it has none), so viewers that list segment 0 show it black, not in an
       arbitrary colour. (dcmqi 1.5.7 skips segment 0; its "Failed to get CIELab values"
@@ -425,7 +427,7 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
     The same dataset.
     """
     study = str(getattr(dataset, "StudyInstanceUID", "") or "")
-    if _has_non_ascii_text(dataset.get("SegmentSequence", [])):
+    if _has_non_ascii_text(dataset.get("SegmentSequence", [])) or _has_non_ascii_text([dataset], recurse=False):
         charset = dataset.get("SpecificCharacterSet")
         values = [charset] if isinstance(charset, str) else list(charset or [])
         if values != ["ISO_IR 192"]:
@@ -447,15 +449,18 @@ def finalize_dataset(dataset: "Dataset", segments: Sequence[Segment] | None = No
     return dataset
 
 
-def _has_non_ascii_text(items: Any) -> bool:
-    """True when any text element (recursively) of ``items`` has a non-ASCII character."""
+def _has_non_ascii_text(items: Any, recurse: bool = True) -> bool:
+    """True when any text element of ``items`` (recursively into sequences unless
+    ``recurse`` is False) has a non-ASCII character."""
     for item in items:
         for elem in item:
             if elem.VR == "SQ":
-                if _has_non_ascii_text(elem.value):
+                if recurse and _has_non_ascii_text(elem.value):
                     return True
-            elif elem.VR in ("LO", "ST", "LT", "UT", "SH", "PN", "UC") and isinstance(elem.value, str):
-                if not elem.value.isascii():
+            elif elem.VR in ("LO", "ST", "LT", "UT", "SH", "PN", "UC"):
+                value = elem.value
+                texts = [value] if not isinstance(value, (list, tuple)) and value is not None else list(value or [])
+                if any(not str(v).isascii() for v in texts):
                     return True
     return False
 

@@ -172,8 +172,12 @@ def create_synthetic_series(
     array = np.asarray(array)
     if array.ndim != 3 or array.shape != grid.shape_kji:
         raise UserError(f"image shape {array.shape} does not match grid shape {grid.shape_kji}")
+    from AdaptiveBrushDicomLib.dicom.text_values import check_series_text
+
     if len(patient_id) > 64:
         raise UserError(f"PatientID (0010,0020) is longer than 64 characters: {patient_id!r}")
+    check_series_text("StudyDescription", study_description)
+    check_series_text("SeriesDescription", series_description)
     out_dir = Path(out_dir)
     digest = uids.content_digest(array, grid)
     study_uid = study_instance_uid or uids.study_uid(patient_id, digest)

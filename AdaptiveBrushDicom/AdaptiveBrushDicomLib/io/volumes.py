@@ -57,7 +57,9 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Grid]:
                 raise InputFileError(
                     f"folder contains {len(ids)} DICOM series ({', '.join(ids)}); give a folder with one", path
                 )
-            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), ids[0]))
+            files = reader.GetGDCMSeriesFileNames(str(path), ids[0])
+            _check_every_slice_taken(path, files)
+            reader.SetFileNames(files)
             image = reader.Execute()
         else:
             image = sitk.ReadImage(str(path))
@@ -68,6 +70,51 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Grid]:
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputFileError("expected a scalar image (one component per voxel)", path)
     return sitk.GetArrayFromImage(image), Grid.from_sitk(image)
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom")
+
+
+def _check_every_slice_taken(folder: Path, files: "tuple[str, ...] | list[str]") -> None:
+    """Refuse a folder where GDCM left out a DICOM file (truncated, corrupt): it would
+    silently give a volume with a slice missing.
+
+    Raises
+    ------
+    InputFileError
+        Naming the first such file and what pydicom says about it.
+    """
+    taken = {os.path.realpath(f) for f in files}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or not entry.is_file() or os.path.realpath(entry) in taken:
+            continue
+        if not _looks_like_dicom(entry):
+            continue
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(entry, stop_before_pixels=True)
+            if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or entry.name.upper() == "DICOMDIR":
+                continue  # a DICOMDIR index, not a slice
+            reason = f"SeriesInstanceUID {ds.get('SeriesInstanceUID', '(none)')}, not readable as a slice"
+            ds = pydicom.dcmread(entry)
+            if "PixelData" not in ds:
+                reason = "it has no PixelData"
+            elif len(ds.PixelData) < int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 8:
+                reason = f"PixelData is {len(ds.PixelData)} bytes, shorter than Rows x Columns declare"
+        except Exception as exc:  # pydicom raises many types for broken files
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unreadable'}"
+        raise InputFileError(
+            f"DICOM file in the series folder could not be read as a slice ({reason}); it is probably "
+            f"truncated or corrupt: replace or remove it (the volume would miss a slice)",
+            entry,
+        )
 
 
 def is_seg_nrrd(path: str | Path) -> bool:

@@ -245,6 +245,11 @@ def write_seg(
         raise OutputExistsError("output exists; choose another path or pass --force", out_path)
     if not out_path.parent.is_dir():
         raise UserError("output folder does not exist; create it first", out_path.parent)
+    from AdaptiveBrushDicomLib.dicom.text_values import check_series_text
+
+    for keyword, value in (("SeriesDescription", series_description), ("ContentDescription", content_description),
+                           ("ContentLabel", content_label), ("ContentCreatorName", content_creator_name)):
+        check_series_text(keyword, value)
     messages: list[str] = []
     rows, cols = reference.grid.shape_kji[1:]
     if compression is Compression.JPEG2000 and rows < 32 and cols < 32:
