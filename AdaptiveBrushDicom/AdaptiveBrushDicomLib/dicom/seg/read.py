@@ -363,8 +363,56 @@ def _with_parameters(base: Segment, raw_value: bytes) -> Segment:
     return replace(base, algorithm_parameters=parameters, extra=extra)
 
 
-def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
-    """Segments by SegmentNumber (the LABELMAP Background item 0 left out)."""
+def _check_segment_item(item, index: int, seg_type: str, path: Path) -> int:
+    """SegmentNumber of SegmentSequence item ``index`` (1-based) after checking that the
+    item is whole: a SegmentNumber, a SegmentLabel (both Type 1), a three-value colour
+    if any, and no unknown standard element (what a damaged tag turns into).
+
+    Raises
+    ------
+    InputFileError
+        Naming the item and the attribute.
+    """
+    from pydicom.datadict import dictionary_has_tag
+
+    where = f"SegmentSequence (0062,0002) item {index}"
+    try:
+        number = int(item.SegmentNumber)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InputFileError(f"{where}: SegmentNumber (0062,0004) is missing or not a number ({exc}); "
+                             "the item is damaged", path) from None
+    if not 0 <= number <= 0xFFFF:
+        raise InputFileError(f"{where}: SegmentNumber (0062,0004) {number} is out of range 0..65535", path)
+    where += f" (SegmentNumber {number})"
+    for elem in item:
+        tag = elem.tag
+        if tag.group % 2 == 0 and tag.element != 0 and not dictionary_has_tag(tag):
+            raise InputFileError(f"{where}: unknown element {tag} (a damaged tag?); the item is corrupt", path)
+    if not (seg_type == "LABELMAP" and number == 0):
+        label = item.get("SegmentLabel")
+        if label is None or not str(label).strip():
+            raise InputFileError(f"{where}: SegmentLabel (0062,0005), a required attribute, is missing or "
+                                 "empty; the item is damaged", path)
+    lab = item.get("RecommendedDisplayCIELabValue")
+    if lab is not None:
+        from pydicom.multival import MultiValue
+
+        values = list(lab) if isinstance(lab, (list, tuple, MultiValue)) else [lab]
+        if len(values) != 3 or not all(isinstance(v, int) and 0 <= v <= 0xFFFF for v in values):
+            raise InputFileError(f"{where}: RecommendedDisplayCIELabValue (0062,000D) must be three values "
+                                 f"0..65535, got {lab!r}", path)
+    return number
+
+
+def _read_segments(ds, seg_type: str, path: Path | None = None) -> dict[int, Segment]:
+    """Segments by SegmentNumber (the LABELMAP Background item 0 left out).
+
+    Raises
+    ------
+    InputFileError
+        A damaged item (:func:`_check_segment_item`) or two items with one SegmentNumber.
+    """
+    path = path or Path(str(getattr(ds, "filename", "") or "SEG"))
     from AdaptiveBrushDicomLib.dicom.segment_item import from_segment_item
 
     buf = _raw_sequence(ds, 0x00620002)
@@ -381,7 +429,11 @@ def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
     default_charset = not charset or str(charset) in ("ISO_IR 6", "ISO_IR 100")
     items = None
     out: dict[int, Segment] = {}
-    count = len(bodies) if bodies is not None else len(getattr(ds, "SegmentSequence", []))
+    item_of: dict[int, int] = {}
+    try:
+        count = len(bodies) if bodies is not None else len(getattr(ds, "SegmentSequence", []))
+    except Exception as exc:  # pydicom raises many types for damaged sequences
+        raise InputFileError(f"SegmentSequence (0062,0002) cannot be read ({exc})", path) from None
     for i in range(count):
         key = None if bodies is None else prefix + bodies[i]
         hit = _SEGMENT_CACHE.get(key) if key is not None else None
@@ -399,8 +451,13 @@ def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
             if items is None:
                 items = getattr(ds, "SegmentSequence", [])
             item = items[i]
-            number, segment = from_segment_item(item, written_by_us=ours)
-            segment = read_segment_private(item, segment)
+            _check_segment_item(item, i + 1, seg_type, path)
+            try:
+                number, segment = from_segment_item(item, written_by_us=ours)
+                segment = read_segment_private(item, segment)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                raise InputFileError(f"SegmentSequence (0062,0002) item {i + 1}: cannot be read ({exc}); "
+                                     "the item is damaged", path) from None
             hit = (number, segment)
             if key is not None:
                 if len(_SEGMENT_CACHE) > 8192:
@@ -412,6 +469,12 @@ def _read_segments(ds, seg_type: str) -> dict[int, Segment]:
                     _PARAMLESS_CACHE[prefix + split[0]] = (
                         number, replace(segment, algorithm_parameters=None, extra=extra))
         number, segment = hit
+        if number in item_of:
+            raise InputFileError(
+                f"SegmentSequence (0062,0002) items {item_of[number]} and {i + 1} both have SegmentNumber "
+                f"{number} ('{out[number].name if number in out else 'Background'}' and '{segment.name}'); "
+                "one description would be lost: ask the producer to number segments uniquely", path)
+        item_of[number] = i + 1
         if seg_type == "LABELMAP" and number == 0:
             continue  # the Background item highdicom / dcmqi add
         # callers own their records; the caches keep their own (Code/Terminology are frozen)
@@ -460,7 +523,7 @@ def _native_frames(ds, n: int, rows: int, cols: int) -> np.ndarray | None:
     if ts not in (Compression.EXPLICIT.uid, Compression.DEFLATE.uid, ReadOnlySyntax.IMPLICIT.uid):
         return None
     bits = int(getattr(ds, "BitsAllocated", 0))
-    if bits not in (8, 16) or int(getattr(ds, "SamplesPerPixel", 1)) != 1:
+    if bits not in (8, 16, 32) or int(getattr(ds, "SamplesPerPixel", 1)) != 1:
         return None
     if int(getattr(ds, "PixelRepresentation", 0)) != 0:
         return None
@@ -468,10 +531,40 @@ def _native_frames(ds, n: int, rows: int, cols: int) -> np.ndarray | None:
     if not isinstance(data, (bytes, bytearray)):
         return None
     count = n * rows * cols
-    dtype = np.dtype("<u1") if bits == 8 else np.dtype("<u2")
+    dtype = np.dtype({8: "<u1", 16: "<u2", 32: "<u4"}[bits])
     if len(data) < count * dtype.itemsize:
         return None
     return np.frombuffer(data, dtype=dtype, count=count).reshape(n, rows, cols)
+
+
+#: Transfer syntaxes whose PixelData is native (not encapsulated), so its length is known.
+_NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2")
+
+
+def _check_pixel_data_length(ds, n: int, rows: int, cols: int, path: Path) -> None:
+    """Refuse native PixelData longer than Rows x Columns x NumberOfFrames x BitsAllocated
+    declare (beyond the one pad byte to an even length).
+
+    Decision: an error, not a note. Such a file is inconsistent (NumberOfFrames, Rows or
+    BitsAllocated is wrong, or two objects were concatenated) and which bytes are the
+    frames cannot be known; reading the first part "without a word" is what issue 14 found.
+    Shorter PixelData is left to the decoder, which refuses it.
+    """
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in _NATIVE_SYNTAXES:
+        return
+    elem = ds.get("PixelData")
+    if elem is None or not isinstance(elem, (bytes, bytearray)):
+        return
+    bits = int(getattr(ds, "BitsAllocated", 8) or 8)
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    expected = -(-n * rows * cols * samples * bits // 8)  # bits 1: packed, rounded up
+    if len(elem) > expected + (expected % 2):
+        raise InputFileError(
+            f"PixelData (7FE0,0010) has {len(elem):,} bytes, but Rows {rows} x Columns {cols} x NumberOfFrames "
+            f"{n} x BitsAllocated {bits} declare {expected:,}; the file is inconsistent (wrong NumberOfFrames?): "
+            "ask the producer for a corrected file",
+            path,
+        )
 
 
 def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = None) -> DecodedSeg:
@@ -519,8 +612,9 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
         place = _place_frames(positions, frame_grid, rows, cols, path)
 
     # segments, by SegmentNumber (never by position in the sequence)
-    segments = _read_segments(ds, seg_type)
+    segments = _read_segments(ds, seg_type, path)
 
+    _check_pixel_data_length(ds, n, rows, cols, path)
     pixels = _native_frames(ds, n, rows, cols) if seg_type == "LABELMAP" else None
     try:
         if pixels is None:
@@ -534,6 +628,12 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
         array = _decode_labelmap(pixels, place, frame_grid, padding, path)
         if padding is not None and int(padding) != 0:
             notes.append(f"PixelPaddingValue {int(padding)} treated as background (0)")
+        from AdaptiveBrushDicomLib.dicom.seg.write import _undescribed_labels
+
+        undescribed = _undescribed_labels(array, list(segments))
+        if undescribed:
+            notes.append(f"pixel value(s) {undescribed[:10]} have no SegmentSequence item; decoded as "
+                         "'Segment <n>' with label <n>")
         labelmap = restore_labels(array, frame_grid, segments, ds)
     else:
         frame_segments = _segment_numbers_per_frame(ds, n)
@@ -566,7 +666,8 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
 
 def _decode_labelmap(pixels: np.ndarray, place: np.ndarray, grid: Grid, padding, path: Path) -> np.ndarray:
     rows, cols = pixels.shape[1:]
-    dtype = np.uint8 if pixels.dtype.itemsize == 1 else np.uint16
+    # unsigned of the stored width: BitsAllocated 32 keeps 70000 (a uint16 made it 4464)
+    dtype = np.dtype(f"u{max(1, pixels.dtype.itemsize)}")
     out = np.zeros(grid.shape_kji, dtype=dtype)
     seen = np.zeros(grid.shape_kji[0], dtype=bool)
     full_plane = rows == grid.shape_kji[1] and cols == grid.shape_kji[2]
@@ -589,7 +690,13 @@ def _decode_labelmap(pixels: np.ndarray, place: np.ndarray, grid: Grid, padding,
 def _decode_binary(pixels, place, frame_segments, grid, segments, ds, path, notes) -> LabelMap:
     """BINARY frames -> one layer if segments do not overlap, else several layers."""
     rows, cols = pixels.shape[1:]
-    numbers = sorted(segments) if segments else sorted(set(int(v) for v in frame_segments))
+    in_frames = set(int(v) for v in frame_segments)
+    undescribed = sorted(in_frames - set(segments))
+    if undescribed:
+        notes.append(
+            f"frames of SegmentNumber(s) {undescribed[:10]} have no SegmentSequence item; decoded as "
+            f"'Segment <n>' with label <n>")
+    numbers = sorted(set(segments) | in_frames)
     masks: dict[int, np.ndarray] = {}
     for f in range(pixels.shape[0]):
         num = int(frame_segments[f])
