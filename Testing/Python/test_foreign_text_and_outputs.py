@@ -27,7 +27,7 @@ NAMES = {1: "Läsion", 2: "肝臓"}
 
 
 def _two_labels(grid) -> np.ndarray:
-    lab = np.zeros(grid.shape, dtype=np.uint8)
+    lab = np.zeros(grid.shape_kji, dtype=np.uint8)
     lab[2:5, 5:15, 5:15] = 1
     lab[6:9, 20:30, 20:34] = 2
     return lab
@@ -166,7 +166,7 @@ def test_decode_writes_label_image_in_the_format_asked(tmp_path, phantom_series,
     image = sitk.ReadImage(str(out))
     assert np.array_equal(sitk.GetArrayFromImage(image), labels)  # pixel = original label (300 included)
     assert np.allclose(image.GetOrigin(), reference.grid.origin, atol=1e-4)
-    assert np.allclose(image.GetSpacing(), reference.grid.spacing, atol=1e-5)
+    assert np.allclose(image.GetSpacing(), reference.grid.spacing_ijk, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["x.dcm", "x.nhdr", "x", "x.png", ".nii.gz"])
