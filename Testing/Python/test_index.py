@@ -513,13 +513,63 @@ def test_read_only_database(corpus, tmp_path, monkeypatch):
         SqliteDicomIndex(tmp_path / "new_folder" / "x.sqlite")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_read_only_file_permissions(corpus, tmp_path):  # pragma: no cover - runs as non-root only
-    path = tmp_path / "ro.sqlite"
-    SqliteDicomIndex(path).close()
-    path.chmod(0o444)
-    with SqliteDicomIndex(path) as index, pytest.raises(idx.ReadOnlyIndexError):
-        index.import_paths([corpus.root])
+def _import_as_nobody(path: Path, data: Path) -> str:
+    """Fork, drop to uid/gid ``nobody`` (root ignores file permissions) and import ``data``
+    into the index file ``path``; returns what the child saw."""
+    import pickle
+
+    import pydicom  # noqa: F401  (the child cannot read modules under root's home)
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            with SqliteDicomIndex(path) as index:
+                try:
+                    index.import_paths([data], workers=1)
+                    out = "imported"
+                except idx.ReadOnlyIndexError as exc:
+                    out = f"read-only: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - report anything to the parent
+            out = f"error: {type(exc).__name__}: {exc}"
+        os.write(w, pickle.dumps(out))
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        got = fh.read()
+    os.waitpid(pid, 0)
+    return str(pickle.loads(got))
+
+
+def test_read_only_file_permissions(corpus, tmp_path):
+    """An index file without write permission is refused with ReadOnlyIndexError. Root
+    ignores file permissions, so as root (CI) the import runs in a forked child as
+    ``nobody`` on a copy in a folder ``nobody`` may write to."""
+    if os.geteuid() != 0:
+        path = tmp_path / "ro.sqlite"
+        SqliteDicomIndex(path).close()
+        path.chmod(0o444)
+        with SqliteDicomIndex(path) as index, pytest.raises(idx.ReadOnlyIndexError):
+            index.import_paths([corpus.root])
+        return
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="abdicom-ro-"))
+    try:
+        shutil.copytree(corpus.root, shared / "data")
+        path = shared / "ro.sqlite"
+        SqliteDicomIndex(path).close()
+        for p in shared.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o444)
+        shared.chmod(0o777)  # the folder is writable, as a user's own folder is; the file is not
+        got = _import_as_nobody(path, shared / "data")
+        assert got.startswith("read-only:"), got
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_default_location(monkeypatch, tmp_path):

@@ -166,7 +166,7 @@ def test_server_listens_on_loopback_only(server):
     import subprocess
 
     if not server.loopback_only:
-        pytest.skip("no C compiler for the loopback bind shim")
+        pytest.skip("C compiler (cc) not installed: no loopback bind shim for Orthanc")
     if shutil.which("ss") is None:
         pytest.skip("ss (iproute2) not installed")
     out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.runs.naming import (
+from AdaptiveBrushDicomLib.dicom.naming import (
     GOLD_SERIES_NUMBER,
     TRIAL_SERIES_BASE,
     VOLUME_SERIES_NUMBER,

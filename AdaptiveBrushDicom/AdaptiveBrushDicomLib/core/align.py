@@ -16,7 +16,7 @@ import enum
 import numpy as np
 
 from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
-from AdaptiveBrushDicomLib.core.geometry import POSITION_TOLERANCE_MM, Grid
+from AdaptiveBrushDicomLib.core.geometry import POSITION_TOLERANCE_MM, Grid, float3, int3
 
 
 class Resample(str, enum.Enum):

@@ -93,7 +93,7 @@ def lab_to_rgb(lab: Any) -> np.ndarray:
     xyz = np.where(f3 > _EPS, f3, (116.0 * f - 16.0) / _KAPPA) * D65_WHITE
     lin = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
     c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1.0 / 2.4) - 0.055)
-    return np.clip(np.rint(c * 255.0), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.rint(c * 255.0), 0, 255), dtype=np.uint8)
 
 
 # ------------------------------------------------------- CIELab <-> DICOM uint16 triple
@@ -102,7 +102,7 @@ def lab_to_dicom_lab(lab: Any) -> np.ndarray:
     lab = _as_triples(lab, "CIELab colour")
     L = np.clip(lab[..., 0], 0.0, 100.0) * 65535.0 / 100.0
     ab = (np.clip(lab[..., 1:], -128.0, 127.0) + 128.0) * 65535.0 / 255.0
-    return np.rint(np.concatenate([L[..., None], ab], axis=-1)).astype(np.uint16)
+    return np.asarray(np.rint(np.concatenate([L[..., None], ab], axis=-1)), dtype=np.uint16)
 
 
 def dicom_lab_to_lab(value: Any) -> np.ndarray:

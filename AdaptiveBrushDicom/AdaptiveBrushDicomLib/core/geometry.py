@@ -21,7 +21,7 @@ Conventions used everywhere in this package
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,34 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 class GeometryError(ValueError):
     """Raised when a grid is invalid or two grids are incompatible."""
+
+
+def int3(values: "Iterable[int] | np.ndarray") -> tuple[int, int, int]:
+    """Three ints as a typed triple (a shape or an index, in the order given).
+
+    Raises
+    ------
+    GeometryError
+        When ``values`` does not hold exactly three values.
+    """
+    t = tuple(int(v) for v in values)
+    if len(t) != 3:
+        raise GeometryError(f"grid shape must be three positive sizes, got {t}")
+    return (t[0], t[1], t[2])
+
+
+def float3(values: "Iterable[float] | np.ndarray") -> tuple[float, float, float]:
+    """Three floats as a typed triple (a spacing or a position, in the order given).
+
+    Raises
+    ------
+    GeometryError
+        When ``values`` does not hold exactly three values.
+    """
+    t = tuple(float(v) for v in values)
+    if len(t) != 3:
+        raise GeometryError(f"expected three values (mm), got {t}")
+    return (t[0], t[1], t[2])
 
 
 @dataclass(frozen=True)
@@ -98,7 +126,7 @@ class Grid:
         spacing = np.linalg.norm(axes, axis=0)
         if np.any(spacing <= 0):
             raise GeometryError("IJK->LPS matrix has a zero-length axis")
-        return cls(tuple(shape_kji), tuple(spacing), tuple(m[:3, 3]), axes / spacing)
+        return cls(int3(shape_kji), float3(spacing), float3(m[:3, 3]), axes / spacing)
 
     @classmethod
     def from_ijk_to_ras(cls, matrix: np.ndarray, shape_kji: Sequence[int]) -> "Grid":
@@ -131,17 +159,17 @@ class Grid:
     @property
     def slice_normal(self) -> np.ndarray:
         """LPS unit vector of the k axis."""
-        return self.direction[:, 2].copy()
+        return np.array(self.direction[:, 2])
 
     def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
         """Map an (..., 3) array of (i, j, k) indices to LPS mm."""
         ijk = np.asarray(ijk, dtype=float)
-        return ijk @ (self.direction * np.asarray(self.spacing_ijk)).T + np.asarray(self.origin)
+        return np.asarray(ijk @ (self.direction * np.asarray(self.spacing_ijk)).T + np.asarray(self.origin))
 
     def lps_to_index(self, lps: np.ndarray) -> np.ndarray:
         """Map an (..., 3) array of LPS mm to continuous (i, j, k) indices."""
         lps = np.asarray(lps, dtype=float) - np.asarray(self.origin)
-        return (lps @ self.direction) / np.asarray(self.spacing_ijk)
+        return np.asarray((lps @ self.direction) / np.asarray(self.spacing_ijk))
 
     def slice_origins(self) -> np.ndarray:
         """(nk, 3) LPS positions of voxel (i=0, j=0) of every slice k."""
@@ -150,7 +178,7 @@ class Grid:
 
     def with_shape_and_origin(self, shape_kji: Sequence[int], origin: Sequence[float]) -> "Grid":
         """Same spacing and direction, new ``(nk, nj, ni)`` shape and LPS origin (mm)."""
-        return Grid(tuple(shape_kji), self.spacing_ijk, tuple(origin), self.direction)
+        return Grid(int3(shape_kji), self.spacing_ijk, float3(origin), self.direction)
 
     def apply_to_sitk(self, image: "sitk.Image") -> "sitk.Image":
         """Set spacing, origin and direction of ``image`` to this grid (in place)."""

@@ -70,4 +70,4 @@ class LabelMap:
 
     def mask(self, segment: Segment) -> np.ndarray:
         """Boolean (k, j, i) mask of one segment."""
-        return self.layer(segment.layer) == segment.label
+        return np.asarray(self.layer(segment.layer) == segment.label)

@@ -365,7 +365,7 @@ def same_codes(a: Terminology | None, b: Terminology | None) -> bool:
     if a is None or b is None:
         return a is b
 
-    def key(t: Terminology) -> tuple:
+    def key(t: Terminology) -> tuple[Any, ...]:
         return tuple(
             None if c is None else (c.scheme, c.value)
             for c in (t.category, t.type, t.type_modifier, t.anatomic_region, t.anatomic_region_modifier)

@@ -118,7 +118,7 @@ def read_segment_private(item, segment: Segment) -> Segment:
     t = segment.terminology
     if t is None:
         return segment
-    changes = {}
+    changes: dict[str, Any] = {}
     if _CONTEXT in block:
         changes["context_name"] = str(block[_CONTEXT].value)
     if _ANATOMIC_CONTEXT in block:

@@ -27,6 +27,7 @@ import numpy as np
 
 from AdaptiveBrushDicomLib import MANUFACTURER, __version__
 from AdaptiveBrushDicomLib.dicom import uids
+from AdaptiveBrushDicomLib.dicom.compression import Compression
 from AdaptiveBrushDicomLib.io.atomic import atomic_output
 from AdaptiveBrushDicomLib.errors import OutputExistsError, UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid
@@ -139,8 +140,8 @@ def _fmt_ds(value: float) -> str:
 
 def patient_id_for(name: str) -> str:
     """``AdaptiveBrush_<name>``, sanitised to a valid LO (<= 64 characters); one policy
-    for the whole package, see :func:`series_naming.patient_id`."""
-    from AdaptiveBrushDicomLib.runs.naming import patient_id
+    for the whole package, see :func:`AdaptiveBrushDicomLib.dicom.naming.patient_id`."""
+    from AdaptiveBrushDicomLib.dicom.naming import patient_id
 
     return patient_id(name)
 
@@ -166,7 +167,7 @@ def create_synthetic_series(
     refused unless ``force``.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.uid import UID
 
     modality = Modality.parse(modality)
     array = np.asarray(array)
@@ -266,9 +267,9 @@ def create_synthetic_series(
         ds = Dataset()
         ds.update(base)
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = modality.sop_class_uid
-        meta.MediaStorageSOPInstanceUID = sop_uids[k]
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = UID(modality.sop_class_uid)
+        meta.MediaStorageSOPInstanceUID = UID(sop_uids[k])
+        meta.TransferSyntaxUID = UID(Compression.EXPLICIT.uid)
         ds.file_meta = meta
         ds.SOPInstanceUID = sop_uids[k]
         ds.InstanceNumber = k + 1

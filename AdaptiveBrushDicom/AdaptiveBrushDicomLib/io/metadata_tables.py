@@ -255,15 +255,15 @@ def read_dcmqi_metadata(path: str | Path) -> tuple[list[Segment], SeriesMetadata
             seen[key] = where
             segments.append(seg)
     series = SeriesMetadata()
-    for attr, key in _SERIES_KEYS.items():
-        if data.get(key) in (None, ""):
+    for attr, json_key in _SERIES_KEYS.items():
+        if data.get(json_key) in (None, ""):
             continue
-        value: Any = data[key]
+        value: Any = data[json_key]
         if attr in _INT_FIELDS:
             try:
                 value = int(str(value).strip())
             except ValueError:
-                raise MetadataError(f"{key} must be an integer, got {data[key]!r}", path) from None
+                raise MetadataError(f"{json_key} must be an integer, got {data[json_key]!r}", path) from None
         else:
             value = str(value)
         setattr(series, attr, value)
@@ -467,8 +467,8 @@ def merge_segments(
     """
     out = list(existing)
     index: dict[tuple[int, int], int] = {}
-    for i, s in enumerate(out):
-        index.setdefault(((s.layer if keep_layers else 0), s.label), i)
+    for n, s in enumerate(out):
+        index.setdefault(((s.layer if keep_layers else 0), s.label), n)
     for d in described:
         key = ((d.layer if keep_layers else 0), d.label)
         i = index.get(key)

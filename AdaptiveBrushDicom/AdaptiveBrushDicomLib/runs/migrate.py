@@ -312,7 +312,7 @@ def _clean_stale_temps(folder: Path) -> list[str]:
 def _series_naming() -> tuple[Callable[[int, str], str], Callable[[int], int], bool]:
     """``trial_series_description`` / ``trial_series_number`` from series_naming, or ours."""
     try:
-        from AdaptiveBrushDicomLib.runs.naming import trial_series_description, trial_series_number  # type: ignore
+        from AdaptiveBrushDicomLib.dicom.naming import trial_series_description, trial_series_number  # type: ignore
 
         return trial_series_description, trial_series_number, True
     except ImportError:
@@ -1295,7 +1295,7 @@ def _make_tasks(plan: _Plan, compression: Compression, dry_run: bool, grid) -> l
         else:
             kind, algo, params = _gold_algorithm(plan.data or {})
             try:
-                from AdaptiveBrushDicomLib.runs.naming import gold_series_description, gold_series_number
+                from AdaptiveBrushDicomLib.dicom.naming import gold_series_description, gold_series_number
 
                 gold_desc, gold_number = gold_series_description(plan.job.name), gold_series_number(0)
             except ImportError:

@@ -15,8 +15,8 @@ rows, so both implementations give the same answers.
 Conventions for optimisation runs (see ``docs/database.md``)
 -----------------------------------------------------------
 * a trial SEG has a SeriesDescription ``trial_<number>[_<algorithm>]`` (e.g.
-  ``trial_042_watershed``, see ``series_naming``) or ContentLabel ``TRIAL_<number>``;
-  SeriesNumber (``1000 + n`` from ``series_naming``) is a tie-breaker only;
+  ``trial_042_watershed``, see ``dicom.naming``) or ContentLabel ``TRIAL_<number>``;
+  SeriesNumber (``1000 + n`` from ``dicom.naming``) is a tie-breaker only;
 * a gold standard SEG has a SeriesDescription starting with ``gold`` (``gold``,
   ``gold_<name>``, ``Gold standard (tumor)``...) or ContentLabel ``GOLD``/``GOLD_STANDARD``;
 * the run of a trial is the ``<run>`` of a ContentDescription ``<run> trial <n>`` (what

@@ -30,7 +30,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from AdaptiveBrushDicomLib import __version__
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS
@@ -925,7 +925,7 @@ class _WriteTransaction:
             raise _translate(exc, self.index.path) from None
         return self.index.conn
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         conn = self.index.conn
         if exc_type is None:
             try:

@@ -192,7 +192,6 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     from dataclasses import replace
 
     import highdicom as hd
-    from pydicom.uid import ExplicitVRLittleEndian
 
     from AdaptiveBrushDicomLib.dicom import uids
     from AdaptiveBrushDicomLib.dicom.segment_item import to_segment_description
@@ -231,7 +230,7 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
             series_number=1,
             sop_instance_uid=uids.derive_uid("template-instance", reference.series_instance_uid),
             instance_number=1,
-            transfer_syntax_uid=ExplicitVRLittleEndian,
+            transfer_syntax_uid=Compression.EXPLICIT.uid,
             omit_empty_frames=True,
             content_label="TEMPLATE",
             **hd_kwargs,
@@ -256,7 +255,7 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     from pydicom.datadict import tag_for_keyword
 
     for kw in _PER_SEG_KEYWORDS:
-        skip.add(int(tag_for_keyword(kw)))
+        skip.add(int(tag_for_keyword(kw)))  # type: ignore[arg-type]  # our keywords all exist
     elements = {int(tag): enc_element(seg[tag]) for tag in seg.keys() if int(tag) not in skip}
     if any(tag > _PIXEL_DATA_TAG for tag in elements):
         raise RuntimeError("template has elements after PixelData")
@@ -406,7 +405,8 @@ def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
         desc, _ = to_segment_description(proto, 1)
         holder = Dataset()
         holder.StudyInstanceUID = study
-        hd.seg.Segmentation._add_segment_descriptions(holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)
+        hd.seg.Segmentation._add_segment_descriptions(
+            holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)  # type: ignore[arg-type]  # private API, plain Dataset
         finalize_dataset(holder, [proto])
         write_segment_private(holder, [proto])
         bg = holder.SegmentSequence[0]
@@ -480,7 +480,7 @@ def write_labelmap(
         seg_messages.extend(msgs)
 
     nk = pixel.shape[0]
-    present = pixel.reshape(nk, -1).any(axis=1)
+    present = np.asarray(pixel.reshape(nk, -1).any(axis=1))
     order = [k for k in tpl.frame_k if present[k]]
     frames = []
     for n, k in enumerate(order, start=1):

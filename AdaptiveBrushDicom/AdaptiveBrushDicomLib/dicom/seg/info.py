@@ -191,7 +191,7 @@ def _parse(buf: _Buffer, pos: int, end: int | None, top: bool) -> tuple[dict, in
 def _parse_items(buf: _Buffer, pos: int, end: int | None) -> tuple[list, int]:
     import struct
 
-    items = []
+    items: list[Any] = []
     while end is None or pos < end:
         buf.need(pos + 8)
         group, elem, length = struct.unpack_from("<HHI", buf.data, pos)

@@ -79,7 +79,7 @@ def _frame_geometry(ds, path: Path):
     orient = _seq_first(shared, "PlaneOrientationSequence") if shared is not None else None
     measures = _seq_first(shared, "PixelMeasuresSequence") if shared is not None else None
     raw = _raw_positions(ds, n) if orient is not None and measures is not None else None
-    if raw is not None:
+    if raw is not None and orient is not None and measures is not None:
         iop = np.array([float(v) for v in orient.ImageOrientationPatient])
         ps = [float(v) for v in measures.PixelSpacing]
         gap = getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", None)

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -234,7 +234,7 @@ def write_seg(
         source file's modification time, so re-running a migration writes identical
         files); default: now.
     """
-    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+    from pydicom.uid import UID
 
     t0 = time.perf_counter()
     where = source_name or "segmentation"
@@ -294,7 +294,7 @@ def write_seg(
         series_uid = series_instance_uid or uids.seg_series_uid(
             reference.series_instance_uid, series_description, digest)
         sop_uid = sop_instance_uid or uids.derive_uid("seg-instance", series_uid, digest)
-    hd_kwargs = dict(
+    hd_kwargs: dict[str, Any] = dict(
         manufacturer=MANUFACTURER,
         manufacturer_model_name="AdaptiveBrushDicom",
         software_versions=__version__,
@@ -364,7 +364,7 @@ def write_seg(
     if binary:
         messages.append(f"{where}: overlapping segments written as BINARY SEG (66.4), not LABELMAP")
     seg_type = hd.seg.SegmentationTypeValues.BINARY if binary else hd.seg.SegmentationTypeValues.LABELMAP
-    build_ts = ExplicitVRLittleEndian if compression is Compression.DEFLATE else compression.uid
+    build_ts = Compression.EXPLICIT.uid if compression is Compression.DEFLATE else compression.uid
 
     with warnings.catch_warnings():
         # the source series' PatientName is not ours to fix; highdicom warns about
@@ -392,12 +392,12 @@ def write_seg(
     write_segment_private(seg_ds, segments)
     ds = seg_ds
     if content_datetime is not None:
-        ds.ContentDate = ds.SeriesDate = content_datetime.strftime("%Y%m%d")
-        ds.ContentTime = ds.SeriesTime = content_datetime.strftime("%H%M%S")
+        ds.ContentDate = ds.SeriesDate = content_datetime.strftime("%Y%m%d")  # type: ignore[assignment]
+        ds.ContentTime = ds.SeriesTime = content_datetime.strftime("%H%M%S")  # type: ignore[assignment]
         ds.InstanceCreationDate = ds.ContentDate
         ds.InstanceCreationTime = ds.ContentTime
     if compression is Compression.DEFLATE:
-        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = UID(Compression.DEFLATE.uid)
     with atomic_output(out_path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
     for w in messages:
