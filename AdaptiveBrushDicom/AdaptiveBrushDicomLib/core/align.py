@@ -68,7 +68,7 @@ def reoriented_grid(src: Grid, direction: np.ndarray, tol: float = 1e-4) -> Grid
     spacing = tuple(src.spacing_ijk[perm[d]] for d in range(3))
     new_dir = np.column_stack([src.direction[:, perm[d]] * (-1 if flip[d] else 1) for d in range(3)])
     shape = (n_src[perm[2]], n_src[perm[1]], n_src[perm[0]])
-    return Grid(shape, spacing, tuple(origin), new_dir)
+    return Grid(int3(shape), float3(spacing), float3(origin), new_dir)
 
 
 def reorient(array: np.ndarray, src: Grid, dst: "Grid | np.ndarray") -> tuple[np.ndarray, Grid] | None:

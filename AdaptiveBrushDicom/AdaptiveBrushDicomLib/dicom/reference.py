@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class ReferenceSeries:
         from pydicom.errors import InvalidDicomError
 
         where = folder if folder is not None else "reference series"
-        by_series: dict[str, list[tuple[Path, object]]] = {}
+        by_series: dict[str, list[tuple[Path, Any]]] = {}
         for path in files:
             path = Path(path)
             try:
@@ -182,7 +182,8 @@ class ReferenceSeries:
             return _first(fg, name) or _first(shared, name)
 
         positions = np.empty((n, 3))
-        iop = ps = None
+        iop: np.ndarray | None = None
+        ps: list[float] | None = None
         for f, fg in enumerate(per_frame):
             pos, orient, measures = (group(fg, name) for name in (
                 "PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence"))
@@ -198,6 +199,8 @@ class ReferenceSeries:
                 iop, ps = this, [float(v) for v in measures.PixelSpacing]
             elif not np.allclose(this, iop, atol=1e-4):
                 raise InputFileError(f"frame {f + 1} is oriented differently from frame 1", path)
+        if iop is None or ps is None:
+            raise InputFileError("PerFrameFunctionalGroupsSequence (5200,9230) has no frames", path)
         measures = group(per_frame[0], "PixelMeasuresSequence")
         single = getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", None)
         order, grid = _grid_from_planes(positions, iop, ps, (int(ds.Rows), int(ds.Columns)), single, path,
