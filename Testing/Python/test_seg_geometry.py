@@ -276,3 +276,123 @@ def test_dcmqi_reads_our_seg_of_an_enhanced_ct(tmp_path):
     out = dcmqi_decode(res.path, tmp_path / "dcmqi")
     assert out.run.ok, out.run.output[-2000:]
     assert np.array_equal(align_to_grid(out.array, out.grid, grid), _numbers(labels, segments))
+
+
+# ------------------------------------------------------------------ irregular slice spacing
+def _irregular_series(tmp_path, drop=(4,)):
+    """A synthetic series with slices deleted: irregular spacing as in a clinical CT with a
+    missing slice. Returns (full regular grid, labels on it with the dropped slices empty,
+    segments, ReferenceSeries of what is left)."""
+    grid = Grid((10, 34, 36), (0.9, 0.8, 1.25), (-10.5, 20.25, 33.0), np.eye(3))
+    image, labels, segments = make_phantom(grid)
+    create_synthetic_series(image, grid, tmp_path / "irr", patient_id="AdaptiveBrush_irr")
+    files = sorted((tmp_path / "irr").glob("*.dcm"))
+    for k in drop:
+        files[k].unlink()
+    labels = labels.copy()
+    labels[list(drop)] = 0
+    return grid, labels, segments, ReferenceSeries.from_folder(tmp_path / "irr")
+
+
+def test_irregular_series_grid_keeps_every_slice_position(tmp_path):
+    grid, labels, segments, ref = _irregular_series(tmp_path, drop=(4, 7))
+    assert not ref.grid.is_regular and ref.grid.shape_kji == (8, 34, 36)
+    expected = np.delete(grid.slice_origins(), [4, 7], axis=0)
+    assert np.allclose(ref.grid.slice_origins(), expected, atol=1e-4)
+    assert np.allclose(ref.grid.lps_to_index(expected)[:, 2], np.arange(8))
+    assert ref.grid.regular_cover().almost_equal(grid)
+    with pytest.raises(ValueError, match="irregular"):
+        ref.grid.ijk_to_lps  # no single matrix exists
+
+
+def test_export_onto_irregular_series_and_decode(tmp_path):
+    from AdaptiveBrushDicomLib.cli.main import main
+
+    grid, labels, segments, ref = _irregular_series(tmp_path)
+    lm = LabelMap(labels, grid, segments)
+    res = write_seg(lm, ref, tmp_path / "s.dcm")
+    ds = pydicom.dcmread(res.path)
+    frame_z = sorted(float(fg.PlanePositionSequence[0].ImagePositionPatient[2])
+                     for fg in ds.PerFrameFunctionalGroupsSequence)
+    series_z = {round(float(d.ImagePositionPatient[2]), 3) for d in ref.datasets}
+    assert {round(z, 3) for z in frame_z} <= series_z  # frames only on the series' own slices
+    dec = read_seg(res.path, reference=ref)
+    assert dec.labelmap.grid.almost_equal(grid)
+    assert np.array_equal(dec.labelmap.array, labels)
+    assert sum("irregularly spaced" in n for n in dec.notes) == 1
+    own = read_seg(res.path, reference=ref, keep_irregular=True)
+    assert own.labelmap.grid.almost_equal(ref.grid)
+    assert np.array_equal(own.labelmap.array, np.delete(labels, 4, axis=0))
+    # the highdicom writer (RLE) places the frames the same way
+    rle = write_seg(lm, ref, tmp_path / "rle.dcm", compression="rle")
+    assert np.array_equal(read_seg(rle.path, reference=ref).labelmap.array, labels)
+    # and the command line, from a .seg.nrrd
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
+
+    write_seg_nrrd(lm, tmp_path / "in.seg.nrrd")
+    assert main(["export", str(tmp_path / "in.seg.nrrd"), "--reference", str(tmp_path / "irr"),
+                 "--out", str(tmp_path / "cli.dcm")]) == 0
+    assert main(["decode", str(tmp_path / "cli.dcm"), "--reference", str(tmp_path / "irr"),
+                 "--out", str(tmp_path / "cli.seg.nrrd")]) == 0
+    from AdaptiveBrushDicomLib.io.volumes import read_segmentation
+
+    back = read_segmentation(tmp_path / "cli.seg.nrrd")
+    assert np.array_equal(back.array, labels) and back.grid.almost_equal(grid)
+
+
+def test_labels_between_irregular_slices_are_refused(tmp_path, capsys):
+    from AdaptiveBrushDicomLib.cli.main import main
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
+
+    grid, labels, segments, ref = _irregular_series(tmp_path)
+    full = make_phantom(grid)[1]  # labels also on the slice the series lacks
+    with pytest.raises(ReferenceMismatchError, match="no image") as err:
+        write_seg(LabelMap(full, grid, segments), ref, tmp_path / "s.dcm")
+    assert f"{np.count_nonzero(full[4])} labelled voxels" in str(err.value)
+    z = grid.slice_origins()[4][2]
+    assert f"{z:.2f})" in str(err.value)
+    write_seg_nrrd(LabelMap(full, grid, segments), tmp_path / "in.seg.nrrd")
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "in.seg.nrrd"), "--reference", str(tmp_path / "irr"),
+                 "--out", str(tmp_path / "cli.dcm")]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "no image" in err_lines[0]
+    assert not (tmp_path / "cli.dcm").exists()
+
+
+def test_dcmqi_reads_our_seg_of_an_irregular_series(tmp_path):
+    from abdicom_testkit.peers import dcmqi_decode, find_tool
+
+    if find_tool("segimage2itkimage") is None:
+        pytest.skip("dcmqi not installed")
+    grid, labels, segments, ref = _irregular_series(tmp_path)
+    res = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "s.dcm")
+    out = dcmqi_decode(res.path, tmp_path / "dcmqi")
+    assert out.run.ok, out.run.output[-2000:]
+    assert np.array_equal(align_to_grid(out.array, out.grid, grid), _numbers(labels, segments))
+
+
+def test_varying_spacing_series(tmp_path):
+    """Spacing 1.25 then 1.3 mm: no regular grid holds the slices. Export onto the
+    series' own slices works (labelmap given on them); decode keeps them exactly on
+    request and otherwise says in one line why a volume file cannot hold them."""
+    grid = Grid((6, 20, 24), (0.9, 0.8, 1.25), (-10.0, 5.0, 30.0), np.eye(3),
+                slice_positions_mm=[0, 1.25, 2.5, 3.8, 5.1, 6.35])
+    labels = np.zeros(grid.shape_kji, np.uint8)
+    labels[1:5, 4:12, 6:15] = 1
+    labels[3, 10:14, 10:20] = 2
+    from AdaptiveBrushDicomLib.core.segment import Segment
+
+    segments = [Segment(label=1, name="a"), Segment(label=2, name="b")]
+    create_synthetic_series(np.ones(grid.shape_kji, np.int16), grid, tmp_path / "vary", patient_id="v")
+    ref = ReferenceSeries.from_folder(tmp_path / "vary")
+    assert ref.grid.almost_equal(grid) and ref.grid.regular_cover() is None
+    res = write_seg(LabelMap(labels, grid, segments), ref, tmp_path / "s.dcm")
+    own = read_seg(res.path, reference=ref, keep_irregular=True)
+    assert np.array_equal(own.labelmap.array, labels)
+    with pytest.raises(ReferenceMismatchError, match="no regular grid") as err:
+        read_seg(res.path, reference=ref)
+    assert "\n" not in str(err.value)
+    # without a reference the SEG's own frame positions are used, with the same result
+    alone = read_seg(res.path, keep_irregular=True)
+    assert np.array_equal(align_to_grid(alone.labelmap.array, alone.labelmap.grid, grid), labels)

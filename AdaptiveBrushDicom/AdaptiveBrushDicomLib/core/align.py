@@ -59,6 +59,12 @@ def reoriented_grid(src: Grid, direction: np.ndarray, tol: float = 1e-4) -> Grid
     if res is None:
         return None
     perm, flip = res
+    positions = None
+    if not src.is_regular:
+        if perm[2] != 2:
+            return None  # irregular slices cannot become an in-plane (regular) axis
+        p = src.slice_positions()
+        positions = tuple(p[-1] - p[::-1]) if flip[2] else tuple(p)
     n_src = src.size_ijk
     corner = [0.0, 0.0, 0.0]
     for d in range(3):
@@ -68,7 +74,7 @@ def reoriented_grid(src: Grid, direction: np.ndarray, tol: float = 1e-4) -> Grid
     spacing = tuple(src.spacing_ijk[perm[d]] for d in range(3))
     new_dir = np.column_stack([src.direction[:, perm[d]] * (-1 if flip[d] else 1) for d in range(3)])
     shape = (n_src[perm[2]], n_src[perm[1]], n_src[perm[0]])
-    return Grid(int3(shape), float3(spacing), float3(origin), new_dir)
+    return Grid(int3(shape), float3(spacing), float3(origin), new_dir, slice_positions_mm=positions)
 
 
 def reorient(array: np.ndarray, src: Grid, dst: "Grid | np.ndarray") -> tuple[np.ndarray, Grid] | None:
@@ -122,6 +128,10 @@ def align_to_grid(
         offset = dst.lattice_offset_kji(g2)
         if offset is not None:
             return _place(arr2, offset, dst.shape_kji, what)
+        if not (g2.is_regular and dst.is_regular):
+            placed = _place_by_slices(arr2, g2, dst, what)
+            if placed is not None:
+                return placed
     if resample is Resample.NEAREST:
         return _resample_nearest(array, src, dst)
     raise ReferenceMismatchError(
@@ -155,10 +165,72 @@ def _place(array: np.ndarray, offset: tuple[int, int, int], shape: tuple[int, in
     return out
 
 
+def _place_by_slices(array: np.ndarray, src: Grid, dst: Grid, what: str) -> np.ndarray | None:
+    """Slice-by-slice placement when either grid has irregular slice positions (``src``
+    already oriented like ``dst``): every slice of ``src`` that holds labels must coincide
+    with a slice of ``dst`` (within tolerance) and its pixels with dst's in-plane lattice.
+    Slices of ``dst`` without a ``src`` slice are 0. None when no slice coincides at all.
+
+    Raises
+    ------
+    ReferenceMismatchError
+        Labelled voxels on a slice where ``dst`` has none, or outside dst's extent.
+    """
+    if not np.allclose(src.spacing_ijk[:2], dst.spacing_ijk[:2], atol=POSITION_TOLERANCE_MM):
+        return None
+    idx = dst.lps_to_index(src.slice_origins())  # (nk_src, 3)
+    inplane = np.round(idx[0, :2])
+    if np.any(np.abs(idx[:, :2] - inplane) * np.asarray(dst.spacing_ijk[:2]) > POSITION_TOLERANCE_MM * 10):
+        return None
+    k_dst = np.round(idx[:, 2]).astype(np.int64)
+    inside = (k_dst >= 0) & (k_dst < dst.shape_kji[0])
+    along = (src.slice_origins() - np.asarray(dst.origin)) @ dst.direction[:, 2]
+    dst_pos = dst.slice_positions()
+    hit = inside.copy()
+    hit[inside] = np.abs(dst_pos[k_dst[inside]] - along[inside]) <= POSITION_TOLERANCE_MM * 10
+    if not hit.any():
+        return None
+    lead = array.shape[:-3]
+    labelled = np.count_nonzero(array.reshape(lead + (array.shape[-3], -1)), axis=-1)
+    labelled = labelled.reshape(-1, array.shape[-3]).sum(axis=0)
+    missed = (~hit) & (labelled > 0)
+    if missed.any():
+        where = "; ".join("LPS (" + ", ".join(f"{c:.2f}" for c in o) + ")" for o in src.slice_origins()[missed][:3])
+        raise ReferenceMismatchError(
+            f"{what}: {int(labelled[missed].sum())} labelled voxels lie on {int(missed.sum())} slice(s) where the "
+            f"reference series has no image (its slices are irregularly spaced), starting at {where} mm; "
+            "remove them or give the series the segmentation was made on"
+        )
+    sel = np.flatnonzero(hit)
+    di, dj = int(inplane[0]), int(inplane[1])
+    placed = _place(array[..., sel, :, :], (0, dj, di), (len(sel),) + dst.shape_kji[1:], what)
+    out = np.zeros(lead + tuple(dst.shape_kji), dtype=array.dtype)
+    out[..., k_dst[sel], :, :] = placed
+    return out
+
+
 def _resample_nearest(array: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
-    """Nearest-neighbour resampling of each layer with SimpleITK (labels preserved)."""
+    """Nearest-neighbour resampling of each layer with SimpleITK (labels preserved).
+
+    An irregular ``dst`` is resampled one slice at a time (each slice is a regular
+    one-slice grid at its own position).
+
+    Raises
+    ------
+    ReferenceMismatchError
+        ``src`` has irregular slice positions (resample it onto a regular grid first).
+    """
     import SimpleITK as sitk
 
+    if not src.is_regular:
+        raise ReferenceMismatchError(
+            f"cannot resample a segmentation with irregular slice positions ({src.describe()}); "
+            "give it on a regular grid"
+        )
+    if not dst.is_regular:
+        slices = [Grid((1,) + dst.shape_kji[1:], dst.spacing_ijk, tuple(o), dst.direction)
+                  for o in dst.slice_origins()]
+        return np.concatenate([_resample_nearest(array, src, g) for g in slices], axis=-3)
     layers = array[np.newaxis] if array.ndim == 3 else array
     out = []
     for layer in layers:

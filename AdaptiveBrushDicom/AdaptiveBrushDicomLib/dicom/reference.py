@@ -261,12 +261,16 @@ def _frame_rescale(ds) -> tuple[float, float]:
 
 def _grid_from_planes(positions: np.ndarray, iop: np.ndarray, pixel_spacing: list[float], rows_cols: tuple[int, int],
                       single_spacing, where, names: list) -> tuple[np.ndarray, Grid]:
-    """Sort planes along the normal; (order, Grid). ``names`` name each plane in errors."""
+    """Sort planes along the normal; (order, Grid). ``names`` name each plane in errors.
+
+    Irregularly spaced planes give a grid with ``slice_positions_mm`` (see core.geometry);
+    duplicates and planes not stacked along the normal (gantry tilt) are errors."""
     row, col = iop[:3], iop[3:]
     normal = np.cross(row, col)
     dist = positions @ normal
     order = np.argsort(dist, kind="stable")
     positions, dist = positions[order], dist[order]
+    slice_positions = None
     if len(positions) > 1:
         gaps = np.diff(dist)
         if np.any(gaps < SLICE_TOLERANCE_MM):
@@ -274,11 +278,8 @@ def _grid_from_planes(positions: np.ndarray, iop: np.ndarray, pixel_spacing: lis
             raise InputFileError("two slices share one position; the series has duplicates", dup)
         slice_spacing = float(np.median(gaps))
         if np.max(np.abs(gaps - slice_spacing)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
-            raise InputFileError(
-                f"slice spacing is irregular ({gaps.min():.4f}..{gaps.max():.4f} mm); "
-                "resample the series to a regular grid first",
-                where,
-            )
+            # irregular spacing (a missing slice, varying reconstruction): exact positions kept
+            slice_positions = tuple(dist - dist[0])
         # in-plane positions must line up along the normal
         expected = positions[0] + np.outer(dist - dist[0], normal)
         if np.max(np.abs(expected - positions)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
@@ -291,5 +292,6 @@ def _grid_from_planes(positions: np.ndarray, iop: np.ndarray, pixel_spacing: lis
         spacing_ijk=(ps[1], ps[0], slice_spacing),
         origin=tuple(positions[0]),
         direction=np.column_stack([row, col, normal]),
+        slice_positions_mm=slice_positions,
     )
     return order, grid

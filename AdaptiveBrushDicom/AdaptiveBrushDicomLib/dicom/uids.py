@@ -54,7 +54,11 @@ def content_digest(array: np.ndarray, grid: Grid) -> str:
     h.update(str(a.shape).encode())
     for plane in a.reshape((-1,) + a.shape[-2:]) if a.ndim >= 2 else [a]:
         h.update(np.ascontiguousarray(plane, dtype=dt).tobytes())
-    h.update(np.round(grid.ijk_to_lps, 5).tobytes())
+    if grid.is_regular:
+        h.update(np.round(grid.ijk_to_lps, 5).tobytes())
+    else:  # irregular slices: no single matrix; the slice origins and the in-plane axes say it all
+        h.update(np.round(grid.slice_origins(), 5).tobytes())
+        h.update(np.round(grid.direction * np.asarray(grid.spacing_ijk), 5).tobytes())
     return h.hexdigest()
 
 

@@ -145,7 +145,42 @@ def _grid_from_positions(positions, iop, ps, gap, rows, cols, path, notes) -> Gr
         "no reference series given: grid derived from the SEG's frames; slices outside the first and "
         "last stored frame and the image series' full extent cannot be known"
     )
-    return Grid((nk, rows, cols), (ps[1], ps[0], gap), tuple(origin), np.column_stack([row, col, normal]))
+    direction = np.column_stack([row, col, normal])
+    rel = uniq - uniq.min()
+    if uniq.size > 2 and np.any(np.abs(rel - np.round(rel / gap) * gap) > 0.01):
+        # frames of an irregularly spaced series: their own positions (made regular later)
+        gaps = np.diff(rel)
+        return Grid((len(rel), rows, cols), (ps[1], ps[0], float(np.median(gaps))), tuple(origin), direction,
+                    slice_positions_mm=tuple(rel))
+    return Grid((nk, rows, cols), (ps[1], ps[0], gap), tuple(origin), direction)
+
+
+def _onto_regular_grid(labelmap: LabelMap, path: Path, notes: list[str]) -> LabelMap:
+    """A labelmap on irregularly spaced slices, put onto the regular grid that holds every
+    slice (:meth:`Grid.regular_cover`): exact; slices in between are empty.
+
+    Raises
+    ------
+    ReferenceMismatchError
+        The slice positions fit no regular grid (volume files cannot hold them exactly).
+    """
+    grid = labelmap.grid
+    gaps = np.diff(grid.slice_positions())
+    cover = grid.regular_cover()
+    if cover is None:
+        raise ReferenceMismatchError(
+            f"the slices are irregularly spaced (gaps {gaps.min():.4g}..{gaps.max():.4g} mm) and lie on no regular "
+            "grid, which .seg.nrrd/NIfTI files need; resample the image series to equal spacing first",
+            path,
+        )
+    array = align_to_grid(labelmap.array, grid, cover, what=str(path))
+    empty = cover.shape_kji[0] - grid.shape_kji[0]
+    notes.append(
+        f"slices irregularly spaced (gaps {gaps.min():.4g}..{gaps.max():.4g} mm): decoded onto a regular "
+        f"{cover.spacing_ijk[2]:.4g} mm grid of {cover.shape_kji[0]} slices holding all {grid.shape_kji[0]} "
+        f"image positions; {empty} slice(s) in between have no image and are empty"
+    )
+    return LabelMap(array, cover, labelmap.segments)
 
 
 def _place_on_reference(positions, iop, ps, rows, cols, grid: Grid, for_uid, reference, path: Path,
@@ -567,8 +602,14 @@ def _check_pixel_data_length(ds, n: int, rows: int, cols: int, path: Path) -> No
         )
 
 
-def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = None) -> DecodedSeg:
-    """Decode a SEG file (see module docstring)."""
+def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = None, *,
+             keep_irregular: bool = False) -> DecodedSeg:
+    """Decode a SEG file (see module docstring).
+
+    ``keep_irregular``: with an irregularly spaced reference series, return the labelmap
+    on the series' own slices (a Grid with ``slice_positions_mm``) instead of on the
+    regular grid that holds them all (the default, which volume files can store).
+    """
     from pydicom.errors import InvalidDicomError
 
     t0 = time.perf_counter()
@@ -646,6 +687,8 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
         labelmap = _decode_binary(pixels, place, frame_segments, frame_grid, segments, ds, path, notes)
     if frame_grid is not grid:  # frames in another orientation: exact re-indexing, no resampling
         labelmap = LabelMap(align_to_grid(labelmap.array, frame_grid, grid), grid, labelmap.segments)
+    if not grid.is_regular and not keep_irregular:
+        labelmap = _onto_regular_grid(labelmap, path, notes)
     return DecodedSeg(
         labelmap=labelmap,
         sop_class_uid=sop_class,
