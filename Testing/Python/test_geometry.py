@@ -88,3 +88,81 @@ def test_align_pads_and_refuses_lossy_crop():
         align_to_grid(arr, Grid((2, 3, 4), (1, 1, 1), (5.5, 6, 7)), dst)
     res = align_to_grid(arr, Grid((2, 3, 4), (1, 1, 1), (5.2, 6, 7)), dst, resample="nearest")
     assert res.sum() == arr.sum()
+
+
+# ------------------------------------------------------------------ irregular slice positions
+IRREGULAR = [0.0, 1.25, 2.5, 5.0, 6.25, 7.5]  # one missing slice at 3.75
+
+
+def _irregular(direction=None):
+    d = np.eye(3) if direction is None else direction
+    return Grid((6, 4, 5), (0.5, 0.7, 1.25), (10.0, -3.0, 7.0), d, slice_positions_mm=IRREGULAR)
+
+
+def test_regular_positions_normalise_to_a_regular_grid():
+    g = Grid((4, 3, 3), (1, 1, 2.0), (0, 0, 0), slice_positions_mm=[0, 2.0, 4.0000004, 6.0])
+    assert g.is_regular and g.slice_positions_mm is None
+    assert np.allclose(g.ijk_to_lps, Grid((4, 3, 3), (1, 1, 2.0), (0, 0, 0)).ijk_to_lps)
+
+
+def test_irregular_grid_maps_indices_and_positions_exactly():
+    rot = rotation(0.2, -0.4, 0.9)
+    g = _irregular(rot)
+    assert not g.is_regular
+    origins = g.slice_origins()
+    assert np.allclose((origins - g.origin) @ rot[:, 2], IRREGULAR)
+    ijk = np.array([[1, 2, 3], [4, 0, 5], [0, 3, 0]], dtype=float)
+    lps = g.index_to_lps(ijk)
+    assert np.allclose(lps[0], np.asarray(g.origin) + rot @ [0.5, 1.4, 5.0])
+    assert np.allclose(g.lps_to_index(lps), ijk)
+    assert np.allclose(g.lps_to_index(g.index_to_lps([[0, 0, 2.5], [0, 0, -1], [0, 0, 6]])),
+                       [[0, 0, 2.5], [0, 0, -1], [0, 0, 6]])  # interpolated, extrapolated
+    for attr in ("ijk_to_lps", "ijk_to_ras"):
+        with pytest.raises(GeometryError, match="irregular"):
+            getattr(g, attr)
+    assert "irregular slice gaps 1.25..2.5 mm" in g.describe()
+
+
+def test_irregular_positions_are_validated():
+    for bad in ([0, 1, 1, 2, 3, 4], [0, 1, 2], [0.5, 1, 2, 3, 4, 5], [0, 2, 1, 3, 4, 5]):
+        with pytest.raises(GeometryError):
+            Grid((6, 2, 2), (1, 1, 1), (0, 0, 0), slice_positions_mm=bad)
+
+
+def test_regular_cover_and_lattice_offsets_of_irregular_grids():
+    g = _irregular()
+    cover = g.regular_cover()
+    assert cover.is_regular and cover.shape_kji == (7, 4, 5) and np.isclose(cover.spacing_ijk[2], 1.25)
+    assert g.lattice_offset_kji(g) == (0, 0, 0) and g.almost_equal(g)
+    assert not g.almost_equal(cover)
+    # a regular run of g's slices (k = 3..5) is on g's lattice, also shifted in-plane
+    run = Grid((3, 2, 2), (0.5, 0.7, 1.25), tuple(g.index_to_lps([1, 1, 3])), np.eye(3))
+    assert g.lattice_offset_kji(run) == (3, 1, 1)
+    # one that spans the missing slice is not
+    span = Grid((3, 2, 2), (0.5, 0.7, 1.25), tuple(g.index_to_lps([0, 0, 2])), np.eye(3))
+    assert g.lattice_offset_kji(span) is None
+    varying = Grid((4, 2, 2), (1, 1, 1.25), (0, 0, 0), slice_positions_mm=[0, 1.25, 2.55, 3.8])
+    assert varying.regular_cover() is None
+
+
+def test_align_between_regular_and_irregular_grids():
+    g = _irregular(rotation(0.1, 0.2, 0.3))
+    cover = g.regular_cover()
+    rng = np.random.default_rng(3)
+    on_cover = rng.integers(1, 5, size=cover.shape_kji).astype(np.uint8)
+    on_cover[3] = 0  # the slice g does not have
+    on_g = align_to_grid(on_cover, cover, g)
+    assert np.array_equal(on_g, np.delete(on_cover, 3, axis=0))
+    assert np.array_equal(align_to_grid(on_g, g, cover), on_cover)
+    on_cover[3, 0, 0] = 7
+    with pytest.raises(ReferenceMismatchError, match="1 labelled voxels lie on 1 slice"):
+        align_to_grid(on_cover, cover, g)
+    # reversed k (and i) of an irregular grid: same voxels in space
+    flipped, fgrid = reorient(on_g, g, g.direction @ np.diag([-1.0, 1.0, -1.0]))
+    assert not fgrid.is_regular
+    assert np.allclose(fgrid.slice_origins()[0], g.index_to_lps([g.shape_kji[2] - 1, 0, g.shape_kji[0] - 1]))
+    assert np.array_equal(align_to_grid(np.ascontiguousarray(flipped), fgrid, g), on_g)
+    # nearest resampling onto an irregular grid: slice by slice
+    assert np.array_equal(align_to_grid(np.delete(on_cover, 3, axis=0) * 0 + 1, g, g), np.ones(g.shape_kji))
+    near = align_to_grid(np.where(on_cover == 7, 0, on_cover), cover, g, resample="nearest")
+    assert np.array_equal(near, np.delete(np.where(on_cover == 7, 0, on_cover), 3, axis=0))
