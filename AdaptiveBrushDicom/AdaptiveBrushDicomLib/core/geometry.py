@@ -228,7 +228,7 @@ class Grid:
         along[..., 1] /= self.spacing_ijk[1]
         along[..., 2] = _interp_extrap(along[..., 2], np.asarray(self.slice_positions_mm),
                                        np.arange(self.shape_kji[0], dtype=float))
-        return along
+        return np.asarray(along)
 
     def slice_positions(self) -> np.ndarray:
         """(nk,) distance (mm) of every slice from ``origin`` along the k axis (regular or not)."""
@@ -367,7 +367,8 @@ class Grid:
         return hash(self.shape_kji)
 
 
-def _normalise_positions(positions, shape: tuple, spacing: tuple) -> tuple[float, ...] | None:
+def _normalise_positions(positions: "Iterable[float] | None", shape: tuple[int, int, int],
+                         spacing: tuple[float, float, float]) -> tuple[float, ...] | None:
     """Validated slice positions, or None when absent or regular with ``spacing[2]``."""
     if positions is None:
         return None
@@ -392,4 +393,4 @@ def _interp_extrap(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
         lo, hi = x < xp[0], x > xp[-1]
         out = np.where(lo, fp[0] + (x - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0]), out)
         out = np.where(hi, fp[-1] + (x - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2]), out)
-    return out
+    return np.asarray(out)
