@@ -23,7 +23,6 @@ the reasoning are in ``docs/migration.md``.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -42,6 +41,8 @@ from AdaptiveBrushDicomLib import __version__
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.dicom import uids
 from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION, Compression
+from AdaptiveBrushDicomLib.io.atomic import atomic_write_bytes
+from AdaptiveBrushDicomLib.io.digest import sha256_file
 from AdaptiveBrushDicomLib.errors import InputFileError, OverlapError, ReferenceMismatchError, UserError
 from AdaptiveBrushDicomLib.runs.results import (
     CONFIG_NAME, GOLD_LEGACY_METADATA_NAME, GOLD_METADATA_NAME, GOLD_SEG_PATH, GOLD_SOURCE_NAME,
@@ -246,14 +247,6 @@ class MigrationSummary:
 
 
 # =============================================================================== helpers
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _describe_oserror(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "disk full (ENOSPC); free space and re-run"
@@ -262,21 +255,6 @@ def _describe_oserror(exc: OSError) -> str:
     return f"{exc.strerror or exc}"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file + fsync + rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
 
 
 def _json_bytes(data: Any) -> bytes:

@@ -25,7 +25,6 @@ a file, see :class:`Auth`. A refused login raises :class:`AuthError`, a
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -1165,9 +1164,8 @@ class DicomWebDatabase:
         blob, _ = self.conn.retrieve_instance_bytes(study, series, sop_instance_uid)
         target = self.cache_dir / series / f"{sop_instance_uid}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(blob if blob[128:132] == b"DICM" else _to_part10(blob))
-        os.replace(tmp, target)
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(blob if blob[128:132] == b"DICM" else _to_part10(blob))
         return target
 
     def show(self, uid: str) -> dict[str, Any]:

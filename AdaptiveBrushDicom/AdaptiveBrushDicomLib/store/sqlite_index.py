@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from AdaptiveBrushDicomLib import __version__
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS
+from AdaptiveBrushDicomLib.io.digest import sha256_file, sha256_stream
 from AdaptiveBrushDicomLib.store.database import (
     CLASSIFIER_VERSION,
     KIND_TRIAL,
@@ -276,11 +277,9 @@ def parse_file(path: Path) -> ParsedFile:
         if not looks_like_dicom(path, fh.read(132)):
             raise _NotDicom()
         fh.seek(0)
-        h = hashlib.sha256()
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        digest = sha256_stream(fh)
         fh.seek(0)
-        return _parse_open(path, st, fh, st.st_size, h.hexdigest())
+        return _parse_open(path, st, fh, st.st_size, digest)
 
 
 def _parse_open(path: Path, st: os.stat_result, fp: Any, total: int, digest: str) -> ParsedFile:
@@ -342,14 +341,6 @@ def _parse_outcome(path: Path) -> tuple[str, Any]:
         return "error", (str(exc), exc.uid)
     except OSError as exc:
         return "error", (f"cannot read ({exc.strerror or exc})", None)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------- the index
@@ -872,7 +863,7 @@ class SqliteDicomIndex:
                 report.ok += 1
                 continue
             try:
-                same = st.st_size == size and _sha256_file(p) == sha
+                same = st.st_size == size and sha256_file(p) == sha
             except OSError as exc:
                 report.missing.append(FileIssue(path, f"cannot read ({exc.strerror or exc})", sop))
                 continue
