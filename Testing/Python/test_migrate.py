@@ -436,8 +436,16 @@ def test_read_only_folder(demo, monkeypatch):
 
     if os.geteuid() != 0:  # a real read-only folder where permissions apply
         run.chmod(0o555)
-    else:  # root ignores permissions: refuse writes at the open() the migration uses
+    else:  # root ignores permissions: refuse writes at the open() and the atomic writer the migration uses
         monkeypatch.setattr(mig, "open", deny, raising=False)
+        real_write = mig.atomic_write_bytes
+
+        def deny_write(path, data):
+            if Path(path).resolve().is_relative_to(run.resolve()):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_write(path, data)
+
+        monkeypatch.setattr(mig, "atomic_write_bytes", deny_write)
     try:
         summary = run_migrate(demo.root, volumes_dir=demo.volumes_dir)
     finally:
