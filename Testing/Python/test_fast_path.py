@@ -258,7 +258,9 @@ def test_broken_private_api_falls_back_to_highdicom(tmp_path, monkeypatch, broke
     elif broken == "signature":
         monkeypatch.setattr(hv, "_check_long_string", changed)
     else:
-        monkeypatch.setattr(seg_fast, "_build_template", layout)
+        from AdaptiveBrushDicomLib.dicom.seg import fast_template
+
+        monkeypatch.setattr(fast_template, "_build_template", layout)
     res = write_seg(lm, ref, tmp_path / "fallback.dcm")
     assert res.writer is SegWriter.HIGHDICOM
     back = read_seg(tmp_path / "fallback.dcm", reference=ref).labelmap

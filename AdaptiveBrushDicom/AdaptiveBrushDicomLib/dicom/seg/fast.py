@@ -25,6 +25,11 @@ How:
   straight from the array into the file (or into a zlib stream for Deflated Explicit VR
   Little Endian): no copy of the pixel data is made.
 
+Modules: :mod:`.fast_template` (the per-series template and its cache),
+:mod:`.fast_segments` (SegmentSequence items), :mod:`.fast_encoding` (byte encoding);
+this module assembles and writes one SEG. Any failure of the private highdicom/pydicom
+APIs these use makes :func:`~.write.write_seg` write the SEG with highdicom instead.
+
 ``Testing/Python/test_fast_path.py`` proves that the result equals the highdicom path
 element by element (except UIDs highdicom makes up and dates) and decodes voxel-exactly.
 Only LABELMAP with Explicit VR LE or Deflated Explicit VR LE goes this way; BINARY and the
@@ -35,18 +40,20 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from AdaptiveBrushDicomLib.dicom.compression import Compression
+from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, _encoder, _sequence
+from AdaptiveBrushDicomLib.dicom.seg.fast_segments import _background_item, _segment_item
+from AdaptiveBrushDicomLib.dicom.seg.fast_template import (
+    _PFFG_TAG, _SEGMENT_SEQUENCE_TAG, TEMPLATES, TemplateCache, _Template,
+)
 
 # zlib-ng (optional extra `fast`): the same deflate format, 2-3x faster at the same level.
 # ABDICOM_ZLIB=stdlib forces the standard zlib (what a plain pip install or Slicer has), so
@@ -75,348 +82,11 @@ DEFLATE_LEVEL = 8
 #: stream ending in a sync flush; concatenated they are one valid stream, as pigz does).
 DEFLATE_THREADS = max(1, min(int(os.environ.get("ABDICOM_DEFLATE_THREADS", "2")), os.cpu_count() or 1))
 
-_PFFG_TAG = 0x52009230
-_SEGMENT_SEQUENCE_TAG = 0x00620002
-_PIXEL_DATA_TAG = 0x7FE00010
-_DIM_INDEX_VALUES = struct.pack("<HH", 0x0020, 0x9157) + b"UL" + struct.pack("<H", 4)
-_ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, 0)[:4]
-#: Top-level elements set per segmentation (never taken from the template).
-_PER_SEG_KEYWORDS = (
-    "SOPInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ContentLabel",
-    "ContentDescription", "ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime",
-    "SeriesDate", "SeriesTime", "NumberOfFrames", "SegmentSequence", "PerFrameFunctionalGroupsSequence",
-    "PixelData", "DimensionOrganizationType",
-)
 
 
 def supported(compression_uid: str, binary: bool) -> bool:
     """True when :func:`write_labelmap` can write this case."""
     return ENABLED and not binary and compression_uid in (EXPLICIT_VR_LE, DEFLATED_EXPLICIT_VR_LE)
-
-
-# ------------------------------------------------------------------------ encoding
-def _encoder(encodings):
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_data_element, write_dataset
-
-    def element(elem) -> bytes:
-        buf = DicomBytesIO()
-        buf.is_little_endian, buf.is_implicit_VR = True, False
-        write_data_element(buf, elem, encodings)
-        return buf.getvalue()
-
-    def dataset(ds) -> bytes:
-        buf = DicomBytesIO()
-        buf.is_little_endian, buf.is_implicit_VR = True, False
-        write_dataset(buf, ds, parent_encoding=encodings)
-        return buf.getvalue()
-
-    return element, dataset
-
-
-def _item(body: bytes) -> bytes:
-    return b"\xfe\xff\x00\xe0" + struct.pack("<I", len(body)) + body
-
-
-def _sequence(tag: int, items: Sequence[bytes]) -> bytes:
-    value = b"".join(items)
-    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00" + struct.pack("<I", len(value)) + value
-
-
-# ------------------------------------------------------------------------ template
-@dataclass(frozen=True)
-class _Template:
-    """Everything of a SEG that is the same for every segmentation of one reference
-    series. Immutable once built: a write copies what it changes (see ``contributing``)."""
-
-    elements: Mapping[int, bytes]  # pre-encoded top-level elements (not per segmentation)
-    frame_k: tuple[int, ...]  # slice index of each frame, in highdicom's frame order
-    items: Mapping[int, bytes]  # encoded PFFG item (with item header) per slice index
-    dim_offset: Mapping[int, int]  # offset of the DimensionIndexValues value inside items[k]
-    file_meta: tuple[tuple[int, str, Any], ...]  # (tag, VR, value) of the file meta elements
-    encodings: tuple[str, ...]
-    pixel_vr: bytes
-    sop_class_uid: str
-    contributing: Any = None  # ContributingEquipmentSequence element: copied per write (its date)
-
-
-class TemplateCache:
-    """Templates of the series written to, keyed by SeriesInstanceUID (+ the geometry and
-    source instances, so a different series that reuses a UID never gets a stale template)
-    and the arguments constant across trials. Bounded: least recently used entries go first.
-
-    One process-wide instance (:data:`TEMPLATES`) serves :func:`write_labelmap`; tests and
-    long-running hosts (Slicer) may call :meth:`clear`.
-    """
-
-    def __init__(self, max_entries: int = 8) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, _Template] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(reference: Any, bits: int, hd_kwargs: dict[str, Any], algorithm_type: Any) -> tuple:
-        grid = reference.grid
-        sources = tuple(str(getattr(ds, "SOPInstanceUID", "")) for ds in reference.datasets)
-        return (str(reference.series_instance_uid), grid.describe(), sources, bits,
-                repr(sorted(hd_kwargs.items())), str(algorithm_type))
-
-    def get(self, reference: Any, bits: int, hd_kwargs: dict[str, Any], first_segment: Any) -> _Template:
-        key = self.key(reference, bits, hd_kwargs, first_segment.algorithm_type)
-        with self._lock:
-            tpl = self._entries.get(key)
-            if tpl is not None:
-                self._entries.move_to_end(key)
-                return tpl
-        tpl = _build_template(reference, bits, hd_kwargs, first_segment)
-        with self._lock:
-            self._entries[key] = tpl
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return tpl
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-#: The process-wide template cache used by :func:`write_labelmap`.
-TEMPLATES = TemplateCache()
-
-
-def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segment) -> _Template:
-    import warnings
-    from dataclasses import replace
-
-    import highdicom as hd
-
-    from AdaptiveBrushDicomLib.dicom import uids
-    from AdaptiveBrushDicomLib.dicom.segment_item import to_segment_description
-
-    from pydicom.dataelem import DataElement
-    from pydicom.dataset import Dataset
-
-    nk, rows, cols = reference.grid.shape_kji
-    # Nothing in the template depends on the frame size except Rows/Columns, so it is
-    # built on 2x2 frames (source headers copied with Rows/Columns 2, the reference's
-    # own datasets untouched) and Rows/Columns are set back afterwards: the template of
-    # a 512x512x300 series then costs kilobytes, not a second volume and its PixelData.
-    small = []
-    for ds in reference.datasets:
-        d = Dataset()
-        d.update(ds)
-        if hasattr(ds, "file_meta"):
-            d.file_meta = ds.file_meta
-        d[0x00280010] = DataElement(0x00280010, "US", 2)
-        d[0x00280011] = DataElement(0x00280011, "US", 2)
-        small.append(d)
-    pixel = np.zeros((nk, 2, 2), dtype=np.uint8 if bits == 8 else np.uint16)
-    pixel[:, 0, 0] = 1
-    n_segments = 1 if bits == 8 else 256
-    pixel[0, 0, 0] = n_segments  # highdicom picks 16 bits from the number of segments
-    proto = replace(first_segment, algorithm_parameters=None)
-    descriptions = [to_segment_description(replace(proto, label=n), n)[0] for n in range(1, n_segments + 1)]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
-        seg = hd.seg.Segmentation(
-            source_images=small,
-            pixel_array=pixel,
-            segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
-            segment_descriptions=descriptions,
-            series_instance_uid=uids.derive_uid("template-series", reference.series_instance_uid),
-            series_number=1,
-            sop_instance_uid=uids.derive_uid("template-instance", reference.series_instance_uid),
-            instance_number=1,
-            transfer_syntax_uid=Compression.EXPLICIT.uid,
-            omit_empty_frames=True,
-            content_label="TEMPLATE",
-            **hd_kwargs,
-        )
-    seg.Rows, seg.Columns = rows, cols
-    # a deterministic DimensionOrganizationUID (highdicom makes up a random one)
-    dim_uid = uids.derive_uid("dimension-organization", reference.series_instance_uid)
-    for item in seg.DimensionOrganizationSequence:
-        item.DimensionOrganizationUID = dim_uid
-    for item in seg.DimensionIndexSequence:
-        item.DimensionOrganizationUID = dim_uid
-
-    from pydicom.filewriter import correct_ambiguous_vr
-
-    correct_ambiguous_vr(seg, True)  # e.g. PixelPaddingValue 'US or SS', PixelData 'OB or OW'
-    charset = seg.get("SpecificCharacterSet")
-    from pydicom.charset import convert_encodings
-
-    encodings = convert_encodings(charset if charset else None) if charset else ["iso8859"]
-    enc_element, enc_dataset = _encoder(encodings)
-    skip = set()
-    from pydicom.datadict import tag_for_keyword
-
-    for kw in _PER_SEG_KEYWORDS:
-        skip.add(int(tag_for_keyword(kw)))  # type: ignore[arg-type]  # our keywords all exist
-    elements = {int(tag): enc_element(seg[tag]) for tag in seg.keys() if int(tag) not in skip}
-    if any(tag > _PIXEL_DATA_TAG for tag in elements):
-        raise RuntimeError("template has elements after PixelData")
-
-    grid = reference.grid
-    frame_k, items, dim_offset = [], {}, {}
-    for fg in seg.PerFrameFunctionalGroupsSequence:
-        pos = np.array([float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient])
-        k = int(round(float(grid.lps_to_index(pos)[2])))
-        body = enc_dataset(fg)
-        off = body.find(_DIM_INDEX_VALUES)
-        if off < 0 or body.find(_DIM_INDEX_VALUES, off + 1) >= 0:
-            raise RuntimeError("cannot locate DimensionIndexValues in a per-frame item")
-        frame_k.append(k)
-        items[k] = _item(body)
-        dim_offset[k] = 8 + off + len(_DIM_INDEX_VALUES)
-    if sorted(frame_k) != list(range(nk)):
-        raise RuntimeError("template frames do not cover every slice once")
-    pixel_vr = seg["PixelData"].VR.encode()
-    contributing = seg["ContributingEquipmentSequence"] if "ContributingEquipmentSequence" in seg else None
-    meta = tuple((int(e.tag), str(e.VR), e.value) for e in seg.file_meta)
-    return _Template(MappingProxyType(elements), tuple(frame_k), MappingProxyType(items),
-                     MappingProxyType(dim_offset), meta, tuple(encodings), pixel_vr,
-                     str(seg.SOPClassUID), contributing)
-
-
-# ------------------------------------------------------------------------ segments
-_ALG_SEQ_TAG = 0x00620007
-_ALG_PARAMS_TAG = 0x00660032
-
-
-@dataclass
-class _EncodedSegment:
-    """One SegmentSequence item, pre-encoded around its AlgorithmParameters."""
-
-    before: bytes  # item elements with tags < SegmentationAlgorithmIdentificationSequence
-    alg_before: bytes  # elements of the algorithm item before AlgorithmParameters
-    alg_after: bytes  # ... and after it
-    after: bytes  # item elements after the algorithm sequence
-    has_alg: bool
-    full: bytes  # the whole item (item header included) when there are no parameters
-    first_item: Any  # the Dataset (for the Background item, built from segment 1)
-    warnings: list[str]
-    non_ascii: bool = False  # finalize_dataset asked for UTF-8: the highdicom path writes it
-
-
-#: (study, charset, repr(segment with a parameter stand-in), number) -> _EncodedSegment
-_SEGMENT_CACHE: dict[tuple, _EncodedSegment] = {}
-_BACKGROUND_CACHE: dict[tuple, _EncodedSegment] = {}
-
-
-def _encode_text(tag: int, vr: str, text: str) -> bytes:
-    raw = text.encode("ascii")
-    if len(raw) % 2:
-        raw += b" "
-    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
-
-
-def _segment_item(segment, number: int, study: str, encodings: list[str]) -> tuple[bytes, Any, list[str]]:
-    """Encoded SegmentSequence item of one segment, as ``to_segment_description`` +
-    ``finalize_dataset`` + ``write_segment_private`` make it. Cached; a segment that
-    differs only in its algorithm parameters re-encodes just AlgorithmParameters."""
-    from dataclasses import replace
-
-    from pydicom.dataset import Dataset
-
-    from AdaptiveBrushDicomLib.dicom.private_tags import write_segment_private
-    from AdaptiveBrushDicomLib.dicom.segment_item import finalize_dataset, format_parameters, to_segment_description
-
-    params = segment.algorithm_parameters
-    text = None if params is None else format_parameters(params, segment.name)
-    # a stand-in for the parameters (truthy, like any real parameter set) so that
-    # segments differing only in parameters share one cache entry
-    proto = replace(segment, algorithm_parameters=None if params is None else {"_": 0})
-    key = (study, tuple(encodings), repr(proto), number)
-    enc = _SEGMENT_CACHE.get(key)
-    if enc is None:
-        desc, msgs = to_segment_description(proto, number)
-        holder = Dataset()
-        holder.StudyInstanceUID = study
-        holder.SegmentSequence = [desc]
-        padded = [None] * (number - 1) + [proto]
-        finalize_dataset(holder, padded)
-        write_segment_private(holder, padded)
-        item = holder.SegmentSequence[0]
-        enc = _split_encoded(item, encodings, list(msgs), "SpecificCharacterSet" in holder)
-        if len(_SEGMENT_CACHE) > 4096:
-            _SEGMENT_CACHE.clear()
-        _SEGMENT_CACHE[key] = enc
-    return _assemble(enc, text), enc.first_item, list(enc.warnings)
-
-
-class NotSupported(Exception):
-    """This SEG is not one the fast path writes (e.g. non-ASCII text, which needs the
-    dataset-wide SpecificCharacterSet of the highdicom path); use highdicom."""
-
-
-def _split_encoded(item, encodings: list[str], warnings: list[str], non_ascii: bool = False) -> _EncodedSegment:
-    """Pre-encode an item around its AlgorithmParameters (see _EncodedSegment)."""
-    enc_element, enc_dataset = _encoder(encodings)
-    before = b"".join(enc_element(item[t]) for t in item.keys() if int(t) < _ALG_SEQ_TAG)
-    after = b"".join(enc_element(item[t]) for t in item.keys() if int(t) > _ALG_SEQ_TAG)
-    alg = item.get("SegmentationAlgorithmIdentificationSequence")
-    alg_before = alg_after = b""
-    has_params = bool(alg) and "AlgorithmParameters" in alg[0]
-    if has_params:
-        a = alg[0]
-        alg_before = b"".join(enc_element(a[t]) for t in a.keys() if int(t) < _ALG_PARAMS_TAG)
-        alg_after = b"".join(enc_element(a[t]) for t in a.keys() if int(t) > _ALG_PARAMS_TAG)
-    if non_ascii:  # never encode it with the template's character set
-        return _EncodedSegment(b"", b"", b"", b"", False, b"", item, list(warnings), True)
-    return _EncodedSegment(before, alg_before, alg_after, after, has_params, _item(enc_dataset(item)), item,
-                           list(warnings))
-
-
-def _assemble(enc: _EncodedSegment, text: str | None) -> bytes:
-    if enc.non_ascii:
-        raise NotSupported("non-ASCII segment text")
-    if text is None or not enc.has_alg:
-        return enc.full
-    alg_item = _item(enc.alg_before + _encode_text(_ALG_PARAMS_TAG, "LT", text) + enc.alg_after)
-    return _item(enc.before + _sequence(_ALG_SEQ_TAG, [alg_item]) + enc.after)
-
-
-def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
-    """LABELMAP segment 0 exactly as the installed highdicom adds it.
-
-    highdicom derives it from segment 1's description (algorithm type, and in 0.27 the
-    whole algorithm identification, which ``finalize_dataset`` then edits through the
-    shared sequence), so it is built the same way: highdicom's own
-    ``Segmentation._add_segment_descriptions`` on segment 1, then our post-processing.
-    Cached like the segment items: segment 1's parameters only change AlgorithmParameters."""
-    from dataclasses import replace
-
-    import highdicom as hd
-    from pydicom.dataset import Dataset
-
-    from AdaptiveBrushDicomLib.dicom.private_tags import write_segment_private
-    from AdaptiveBrushDicomLib.dicom.segment_item import finalize_dataset, format_parameters, to_segment_description
-
-    params = first_segment.algorithm_parameters
-    text = None if params is None else format_parameters(params, first_segment.name)
-    proto = replace(first_segment, algorithm_parameters=None if params is None else {"_": 0})
-    key = (study, tuple(encodings), repr(proto))
-    enc = _BACKGROUND_CACHE.get(key)
-    if enc is None:
-        desc, _ = to_segment_description(proto, 1)
-        holder = Dataset()
-        holder.StudyInstanceUID = study
-        hd.seg.Segmentation._add_segment_descriptions(
-            holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)  # type: ignore[arg-type]  # private API, plain Dataset
-        finalize_dataset(holder, [proto])
-        write_segment_private(holder, [proto])
-        bg = holder.SegmentSequence[0]
-        if int(bg.SegmentNumber) != 0:
-            raise RuntimeError("highdicom did not add a background segment 0")
-        enc = _split_encoded(bg, encodings, [], "SpecificCharacterSet" in holder)
-        if len(_BACKGROUND_CACHE) > 1024:
-            _BACKGROUND_CACHE.clear()
-        _BACKGROUND_CACHE[key] = enc
-    return _assemble(enc, text)
 
 
 # ------------------------------------------------------------------------ writing
@@ -430,7 +100,7 @@ class FastResult:
 def write_labelmap(
     pixel: np.ndarray,
     segments: Sequence[Any],
-    reference,
+    reference: Any,
     out_path: Path,
     *,
     transfer_syntax_uid: str,
@@ -444,43 +114,96 @@ def write_labelmap(
     content_datetime: datetime | None,
     messages: list[str],
 ) -> FastResult:
-    """Write a LABELMAP SEG of ``pixel`` (SegmentNumbers, (k, j, i) on ``reference.grid``,
-    uint8 for < 256 segments else uint16) to ``out_path`` (written directly; the caller
-    renames). ``hd_kwargs`` are the constant keyword arguments of highdicom's
-    ``Segmentation`` (manufacturer, software versions, ...)."""
-    from highdicom.valuerep import _check_code_string, _check_long_string
-    from pydicom.dataelem import DataElement
-    from pydicom.filebase import DicomFileLike
-    from pydicom.filewriter import write_file_meta_info
+    """Write a LABELMAP SEG of ``pixel`` to ``out_path`` (written directly; the caller renames).
 
-    n_seg = len(segments)
-    bits = 8 if n_seg < 256 else 16
-    want = np.uint8 if bits == 8 else np.dtype("<u2")
+    Parameters
+    ----------
+    pixel
+        SegmentNumbers, array (k, j, i) on ``reference.grid``; uint8 for < 256 segments,
+        else uint16.
+    segments
+        The :class:`~.segment.Segment` of each SegmentNumber 1..N, in order.
+    reference
+        The :class:`~.reference.ReferenceSeries` the SEG references.
+    hd_kwargs
+        The keyword arguments of highdicom's ``Segmentation`` that are constant across
+        trials (manufacturer, software versions, ...): part of the template's key.
+    content_datetime
+        Content/instance date and time; ``None`` = now. Given, the file is byte-identical
+        for identical inputs.
+    messages
+        Warnings about segment metadata are appended here.
+
+    Raises
+    ------
+    NotSupported
+        Text this writer does not encode (non-ASCII): use the highdicom path.
+    ValueError
+        A value highdicom's VR checks refuse (e.g. a LO over 64 characters).
+    """
+    pixel = _pixel_array(pixel, len(segments))
+    _check_text(series_description, content_description, content_label)
+    tpl = TEMPLATES.get(reference, 8 if pixel.dtype.itemsize == 1 else 16, hd_kwargs, segments[0])
+    enc_element, _ = _encoder(list(tpl.encodings))
+    seg_items, seg_messages = _segment_items(segments, reference.study_instance_uid, list(tpl.encodings))
+    order, frames = _frames(tpl, pixel)
+    per = _per_write_elements(
+        tpl, enc_element, order, content_datetime,
+        sop_instance_uid=sop_instance_uid, series_instance_uid=series_instance_uid,
+        series_number=series_number, series_description=series_description,
+        content_label=content_label, content_description=content_description,
+    )
+    per[_SEGMENT_SEQUENCE_TAG] = _sequence(_SEGMENT_SEQUENCE_TAG, seg_items)
+    per[_PFFG_TAG] = _sequence(_PFFG_TAG, frames)
+    merged = dict(tpl.elements)
+    merged.update(per)
+    header = b"".join(merged[t] for t in sorted(merged))
+    rows, cols = pixel.shape[1:]
+    nbytes = len(order) * rows * cols * pixel.dtype.itemsize
+    pad = nbytes % 2
+    header += struct.pack("<HH", 0x7FE0, 0x0010) + tpl.pixel_vr + b"\x00\x00" + struct.pack("<I", nbytes + pad)
+    _write_file(out_path, tpl, header, pixel, order, pad, sop_instance_uid, transfer_syntax_uid)
+    messages.extend(seg_messages)
+    return FastResult(tpl.sop_class_uid, transfer_syntax_uid, len(order))
+
+
+def _pixel_array(pixel: np.ndarray, n_segments: int) -> np.ndarray:
+    """C-contiguous little-endian uint8 (< 256 segments) or uint16 SegmentNumbers."""
+    want = np.uint8 if n_segments < 256 else np.dtype("<u2")
     if pixel.dtype != want:
         pixel = pixel.astype(want)
-    pixel = np.ascontiguousarray(pixel)
+    return np.ascontiguousarray(pixel)
+
+
+def _check_text(series_description: str | None, content_description: str | None, content_label: str) -> None:
+    """ASCII only (else :class:`NotSupported`), and the VR limits highdicom enforces."""
+    from highdicom.valuerep import _check_code_string, _check_long_string
+
     for value in (series_description, content_description, content_label):
         if value is not None and not str(value).isascii():
             raise NotSupported("non-ASCII series text")
     _check_code_string(content_label)
-    if content_description is not None:
-        _check_long_string(content_description)
-    if series_description is not None:
-        _check_long_string(series_description)
+    for value in (content_description, series_description):
+        if value is not None:
+            _check_long_string(value)
 
-    study = reference.study_instance_uid
-    tpl = TEMPLATES.get(reference, bits, hd_kwargs, segments[0])
-    encodings = list(tpl.encodings)
-    enc_element, _ = _encoder(encodings)
-    seg_items = [_background_item(segments[0], study, encodings)]
-    seg_messages: list[str] = []
+
+def _segment_items(segments: Sequence[Any], study: str, encodings: list[str]) -> tuple[list[bytes], list[str]]:
+    """The encoded SegmentSequence items (Background first) and their warnings."""
+    items = [_background_item(segments[0], study, encodings)]
+    msgs: list[str] = []
     for number, seg in enumerate(segments, start=1):
-        data, _item_ds, msgs = _segment_item(seg, number, study, encodings)
-        seg_items.append(data)
-        seg_messages.extend(msgs)
+        data, _item_ds, seg_msgs = _segment_item(seg, number, study, encodings)
+        items.append(data)
+        msgs.extend(seg_msgs)
+    return items, msgs
 
+
+def _frames(tpl: _Template, pixel: np.ndarray) -> tuple[list[int], list[bytes]]:
+    """Slices (k) with a labelled voxel in the template's frame order, and their per-frame
+    items with DimensionIndexValues renumbered 1..n (empty frames omitted)."""
     nk = pixel.shape[0]
-    present = np.asarray(pixel.reshape(nk, -1).any(axis=1))
+    present = pixel.reshape(nk, -1).any(axis=1)
     order = [k for k in tpl.frame_k if present[k]]
     frames = []
     for n, k in enumerate(order, start=1):
@@ -488,6 +211,24 @@ def write_labelmap(
         o = tpl.dim_offset[k]
         b[o:o + 4] = struct.pack("<I", n)
         frames.append(bytes(b))
+    return order, frames
+
+
+def _short_element(tag: int, vr: str, text: str) -> bytes | None:
+    """A short ASCII string element encoded as pydicom would (even length: UI padded with
+    NULL, others with a space), or ``None`` when pydicom must encode it."""
+    if vr not in ("UI", "IS", "LO", "CS", "DA", "TM") or not text.isascii() or len(text) >= 0xFFFF:
+        return None
+    raw = text.encode("ascii")
+    if len(raw) % 2:
+        raw += b"\x00" if vr == "UI" else b" "
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
+
+
+def _per_write_elements(tpl: _Template, enc_element: Any, order: list[int], content_datetime: datetime | None,
+                        **values: Any) -> dict[int, bytes]:
+    """The top-level elements that differ per SEG (UIDs, names, dates, frame count)."""
+    from pydicom.dataelem import DataElement
 
     now = content_datetime or datetime.now()
     date = now.strftime("%Y%m%d")
@@ -495,28 +236,19 @@ def write_labelmap(
     per: dict[int, bytes] = {}
 
     def put(tag: int, vr: str, value: Any) -> None:
-        # short string VRs by hand (what pydicom writes: ASCII, padded to even length with
-        # a space, UI with a NULL); anything else through pydicom
-        text = "" if value is None else str(value)
-        if vr in ("UI", "IS", "LO", "CS", "DA", "TM") and text.isascii() and len(text) < 0xFFFF:
-            raw = text.encode("ascii")
-            if len(raw) % 2:
-                raw += b"\x00" if vr == "UI" else b" "
-            per[tag] = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
-        else:
-            per[tag] = enc_element(DataElement(tag, vr, value))
+        encoded = _short_element(tag, vr, "" if value is None else str(value))
+        per[tag] = encoded if encoded is not None else enc_element(DataElement(tag, vr, value))
 
-    put(0x00080018, "UI", sop_instance_uid)
-    put(0x0020000E, "UI", series_instance_uid)
-    put(0x00200011, "IS", int(series_number))
-    if series_description is not None:
-        put(0x0008103E, "LO", series_description)
-    put(0x00700080, "CS", content_label)
-    put(0x00700081, "LO", content_description)
-    put(0x00080012, "DA", date)
-    put(0x00080013, "TM", tm)
-    put(0x00080023, "DA", date)
-    put(0x00080033, "TM", tm)
+    put(0x00080018, "UI", values["sop_instance_uid"])
+    put(0x0020000E, "UI", values["series_instance_uid"])
+    put(0x00200011, "IS", int(values["series_number"]))
+    if values["series_description"] is not None:
+        put(0x0008103E, "LO", values["series_description"])
+    put(0x00700080, "CS", values["content_label"])
+    put(0x00700081, "LO", values["content_description"])
+    for tag, vr, value in ((0x00080012, "DA", date), (0x00080013, "TM", tm), (0x00080023, "DA", date),
+                           (0x00080033, "TM", tm)):
+        put(tag, vr, value)
     if content_datetime is not None:
         put(0x00080021, "DA", date)
         put(0x00080031, "TM", tm)
@@ -536,18 +268,17 @@ def write_labelmap(
     steps = np.diff(order)
     if len(order) > 1 and steps[0] != 0 and np.all(steps == steps[0]):
         put(0x00209311, "CS", "3D")
-    per[_SEGMENT_SEQUENCE_TAG] = _sequence(_SEGMENT_SEQUENCE_TAG, seg_items)
-    per[_PFFG_TAG] = _sequence(_PFFG_TAG, frames)
-    merged = dict(tpl.elements)
-    merged.update(per)
-    header = b"".join(merged[t] for t in sorted(merged))
+    return per
 
-    rows, cols = pixel.shape[1:]
-    nbytes = len(order) * rows * cols * pixel.dtype.itemsize
-    pad = nbytes % 2
-    header += struct.pack("<HH", 0x7FE0, 0x0010) + tpl.pixel_vr + b"\x00\x00" + struct.pack("<I", nbytes + pad)
 
+def _write_file(out_path: Path, tpl: _Template, header: bytes, pixel: np.ndarray, order: list[int], pad: int,
+                sop_instance_uid: str, transfer_syntax_uid: str) -> None:
+    """Preamble, file meta, then the dataset: ``header`` and the frames streamed from the
+    array (deflated for Deflated Explicit VR Little Endian)."""
+    from pydicom.dataelem import DataElement
     from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomFileLike
+    from pydicom.filewriter import write_file_meta_info
 
     meta = FileMetaDataset()
     for tag, vr, value in tpl.file_meta:
@@ -559,26 +290,21 @@ def write_labelmap(
         fp.is_little_endian, fp.is_implicit_VR = True, False
         fh.write(b"\x00" * 128 + b"DICM")
         write_file_meta_info(fp, meta, enforce_standard=True)
-        if transfer_syntax_uid == DEFLATED_EXPLICIT_VR_LE:
-            # Two deflate streams back to back form one valid stream: the header (UIDs,
-            # text) at level 9 ends with a sync flush (byte-aligned, not final), the pixel
-            # frames follow from a fresh compressor at DEFLATE_LEVEL. Separate blocks let
-            # each part get its own Huffman codes: ~5% smaller than one stream, not slower.
-            head = _zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-            size = 0
-            for out in (head.compress(header), head.flush(zlib.Z_SYNC_FLUSH)):
-                size += len(out)
-                fh.write(out)
-            for out in _deflate_frames(pixel, order, pad):
-                size += len(out)
-                fh.write(out)
-            if size % 2:
-                fh.write(b"\x00")
-        else:
+        if transfer_syntax_uid != DEFLATED_EXPLICIT_VR_LE:
             for chunk in _chunks(header, pixel, order, pad):
                 fh.write(chunk)
-    messages.extend(seg_messages)
-    return FastResult(tpl.sop_class_uid, transfer_syntax_uid, len(order))
+            return
+        # Two deflate streams back to back form one valid stream: the header (UIDs, text)
+        # at level 9 ends with a sync flush (byte-aligned, not final), the pixel frames
+        # follow from a fresh compressor at DEFLATE_LEVEL. Separate blocks let each part get
+        # its own Huffman codes: ~5% smaller than one stream, not slower.
+        head = _zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        size = 0
+        for out in (head.compress(header), head.flush(zlib.Z_SYNC_FLUSH), *_deflate_frames(pixel, order, pad)):
+            size += len(out)
+            fh.write(out)
+        if size % 2:
+            fh.write(b"\x00")
 
 
 def _deflate_part(pixel: np.ndarray, frames: list[int], last: bool, pad: int) -> bytes:

@@ -1,0 +1,54 @@
+"""Explicit VR Little Endian encoding helpers of the fast SEG writer (:mod:`.fast`).
+
+Elements and items are encoded once (with pydicom's own element writer, so values are
+exactly what pydicom writes) and then concatenated as bytes: a sequence is its items'
+bytes behind one header with an explicit length.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Sequence
+
+
+class NotSupported(Exception):
+    """This SEG is not one the fast path writes (e.g. non-ASCII text, which needs the
+    dataset-wide SpecificCharacterSet of the highdicom path); use highdicom."""
+
+
+
+def _encoder(encodings: Sequence[str]) -> tuple[Callable[[Any], bytes], Callable[[Any], bytes]]:
+    """(element, dataset) -> bytes encoders for Explicit VR LE with ``encodings``."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element, write_dataset
+
+    def element(elem) -> bytes:
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        write_data_element(buf, elem, encodings)
+        return buf.getvalue()
+
+    def dataset(ds) -> bytes:
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        write_dataset(buf, ds, parent_encoding=encodings)
+        return buf.getvalue()
+
+    return element, dataset
+
+
+def _item(body: bytes) -> bytes:
+    return b"\xfe\xff\x00\xe0" + struct.pack("<I", len(body)) + body
+
+
+def _sequence(tag: int, items: Sequence[bytes]) -> bytes:
+    value = b"".join(items)
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00" + struct.pack("<I", len(value)) + value
+
+
+def _encode_text(tag: int, vr: str, text: str) -> bytes:
+    """One short ASCII text element (LT/ST/...), padded to even length with a space."""
+    raw = text.encode("ascii")
+    if len(raw) % 2:
+        raw += b" "
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
