@@ -52,3 +52,29 @@ def _encode_text(tag: int, vr: str, text: str) -> bytes:
     if len(raw) % 2:
         raw += b" "
     return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
+
+
+#: VRs with a 4-byte length in Explicit VR Little Endian (PS3.5 7.1.2).
+LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+
+
+def encode_element(tag: int, vr: str, value: bytes) -> bytes:
+    """One element from its already-encoded (even-length) value."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in LONG_VRS:
+        return head + b"\x00\x00" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def encode_text(tag: int, vr: str, text: str) -> bytes:
+    """An ASCII string element, padded to even length as pydicom pads it (UI with NULL,
+    other VRs with a space)."""
+    raw = text.encode("ascii")
+    if len(raw) % 2:
+        raw += b"\x00" if vr == "UI" else b" "
+    return encode_element(tag, vr, raw)
+
+
+def encode_sequence(tag: int, item_bodies: Sequence[bytes]) -> bytes:
+    """A sequence with explicit lengths from its items' encoded bodies."""
+    return _sequence(tag, [_item(body) for body in item_bodies])

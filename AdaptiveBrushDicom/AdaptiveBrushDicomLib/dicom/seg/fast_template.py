@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import _encoder, _item
+from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, _encoder, _item
 
 _PFFG_TAG = 0x52009230
 _SEGMENT_SEQUENCE_TAG = 0x00620002
@@ -94,62 +94,29 @@ class TemplateCache:
 TEMPLATES = TemplateCache()
 
 
-def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segment) -> _Template:
-    import warnings
-    from dataclasses import replace
+def _build_template(reference: Any, bits: int, hd_kwargs: dict[str, Any], first_segment: Any) -> _Template:
+    """The template of ``reference`` (see the module docstring).
 
-    import highdicom as hd
-    from pydicom.uid import ExplicitVRLittleEndian
-
+    Raises
+    ------
+    NotSupported
+        A reference this writer has no template for (multi-frame images, ...).
+    """
     from AdaptiveBrushDicomLib.dicom import uids
-    from AdaptiveBrushDicomLib.dicom.segment_item import to_segment_description
-
-    from pydicom.dataelem import DataElement
-    from pydicom.dataset import Dataset
+    from AdaptiveBrushDicomLib.dicom.seg.fast_header import labelmap_header
 
     nk, rows, cols = reference.grid.shape_kji
-    # Nothing in the template depends on the frame size except Rows/Columns, so it is
-    # built on 2x2 frames (source headers copied with Rows/Columns 2, the reference's
-    # own datasets untouched) and Rows/Columns are set back afterwards: the template of
-    # a 512x512x300 series then costs kilobytes, not a second volume and its PixelData.
-    small = []
-    for ds in reference.datasets:
-        d = Dataset()
-        d.update(ds)
-        if hasattr(ds, "file_meta"):
-            d.file_meta = ds.file_meta
-        d[0x00280010] = DataElement(0x00280010, "US", 2)
-        d[0x00280011] = DataElement(0x00280011, "US", 2)
-        small.append(d)
-    pixel = np.zeros((nk, 2, 2), dtype=np.uint8 if bits == 8 else np.uint16)
-    pixel[:, 0, 0] = 1
-    n_segments = 1 if bits == 8 else 256
-    pixel[0, 0, 0] = n_segments  # highdicom picks 16 bits from the number of segments
-    proto = replace(first_segment, algorithm_parameters=None)
-    descriptions = [to_segment_description(replace(proto, label=n), n)[0] for n in range(1, n_segments + 1)]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
-        seg = hd.seg.Segmentation(
-            source_images=small,
-            pixel_array=pixel,
-            segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
-            segment_descriptions=descriptions,
-            series_instance_uid=uids.derive_uid("template-series", reference.series_instance_uid),
-            series_number=1,
-            sop_instance_uid=uids.derive_uid("template-instance", reference.series_instance_uid),
-            instance_number=1,
-            transfer_syntax_uid=ExplicitVRLittleEndian,
-            omit_empty_frames=True,
-            content_label="TEMPLATE",
-            **hd_kwargs,
-        )
-    seg.Rows, seg.Columns = rows, cols
+    if getattr(reference, "is_multiframe", False):
+        raise NotSupported("multi-frame reference image")
     # a deterministic DimensionOrganizationUID (highdicom makes up a random one)
     dim_uid = uids.derive_uid("dimension-organization", reference.series_instance_uid)
-    for item in seg.DimensionOrganizationSequence:
-        item.DimensionOrganizationUID = dim_uid
-    for item in seg.DimensionIndexSequence:
-        item.DimensionOrganizationUID = dim_uid
+    header = labelmap_header(
+        reference.datasets, bits=bits, rows=rows, columns=cols, hd_kwargs=hd_kwargs,
+        series_instance_uid=uids.derive_uid("template-series", reference.series_instance_uid),
+        sop_instance_uid=uids.derive_uid("template-instance", reference.series_instance_uid),
+        dimension_organization_uid=dim_uid,
+    )
+    seg = header.dataset
 
     from pydicom.filewriter import correct_ambiguous_vr
 
@@ -165,15 +132,15 @@ def _build_template(reference, bits: int, hd_kwargs: dict[str, Any], first_segme
     for kw in _PER_SEG_KEYWORDS:
         skip.add(int(tag_for_keyword(kw)))
     elements = {int(tag): enc_element(seg[tag]) for tag in seg.keys() if int(tag) not in skip}
+    elements.update(header.encoded)
     if any(tag > _PIXEL_DATA_TAG for tag in elements):
         raise RuntimeError("template has elements after PixelData")
 
     grid = reference.grid
     frame_k, items, dim_offset = [], {}, {}
-    for fg in seg.PerFrameFunctionalGroupsSequence:
-        pos = np.array([float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient])
+    for index, body in zip(header.order, header.frames):
+        pos = np.array([float(v) for v in reference.datasets[index].ImagePositionPatient])
         k = int(round(float(grid.lps_to_index(pos)[2])))
-        body = enc_dataset(fg)
         off = body.find(_DIM_INDEX_VALUES)
         if off < 0 or body.find(_DIM_INDEX_VALUES, off + 1) >= 0:
             raise RuntimeError("cannot locate DimensionIndexValues in a per-frame item")

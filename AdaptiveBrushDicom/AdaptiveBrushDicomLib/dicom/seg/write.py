@@ -185,6 +185,17 @@ def _labels_to_segment_numbers(array: np.ndarray, segments: list[Segment]) -> np
     return out
 
 
+def _same_across_highdicom_versions(ds: Any, binary: bool) -> None:
+    """Attributes that highdicom 0.27 and 0.28 write differently, made the same (and what
+    the fast writer writes): ContentCreatorName is Type 2 in the Content Identification
+    macro (0.28 omits it when empty), a MONOCHROME2 LABELMAP has PresentationLUTShape
+    IDENTITY (0.27 omits it)."""
+    if "ContentCreatorName" not in ds:
+        ds.ContentCreatorName = None
+    if not binary and ds.get("PhotometricInterpretation") == "MONOCHROME2" and "PresentationLUTShape" not in ds:
+        ds.PresentationLUTShape = "IDENTITY"
+
+
 def _in_source_frame_order(pixel: np.ndarray, reference: ReferenceSeries) -> np.ndarray:
     """``pixel`` ((k, j, i[, segment]) on the reference grid) with its slices in the order
     of the source's frames, which highdicom expects for a multi-frame source image
@@ -390,6 +401,7 @@ def write_seg(
 
     finalize_dataset(seg_ds, segments)
     write_segment_private(seg_ds, segments)
+    _same_across_highdicom_versions(seg_ds, binary)
     ds = seg_ds
     if content_datetime is not None:
         ds.ContentDate = ds.SeriesDate = content_datetime.strftime("%Y%m%d")  # type: ignore[assignment]
