@@ -203,7 +203,7 @@ def _frames(tpl: _Template, pixel: np.ndarray) -> tuple[list[int], list[bytes]]:
     """Slices (k) with a labelled voxel in the template's frame order, and their per-frame
     items with DimensionIndexValues renumbered 1..n (empty frames omitted)."""
     nk = pixel.shape[0]
-    present = pixel.reshape(nk, -1).any(axis=1)
+    present = np.asarray(pixel.reshape(nk, -1).any(axis=1))
     order = [k for k in tpl.frame_k if present[k]]
     frames = []
     for n, k in enumerate(order, start=1):

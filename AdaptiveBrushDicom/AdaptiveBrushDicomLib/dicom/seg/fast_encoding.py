@@ -25,13 +25,13 @@ def _encoder(encodings: Sequence[str]) -> tuple[Callable[[Any], bytes], Callable
     def element(elem) -> bytes:
         buf = DicomBytesIO()
         buf.is_little_endian, buf.is_implicit_VR = True, False
-        write_data_element(buf, elem, encodings)
+        write_data_element(buf, elem, list(encodings))
         return buf.getvalue()
 
     def dataset(ds) -> bytes:
         buf = DicomBytesIO()
         buf.is_little_endian, buf.is_implicit_VR = True, False
-        write_dataset(buf, ds, parent_encoding=encodings)
+        write_dataset(buf, ds, parent_encoding=list(encodings))
         return buf.getvalue()
 
     return element, dataset

@@ -127,7 +127,8 @@ def _background_item(first_segment, study: str, encodings: list[str]) -> bytes:
         desc, _ = to_segment_description(proto, 1)
         holder = Dataset()
         holder.StudyInstanceUID = study
-        hd.seg.Segmentation._add_segment_descriptions(holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)
+        hd.seg.Segmentation._add_segment_descriptions(
+            holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)  # type: ignore[arg-type]  # private API, plain Dataset
         finalize_dataset(holder, [proto])
         write_segment_private(holder, [proto])
         bg = holder.SegmentSequence[0]

@@ -130,7 +130,7 @@ def _build_template(reference: Any, bits: int, hd_kwargs: dict[str, Any], first_
     from pydicom.datadict import tag_for_keyword
 
     for kw in _PER_SEG_KEYWORDS:
-        skip.add(int(tag_for_keyword(kw)))
+        skip.add(int(tag_for_keyword(kw)))  # type: ignore[arg-type]  # our keywords all exist
     elements = {int(tag): enc_element(seg[tag]) for tag in seg.keys() if int(tag) not in skip}
     elements.update(header.encoded)
     if any(tag > _PIXEL_DATA_TAG for tag in elements):
