@@ -396,3 +396,22 @@ def test_varying_spacing_series(tmp_path):
     # without a reference the SEG's own frame positions are used, with the same result
     alone = read_seg(res.path, keep_irregular=True)
     assert np.array_equal(align_to_grid(alone.labelmap.array, alone.labelmap.grid, grid), labels)
+
+
+def test_frames_across_irregular_slices(tmp_path):
+    """Sagittal frames of an axial series with a missing slice: their rows sample the
+    regular grid that holds every slice; decoded exactly, and refused in words when a
+    frame labels the slice the series lacks."""
+    grid, labels, segments, ref = _irregular_series(tmp_path)
+    numbers = _numbers(labels, segments)
+    sag, sag_grid = reorient(numbers, grid, Grid((1, 1, 1), (1, 1, 1), (0, 0, 0), SAGITTAL))
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, np.ascontiguousarray(sag), segments, grid=sag_grid)
+    dec = read_seg(path, reference=ref)
+    assert dec.labelmap.grid.almost_equal(grid)
+    assert np.array_equal(dec.labelmap.array, numbers)
+    full = _numbers(make_phantom(grid)[1], segments)  # also labels the missing slice
+    sag, sag_grid = reorient(full, grid, Grid((1, 1, 1), (1, 1, 1), (0, 0, 0), SAGITTAL))
+    path = _highdicom_seg(tmp_path / "t.dcm", ref, np.ascontiguousarray(sag), segments, grid=sag_grid)
+    with pytest.raises(ReferenceMismatchError, match="where the reference series has no image") as err:
+        read_seg(path, reference=ref)
+    assert str(path) in str(err.value)

@@ -7,7 +7,9 @@ spacing is the reference's spacing along those axes, every frame pixel is exactl
 reference voxel. :func:`placement_grid` returns the reference lattice re-indexed so that
 its i, j axes run along the frames' rows and columns (see :func:`.align.reoriented_grid`);
 frames are placed on that grid as usual and the result is re-indexed back onto the
-reference grid without any resampling.
+reference grid without any resampling. Frames across an irregularly spaced series (e.g.
+sagittal frames of an axial series with a missing slice) are placed on its regular cover
+grid (:meth:`.Grid.regular_cover`) first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.core.align import reoriented_grid
+from AdaptiveBrushDicomLib.core.align import axis_permutation, reoriented_grid
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
 
@@ -52,6 +54,18 @@ def placement_grid(grid: Grid, iop: np.ndarray, pixel_spacing, path: Path | str)
     direction = frame_direction(iop)
     same = np.allclose(direction[:, :2], grid.direction[:, :2], atol=ORIENTATION_TOLERANCE)
     target = grid if same else reoriented_grid(grid, direction, tol=ORIENTATION_TOLERANCE)
+    cover = grid.regular_cover() if target is None and not grid.is_regular else None
+    if cover is not None:
+        # frames across irregularly spaced slices: placed on the regular grid holding every
+        # slice; re-indexing onto the series' slices then refuses labels between them
+        target = reoriented_grid(cover, direction, tol=ORIENTATION_TOLERANCE)
+    if target is None and not grid.is_regular and axis_permutation(grid, direction, ORIENTATION_TOLERANCE):
+        raise ReferenceMismatchError(
+            f"SEG frames are oriented {_fmt(iop)} (ImageOrientationPatient), across the reference series' "
+            "irregularly spaced slices, so their pixels cannot all be image voxels; give a SEG with frames "
+            "parallel to the series' slices",
+            path,
+        )
     if target is None:
         ref_iop = np.concatenate([grid.direction[:, 0], grid.direction[:, 1]])
         raise ReferenceMismatchError(

@@ -686,7 +686,7 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
             notes.append("FRACTIONAL segmentation thresholded at 0.5")
         labelmap = _decode_binary(pixels, place, frame_segments, frame_grid, segments, ds, path, notes)
     if frame_grid is not grid:  # frames in another orientation: exact re-indexing, no resampling
-        labelmap = LabelMap(align_to_grid(labelmap.array, frame_grid, grid), grid, labelmap.segments)
+        labelmap = LabelMap(align_to_grid(labelmap.array, frame_grid, grid, what=str(path)), grid, labelmap.segments)
     if not grid.is_regular and not keep_irregular:
         labelmap = _onto_regular_grid(labelmap, path, notes)
     return DecodedSeg(
