@@ -174,9 +174,14 @@ def test_apply_dcmqi_metadata_to_labelmap():
     ]
     assert lm.segments[0].terminology.type.meaning == "Liver"
     assert series.series_number == 300
-    # described but absent labels are appended (empty segments are fine)
-    lm2, _ = apply_dcmqi_metadata(_labelmap((2, 5)), corpus("seg-example_liver_spine.json"))
+    # described but absent labels: refused (as dcmqi does), or appended as empty segments with one warning
+    with pytest.raises(MetadataError, match=r"label\(s\) \[1\] are not in the segmentation.*--allow-unmatched"):
+        apply_dcmqi_metadata(_labelmap((2, 5)), corpus("seg-example_liver_spine.json"))
+    warnings: list[str] = []
+    lm2, _ = apply_dcmqi_metadata(_labelmap((2, 5)), corpus("seg-example_liver_spine.json"),
+                                  allow_unmatched=True, warnings=warnings)
     assert [s.label for s in lm2.segments] == [2, 5, 1]
+    assert len(warnings) == 1 and "[1] are not in the segmentation" in warnings[0]
 
 
 # ----------------------------------------------------------------------- segment table

@@ -61,6 +61,9 @@ class ExportOptions:
         the metadata files) when given.
     content_creator : ContentCreatorName (PN, e.g. ``Doe^Jane``).
     allow_binary, resample, force : as for :func:`~.seg.write.write_seg`.
+    max_labels : a label image with more distinct values is refused as "looks like an image".
+    allow_unmatched : accept metadata naming labels the segmentation lacks (and the other
+        way round) with one warning line, instead of refusing.
     """
 
     compression: str = "default"
@@ -75,6 +78,8 @@ class ExportOptions:
     allow_binary: bool = False
     resample: str = "none"
     force: bool = False
+    max_labels: int = 1000
+    allow_unmatched: bool = False
 
 
 @dataclass
@@ -110,21 +115,23 @@ def input_stem(path: str | Path) -> str:
     return Path(name).stem or name
 
 
-def _describe(labelmap: "LabelMap", opts: ExportOptions) -> tuple["LabelMap", dict[str, Any]]:
+def _describe(labelmap: "LabelMap", opts: ExportOptions,
+              warnings: list[str] | None = None) -> tuple["LabelMap", dict[str, Any]]:
     """Apply the metadata files and the algorithm options; return (labelmap, series fields)."""
     from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 
     series: dict[str, Any] = {}
+    match = dict(allow_unmatched=opts.allow_unmatched, warnings=warnings)
     if opts.metadata:
         from AdaptiveBrushDicomLib.io.metadata_tables import apply_dcmqi_metadata
 
-        labelmap, meta = apply_dcmqi_metadata(labelmap, opts.metadata)
+        labelmap, meta = apply_dcmqi_metadata(labelmap, opts.metadata, **match)
         series = {"series_description": meta.series_description, "series_number": meta.series_number,
                   "content_creator_name": meta.content_creator_name}
     if opts.segments:
         from AdaptiveBrushDicomLib.io.metadata_tables import apply_segment_table
 
-        labelmap = apply_segment_table(labelmap, opts.segments)
+        labelmap = apply_segment_table(labelmap, opts.segments, **match)
     changes: dict[str, Any] = {}
     if opts.algorithm_type is not None:
         changes["algorithm_type"] = AlgorithmType(opts.algorithm_type)
@@ -166,7 +173,11 @@ def export_one(
     from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
     from AdaptiveBrushDicomLib.io.volumes import read_segmentation
 
-    labelmap, series = _describe(read_segmentation(source), opts)
+    notes: list[str] = []
+    labelmap, series = _describe(read_segmentation(source, max_labels=opts.max_labels), opts, notes)
+    for note in notes:
+        if warn:
+            warn(note)
     description = series_description or opts.series_description or series.get("series_description")
     number = series_number or opts.series_number or series.get("series_number")
     return write_seg(
@@ -358,7 +369,7 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         algorithm_type=AlgorithmType(args.algorithm_type) if args.algorithm_type else None,
         algorithm_name=args.algorithm_name, algorithm_version=args.algorithm_version,
         content_creator=args.content_creator, allow_binary=args.allow_binary, resample=args.resample,
-        force=args.force,
+        force=args.force, max_labels=args.max_labels, allow_unmatched=args.allow_unmatched,
     )
 
 
@@ -368,6 +379,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError("give either --out FILE (one segmentation) or --out-dir DIR (one SEG per input)")
     if args.series_number is not None and args.series_number < 0:
         raise UserError("--series-number must be 0 or more")
+    if args.max_labels < 1:
+        raise UserError("--max-labels must be 1 or more")
     opts = options_from_args(args)
     if args.out_dir is None:
         if len(args.segmentation) > 1:
@@ -460,6 +473,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--content-creator", help="ContentCreatorName (person name, e.g. Doe^Jane)")
     p.add_argument("--metadata", help="dcmqi segmentation metadata JSON (names, codes, colours)")
     p.add_argument("--segments", help="segment table (CSV/TSV: label,name,color,terminology)")
+    p.add_argument("--max-labels", type=int, default=1000,
+                   help="refuse a label image with more distinct values than this as 'looks like an image' "
+                        "(default 1000)")
+    p.add_argument("--allow-unmatched", action="store_true",
+                   help="accept --metadata/--segments naming labels the segmentation lacks (empty segments) or "
+                        "missing some of its labels, with one warning, instead of refusing")
     p.add_argument("--allow-binary", action="store_true",
                    help="write a BINARY SEG (66.4) when segments overlap instead of refusing")
     p.add_argument("--resample", choices=["none", "nearest"], default="none",

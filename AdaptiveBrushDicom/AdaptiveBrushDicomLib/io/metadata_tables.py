@@ -33,6 +33,7 @@ __all__ = [
     "SeriesMetadata",
     "apply_dcmqi_metadata",
     "apply_segment_table",
+    "check_matched",
     "dcmqi_metadata_dict",
     "merge_segments",
     "read_dcmqi_metadata",
@@ -482,17 +483,72 @@ def merge_segments(
     return out
 
 
-def apply_dcmqi_metadata(labelmap: LabelMap, path: str | Path) -> tuple[LabelMap, SeriesMetadata]:
+def _is_undescribed(segment: Segment) -> bool:
+    """A segment that only exists because its value is in a label image ("Label_<n>",
+    no colour, no terminology, see ``volumes.read_label_image``)."""
+    return segment.name == f"Label_{segment.label}" and segment.color is None and segment.terminology is None
+
+
+def check_matched(
+    labelmap: LabelMap,
+    described: Sequence[Segment],
+    path: str | Path,
+    *,
+    allow_unmatched: bool = False,
+    warnings: list[str] | None = None,
+) -> None:
+    """Check that a metadata table and a segmentation describe the same labels.
+
+    Unmatched are: labels the table names that the segmentation does not have (they would
+    become empty segments), and labels of a label image the table does not name. dcmqi
+    refuses such a pair; so do we, unless ``allow_unmatched`` (then one line is appended to
+    ``warnings`` and the empty segments are kept).
+
+    Raises
+    ------
+    MetadataError
+        Unmatched labels without ``allow_unmatched``; the message lists them.
+    """
+    present = {s.label for s in labelmap.segments}
+    named = {d.label for d in described}
+    absent = sorted(named - present)
+    unnamed = sorted({s.label for s in labelmap.segments if _is_undescribed(s)} - named)
+    if not absent and not unnamed:
+        return
+    parts = []
+    if absent:
+        parts.append(f"label(s) {absent[:10]}{' ...' if len(absent) > 10 else ''} are not in the segmentation")
+    if unnamed:
+        parts.append(f"label(s) {unnamed[:10]}{' ...' if len(unnamed) > 10 else ''} of the segmentation have "
+                     "no entry")
+    text = "; ".join(parts)
+    if not allow_unmatched:
+        raise MetadataError(f"does not match the segmentation: {text}; fix the table or pass --allow-unmatched",
+                            path)
+    if warnings is not None:
+        warnings.append(f"{path}: does not match the segmentation ({text}); --allow-unmatched: "
+                        "absent labels written as empty segments, unnamed ones as Label_<n>")
+
+
+def apply_dcmqi_metadata(
+    labelmap: LabelMap,
+    path: str | Path,
+    *,
+    allow_unmatched: bool = False,
+    warnings: list[str] | None = None,
+) -> tuple[LabelMap, SeriesMetadata]:
     """Describe ``labelmap``'s segments with a dcmqi metadata JSON (matched by labelID).
 
     With a one-layer labelmap, all inner lists of ``segmentAttributes`` apply to that
-    layer (their labelIDs must then be distinct).
+    layer (their labelIDs must then be distinct). Labels that do not match are an error
+    unless ``allow_unmatched`` (:func:`check_matched`).
 
     Returns
     -------
     (new LabelMap, SeriesMetadata)
     """
     described, series = read_dcmqi_metadata(path)
+    check_matched(labelmap, described, path, allow_unmatched=allow_unmatched, warnings=warnings)
     keep_layers = labelmap.n_layers > 1
     if not keep_layers:
         labels = [d.label for d in described]
@@ -510,8 +566,16 @@ def apply_dcmqi_metadata(labelmap: LabelMap, path: str | Path) -> tuple[LabelMap
     return LabelMap(labelmap.array, labelmap.grid, segments), series
 
 
-def apply_segment_table(labelmap: LabelMap, path: str | Path) -> LabelMap:
-    """Describe ``labelmap``'s segments with a segment table (matched by label value)."""
+def apply_segment_table(
+    labelmap: LabelMap,
+    path: str | Path,
+    *,
+    allow_unmatched: bool = False,
+    warnings: list[str] | None = None,
+) -> LabelMap:
+    """Describe ``labelmap``'s segments with a segment table (matched by label value;
+    unmatched labels as in :func:`check_matched`)."""
     described = read_segment_table(path)
+    check_matched(labelmap, described, path, allow_unmatched=allow_unmatched, warnings=warnings)
     segments = merge_segments(labelmap.segments, described, keep_layers=False, fields=("name", "color", "terminology"))
     return LabelMap(labelmap.array, labelmap.grid, segments)

@@ -252,8 +252,20 @@ def read_seg_nrrd(path: str | Path) -> LabelMap:
     return lm
 
 
-def read_label_image(path: str | Path) -> LabelMap:
-    """Read a plain label image (NRRD, NIfTI, MHA, ...); one segment per non-zero value."""
+#: More distinct non-zero values than this and a "label image" is refused as looking like
+#: an image (``--max-labels``): a uint16 MR exported by mistake has about a thousand.
+DEFAULT_MAX_LABELS = 1000
+
+
+def read_label_image(path: str | Path, max_labels: int = DEFAULT_MAX_LABELS) -> LabelMap:
+    """Read a plain label image (NRRD, NIfTI, MHA, ...); one segment per non-zero value.
+
+    Raises
+    ------
+    InputFileError
+        Non-integer or negative values, or more than ``max_labels`` distinct non-zero
+        values (it looks like an image, e.g. an MR given instead of its segmentation).
+    """
     path = Path(path)
     array, grid = read_volume(path)
     if not np.issubdtype(array.dtype, np.integer):
@@ -263,6 +275,11 @@ def read_label_image(path: str | Path) -> LabelMap:
             )
         array = array.astype(np.int64)
     values = np.unique(array)
+    count = int(np.count_nonzero(values))
+    if count > max_labels:
+        raise InputFileError(
+            f"has {count:,} distinct values, more than --max-labels {max_labels}: it looks like an image, not a "
+            "segmentation; give its label image (or raise --max-labels)", path)
     segments = [Segment(label=int(v), name=f"Label_{int(v)}") for v in values if v != 0]
     lm = LabelMap(array, grid, segments)
     _check_labels(lm, path)
@@ -275,15 +292,16 @@ def _check_labels(lm: LabelMap, path: Path) -> None:
         raise InputFileError(f"negative label value {int(arr.min())}; labels must be >= 0", path)
 
 
-def read_segmentation(path: str | Path) -> LabelMap:
-    """Read a ``.seg.nrrd`` (via slicerio) or a plain label image."""
+def read_segmentation(path: str | Path, max_labels: int = DEFAULT_MAX_LABELS) -> LabelMap:
+    """Read a ``.seg.nrrd`` (via slicerio) or a plain label image (at most ``max_labels``
+    distinct values, see :func:`read_label_image`)."""
     path = Path(path)
     _require_exists(path)
     if path.is_dir():
         raise InputFileError("expected a segmentation file, got a folder", path)
     if is_seg_nrrd(path):
         return read_seg_nrrd(path)
-    return read_label_image(path)
+    return read_label_image(path, max_labels=max_labels)
 
 
 #: gzip level of the ``.seg.nrrd`` files we write. zlib's default 6 rather than slicerio's 9:

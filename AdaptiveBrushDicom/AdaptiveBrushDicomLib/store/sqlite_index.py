@@ -407,6 +407,7 @@ class SqliteDicomIndex:
                     f"index database has schema version {version}, this AdaptiveBrushDicom {__version__} reads up "
                     f"to {SCHEMA_VERSION}; upgrade AdaptiveBrushDicom or use another database with --db", path)
             if not self.read_only:
+                self._check_is_ours(version)  # before anything changes the file (WAL, schema)
                 self._set_wal()
                 conn.execute("PRAGMA synchronous = NORMAL")
                 if version < SCHEMA_VERSION:
@@ -428,6 +429,26 @@ class SqliteDicomIndex:
             conn.close()
             self._conn = None
             raise
+
+    def _check_is_ours(self, version: int) -> None:
+        """Refuse an SQLite file that is not an AdaptiveBrushDicom index, reading only.
+
+        An empty database (no tables, ``user_version`` 0) becomes a new index; tables
+        without a ``meta`` table whose ``created_by`` names AdaptiveBrushDicom are someone
+        else's file, which must not be switched to WAL mode or given our schema.
+        """
+        conn = self.conn
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and version == 0:
+            return
+        created_by = None
+        if "meta" in tables:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'created_by'").fetchone()
+            created_by = None if row is None else str(row[0])
+        if created_by is None or not created_by.startswith("AdaptiveBrushDicom"):
+            raise IndexDatabaseError(
+                f"file is an SQLite database but not an AdaptiveBrushDicom index (user_version {version}, "
+                f"tables {', '.join(sorted(tables)[:5])}); it was not changed: choose another with --db", self.path)
 
     def _set_wal(self) -> None:
         assert self._conn is not None
