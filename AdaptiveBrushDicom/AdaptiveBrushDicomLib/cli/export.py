@@ -121,17 +121,18 @@ def _describe(labelmap: "LabelMap", opts: ExportOptions,
     from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 
     series: dict[str, Any] = {}
-    match = dict(allow_unmatched=opts.allow_unmatched, warnings=warnings)
     if opts.metadata:
         from AdaptiveBrushDicomLib.io.metadata_tables import apply_dcmqi_metadata
 
-        labelmap, meta = apply_dcmqi_metadata(labelmap, opts.metadata, **match)
+        labelmap, meta = apply_dcmqi_metadata(labelmap, opts.metadata, allow_unmatched=opts.allow_unmatched,
+                                              warnings=warnings)
         series = {"series_description": meta.series_description, "series_number": meta.series_number,
                   "content_creator_name": meta.content_creator_name}
     if opts.segments:
         from AdaptiveBrushDicomLib.io.metadata_tables import apply_segment_table
 
-        labelmap = apply_segment_table(labelmap, opts.segments, **match)
+        labelmap = apply_segment_table(labelmap, opts.segments, allow_unmatched=opts.allow_unmatched,
+                                       warnings=warnings)
     changes: dict[str, Any] = {}
     if opts.algorithm_type is not None:
         changes["algorithm_type"] = AlgorithmType(opts.algorithm_type)

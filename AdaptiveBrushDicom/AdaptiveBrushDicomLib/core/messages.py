@@ -40,7 +40,7 @@ def summarize_warnings(messages: Iterable[str], names_shown: int = 3) -> list[st
         if name is None:
             out.append(f"{text} ({len(items)} times)")
             continue
-        names = [n for n, _ in items]
+        names = [n for n, _ in items if n is not None]
         shown = ", ".join(names[:names_shown]) + (", ..." if len(names) > names_shown else "")
         out.append(f"{len(items)} segments ({shown}): {text}")
     return out
