@@ -8,12 +8,12 @@ COMPAT_VENV  ?= .venv-hd027
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-compat bench interop clean-demo
+.PHONY: demo test test-compat test-slicer bench interop clean-demo
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,remote,fast]'
+	$(BIN)/pip install -q -e '.[test,remote,fast,slicer]'
 	touch $(STAMP)
 
 $(COMPAT_STAMP): pyproject.toml
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# only the real-Slicer suite (Slicer 5.10.0 / 5.12.0 / main files on the slicer-core wheel)
+test-slicer: $(STAMP)
+	ABD_REQUIRE_SLICER=1 $(BIN)/python -m pytest Testing/Python/test_slicer_real.py -q $(PYTEST_ARGS)
 
 test-compat: $(COMPAT_STAMP)
 	$(COMPAT_VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -25,7 +25,8 @@ def cmake_list(text: str, variable: str) -> list[str]:
 def files_on_disk(pattern_filter) -> set[str]:
     return {
         p.relative_to(MODULE).as_posix()
-        for p in (MODULE / "AdaptiveBrushDicomLib").rglob("*")
+        for package in ("AdaptiveBrushDicomLib", "AdaptiveBrushDicomGUI")
+        for p in (MODULE / package).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and pattern_filter(p)
     }
 
@@ -85,3 +86,15 @@ def test_extensions_index_entry_follows_schema_v102():
     assert entry.get("scm_type", "git") in ("git", "local")
     assert 1 <= entry.get("tier", 1) <= 5
     assert "1.2.840.10008.5.1.4.1.1.66.7" in entry["dicom_support_rule"]
+
+
+def test_extension_urls_name_files_in_the_repository():
+    """EXTENSION_ICONURL / EXTENSION_SCREENSHOTURLS point at raw files of this repository's
+    main branch: each must exist here."""
+    text = (REPO / "CMakeLists.txt").read_text()
+    for variable in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        m = re.search(rf'set\({variable}\s+"([^"]+)"\)', text)
+        assert m, variable
+        for url in m.group(1).split():
+            rel = url.split("/main/", 1)[1]
+            assert (REPO / rel).is_file(), f"{variable}: {url} names {rel}, which does not exist"

@@ -1,7 +1,7 @@
 """Tests of ``AdaptiveBrushDicomLib.slicer.bridge``: the pure logic behind the Slicer glue.
 
-No Slicer here. Tests of the two Slicer files themselves (under a documented stand-in for
-the few Slicer calls they make) are in ``test_slicer_glue.py``.
+No Slicer here. The two Slicer files themselves are tested on the real Slicer core
+(slicer-core wheel) in ``test_slicer_real.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import pytest
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.slicer import bridge as sb
+from AdaptiveBrushDicomLib.slicer import dependencies as deps
+from AdaptiveBrushDicomLib.slicer import plugin_rules as rules
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError
 from AdaptiveBrushDicomLib.core.geometry import GeometryError, Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
@@ -26,24 +28,24 @@ def header(sop=SegSopClass.LABELMAP, **kw):
     values = dict(sopClassUID=sop, modality="SEG", seriesDescription="watershed trial 7", seriesNumber="1007",
                   instanceUID="1.2.3.4")
     values.update(kw)
-    return sb.SeriesHeader.from_values(values)
+    return rules.SeriesHeader.from_values(values)
 
 
 @pytest.mark.parametrize("other", [False, True])
 def test_labelmap_seg_always_claimed_at_099(other):
-    d = sb.decide_import(header(), other_seg_plugin=other)
+    d = rules.decide_import(header(), other_seg_plugin=other)
     assert d.claim and d.confidence == 0.99
     assert d.confidence > 0.95  # Slicer core / QR DICOMSegmentationPlugin
-    assert d.name == "1007: watershed trial 7"
+    assert d.name == "watershed trial 7"  # the SeriesNumber is not part of the node name
     assert "LABELMAP" in d.tooltip
     assert d.warning == ""  # a warning makes the browser ask "Load anyway?"
 
 
 def test_binary_seg_only_without_other_plugin():
-    absent = sb.decide_import(header(SegSopClass.SEGMENTATION), other_seg_plugin=False)
-    assert absent.claim and absent.confidence == sb.CONFIDENCE_BINARY_FALLBACK
+    absent = rules.decide_import(header(SegSopClass.SEGMENTATION), other_seg_plugin=False)
+    assert absent.claim and absent.confidence == rules.CONFIDENCE_BINARY_FALLBACK
     assert 0.5 < absent.confidence < 0.95
-    present = sb.decide_import(header(SegSopClass.SEGMENTATION), other_seg_plugin=True)
+    present = rules.decide_import(header(SegSopClass.SEGMENTATION), other_seg_plugin=True)
     assert not present.claim and present.confidence == 0
 
 
@@ -58,31 +60,34 @@ def test_binary_seg_only_without_other_plugin():
 )
 def test_not_claimed(values):
     sop = values.pop("sop")
-    assert not sb.decide_import(header(sop, **values), other_seg_plugin=False).claim
+    assert not rules.decide_import(header(sop, **values), other_seg_plugin=False).claim
 
 
 def test_modality_seg_alone_is_not_enough():
     # The dcmqi plugin claims by Modality; we claim by SOP Class only.
-    assert not sb.decide_import(header("1.2.840.10008.5.1.4.1.1.7", modality="SEG"), other_seg_plugin=False).claim
+    assert not rules.decide_import(header("1.2.840.10008.5.1.4.1.1.7", modality="SEG"), other_seg_plugin=False).claim
 
 
 def test_loadable_name_variants():
-    assert sb.loadable_name("", "") == "Segmentation"
-    assert sb.loadable_name("3", "") == "3: Segmentation"
-    assert sb.loadable_name(" ", "gold") == "gold"
+    assert rules.loadable_name("", "") == "Segmentation"
+    assert rules.loadable_name("3", "") == "Segmentation"
+    assert rules.loadable_name(" ", "gold") == "gold"
+    # CSE pastes names into layout XML and joins them with ";" / ","
+    assert rules.loadable_name("1", 'a<b>&"c";d,e~f^g') == "a_b_c_d_e_f_g"
+    assert rules.loadable_name("1", "1001: trial_001") == "1001_ trial_001"
 
 
 def test_other_plugin_enabled():
-    assert sb.other_seg_plugin_enabled(["DICOMScalarVolumePlugin", "DICOMSegmentationPlugin"])
-    assert not sb.other_seg_plugin_enabled(["DICOMSegmentationPlugin"], disabled=["DICOMSegmentationPlugin"])
-    assert not sb.other_seg_plugin_enabled(["DICOMScalarVolumePlugin"])
+    assert rules.other_seg_plugin_enabled(["DICOMScalarVolumePlugin", "DICOMSegmentationPlugin"])
+    assert not rules.other_seg_plugin_enabled(["DICOMSegmentationPlugin"], disabled=["DICOMSegmentationPlugin"])
+    assert not rules.other_seg_plugin_enabled(["DICOMScalarVolumePlugin"])
 
 
 def test_plugin_tags_cover_base_tags():
     # DICOMPlugin.__init__ tags (Slicer Modules/Scripted/DICOMLib/DICOMPlugin.py) + ours
     for key, tag in {"seriesDescription": "0008,103E", "seriesNumber": "0020,0011", "modality": "0008,0060",
                      "instanceUID": "0008,0018", "sopClassUID": "0008,0016", "seriesInstanceUID": "0020,000E"}.items():
-        assert sb.DICOM_TAGS[key] == tag
+        assert rules.DICOM_TAGS[key] == tag
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -358,20 +363,20 @@ def test_labelmap_from_export_without_label_tags_numbers_segments():
 
 
 def test_dependency_plan_nothing_missing():
-    plan = sb.dependency_plan({"pydicom": "3.0.2", "highdicom": "0.27.0"}, ["load", "export"])
+    plan = deps.dependency_plan({"pydicom": "3.0.2", "highdicom": "0.27.0"}, ["load", "export"])
     assert not plan.needed and plan.message == ""
 
 
 def test_dependency_plan_slicer_510():
     # Slicer 5.10 bundles pydicom 2.4.4 and no highdicom
-    plan = sb.dependency_plan({"pydicom": "2.4.4", "highdicom": None}, ["load"])
+    plan = deps.dependency_plan({"pydicom": "2.4.4", "highdicom": None}, ["load"])
     assert plan.requirements == ["pydicom>=3.0.1", "highdicom>=0.27"]
     assert plan.missing == ["highdicom"] and plan.outdated == ["pydicom 2.4.4 (< 3.0.1)"]
     assert plan.restart_recommended and "restart" in plan.message
 
 
 def test_dependency_plan_never_downgrades_pydicom():
-    plan = sb.dependency_plan({"pydicom": "3.1.0", "highdicom": "0.27.0", "SimpleITK": "2.4.0", "slicerio": None},
+    plan = deps.dependency_plan({"pydicom": "3.1.0", "highdicom": "0.27.0", "SimpleITK": "2.4.0", "slicerio": None},
                               ["migrate"])
     assert plan.requirements == ["slicerio>=1.1", "pydicom>=3.0.1"]
     assert not plan.restart_recommended
@@ -381,15 +386,15 @@ def test_dependency_plan_never_downgrades_pydicom():
 
 def test_dependency_plan_unknown_feature():
     with pytest.raises(ValueError):
-        sb.dependency_plan({}, ["fly"])
+        deps.dependency_plan({}, ["fly"])
 
 
 def test_versions():
-    assert sb.parse_version("3.0.2rc1") == (3, 0, 2)
-    assert sb.version_at_least("3.0.1", "3.0.1") and sb.version_at_least("3.1", "3.0.1")
-    assert not sb.version_at_least("2.4.4", "3.0.1")
-    assert sb.version_at_least("0.27", "0.27.0")
-    v = sb.installed_versions(["numpy", "surely-not-installed-xyz"])
+    assert deps.parse_version("3.0.2rc1") == (3, 0, 2)
+    assert deps.version_at_least("3.0.1", "3.0.1") and deps.version_at_least("3.1", "3.0.1")
+    assert not deps.version_at_least("2.4.4", "3.0.1")
+    assert deps.version_at_least("0.27", "0.27.0")
+    v = deps.installed_versions(["numpy", "surely-not-installed-xyz"])
     assert v["numpy"] and v["surely-not-installed-xyz"] is None
 
 

@@ -29,7 +29,7 @@ import slicer
 from DICOMLib import DICOMUtils
 
 import AdaptiveBrushDicom
-from AdaptiveBrushDicomLib.slicer import bridge
+from AdaptiveBrushDicomLib.slicer import bridge, plugin_rules
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
@@ -100,14 +100,14 @@ class AdaptiveBrushDicomSelfTest(unittest.TestCase):
                                                          seriesNumber=1001)
         self.assertTrue(result.is_labelmap)
         self.assertEqual(slicer.dicomDatabase.fileValue(
-            slicer.dicomDatabase.fileForInstance(result.sop_instance_uid), "0008,0016"), bridge.SegSopClass.LABELMAP)
+            slicer.dicomDatabase.fileForInstance(result.sop_instance_uid), "0008,0016"), plugin_rules.SegSopClass.LABELMAP)
 
         # 3. plugin choice: ours is selected, nothing else for that series
         files = slicer.dicomDatabase.filesForSeries(result.series_instance_uid)
         loadablesByPlugin, _ = DICOMUtils.getLoadablesFromFileLists([files])
         DICOMUtils.selectHighestConfidenceLoadables(loadablesByPlugin)
         selected = [(type(p).__name__, l.confidence) for p, ls in loadablesByPlugin.items() for l in ls if l.selected]
-        self.assertEqual(selected, [("DICOMLabelMapSegPluginClass", bridge.CONFIDENCE_LABELMAP)])
+        self.assertEqual(selected, [("DICOMLabelMapSegPluginClass", plugin_rules.CONFIDENCE_LABELMAP)])
 
         # 4. clear the scene, load volume + SEG from the database
         slicer.mrmlScene.Clear()
@@ -117,7 +117,7 @@ class AdaptiveBrushDicomSelfTest(unittest.TestCase):
         segNodes = self._segmentationNodes()
         self.assertEqual(len(segNodes), 1, "SEG loaded more than once (plugin confidence tie?)")
         loaded = segNodes[0]
-        self.assertEqual(loaded.GetName(), "1001: trial_001_watershed")
+        self.assertEqual(loaded.GetName(), "trial_001_watershed")  # the SeriesDescription
         self.assertEqual(loaded.GetAttribute("DICOM.instanceUIDs"), result.sop_instance_uid)
         self.assertIs(loaded.GetNodeReference(loaded.GetReferenceImageGeometryReferenceRole()), volume)
         self.assertEqual(len(slicer.util.getNodesByClass("vtkMRMLLabelMapVolumeNode")), 0, "temporary node left")
@@ -142,7 +142,7 @@ class AdaptiveBrushDicomSelfTest(unittest.TestCase):
         plugins = slicer.modules.dicomPlugins
         self.assertIn("DICOMLabelMapSegPlugin", plugins)
         plugin = plugins["DICOMLabelMapSegPlugin"]()
-        for tag in bridge.DICOM_TAGS.values():  # DICOM.py pre-caches plugin.tags.values() at startup
+        for tag in plugin_rules.DICOM_TAGS.values():  # DICOM.py pre-caches plugin.tags.values() at startup
             self.assertIn(tag, plugin.tags.values())
 
     def test_round_trip_axial(self):
@@ -192,9 +192,10 @@ class AdaptiveBrushDicomSelfTest(unittest.TestCase):
         slicer.mrmlScene.Clear()
         infos = self.logic.segmentationsForVolume(volumeSeriesUID)
         self.assertIn(result.series_instance_uid, [i.series_instance_uid for i in infos])
-        volume, segs = self.logic.compareTrials(volumeSeriesUID, [result.series_instance_uid],
-                                                openExplorer=hasattr(slicer.modules, "crosssegmentationexplorer"))
+        volume, segs, problems = self.logic.compareTrials(
+            volumeSeriesUID, [result.series_instance_uid], openExplorer=hasattr(slicer.modules, "crosssegmentationexplorer"))
         self.assertEqual(len(segs), 1)
+        self.assertEqual(problems, ["trial_001_watershed: segment 'not drawn yet' is empty and is left out of the comparison"])
         self.assertIs(segs[0].GetNodeReference(segs[0].GetReferenceImageGeometryReferenceRole()), volume)
 
 

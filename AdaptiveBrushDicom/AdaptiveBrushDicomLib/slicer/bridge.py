@@ -14,13 +14,14 @@ Coordinate conventions (see :mod:`.geometry`)
 
 Contents
 --------
-* plugin decisions: :func:`decide_import`, :func:`loadable_name`, :func:`other_seg_plugin_enabled`
+(plugin decisions are in :mod:`.plugin_rules`, pip dependencies in :mod:`.dependencies`,
+names in :mod:`.naming`, the CrossSegmentationExplorer hand-off in :mod:`.cse`)
+
 * geometry: :func:`grid_from_ijk_to_ras`, :func:`ijk_to_ras_from_grid`, :func:`conform_array`
 * segment metadata: :class:`SlicerSegmentRecord`, :func:`segment_to_record`,
   :func:`segment_from_record`
 * labelmap -> segmentation node: :func:`plan_labelmap_import`
 * segmentation node -> labelmap: :class:`OverlapChecker`, :func:`labelmap_from_export`
-* pip dependencies: :func:`dependency_plan`
 """
 
 from __future__ import annotations
@@ -32,45 +33,14 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass  # noqa: F401 (plugin uses bridge.SEG_SOP_CLASS_UIDS)
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid, GeometryError
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Segment
 
 # --------------------------------------------------------------------------------------
-# Constants shared by the glue
+# Slicer names
 # --------------------------------------------------------------------------------------
-
-#: Registration key in ``slicer.modules.dicomPlugins`` (also the plugin's module name, which
-#: the export dialog uses as ``exportable.pluginClass``).
-PLUGIN_KEY = "DICOMLabelMapSegPlugin"
-#: Key of the dcmqi based SEG plugin (Slicer core >= 5.12 and QuantitativeReporting).
-OTHER_SEG_PLUGIN_KEY = "DICOMSegmentationPlugin"
-
-#: Outranks Slicer's / QR's SEG plugin (0.95) and the scalar volume plugin (0.5), so
-#: exactly one loadable is selected for a LABELMAP SEG series.
-CONFIDENCE_LABELMAP = 0.99
-#: For BINARY/FRACTIONAL SEG (66.4) when no other SEG plugin is available: above the
-#: scalar volume plugin (0.5), far below the dcmqi plugin (0.95).
-CONFIDENCE_BINARY_FALLBACK = 0.6
-
-# SOP classes the plugin may claim: SEG_SOP_CLASS_UIDS (dicom/sop_class.py); files of any
-# other class are skipped after one lookup.
-
-#: Tags every loadable decision needs, as ``slicer.dicomDatabase.fileValue`` keys.
-DICOM_TAGS: dict[str, str] = {
-    "sopClassUID": "0008,0016",
-    "instanceUID": "0008,0018",
-    "modality": "0008,0060",
-    "seriesDescription": "0008,103E",
-    "seriesInstanceUID": "0020,000E",
-    "seriesNumber": "0020,0011",
-    "studyInstanceUID": "0020,000D",
-    "frameOfReferenceUID": "0020,0052",
-    "patientID": "0010,0020",
-    "segmentationType": "0062,0001",
-}
 
 #: Slicer segment tag names (vtkSegment::GetTerminologyEntryTagName() is "TerminologyEntry";
 #: "Description" and "DICOM.SegmentAlgorithm*" are the tags Slicer's dcmqi plugin uses).
@@ -94,103 +64,6 @@ _KNOWN_TAGS = {
 
 #: Node attribute Slicer uses for the SOP Instance UIDs of a loaded DICOM object.
 ATTR_INSTANCE_UIDS = "DICOM.instanceUIDs"
-
-
-# --------------------------------------------------------------------------------------
-# Plugin decisions
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeriesHeader:
-    """Header values of one candidate file, as ``slicer.dicomDatabase.fileValue`` returns
-    them (empty string when absent)."""
-
-    sop_class_uid: str = ""
-    modality: str = ""
-    series_description: str = ""
-    series_number: str = ""
-    sop_instance_uid: str = ""
-    series_instance_uid: str = ""
-    segmentation_type: str = ""
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, str]) -> "SeriesHeader":
-        """Build from a dict keyed like :data:`DICOM_TAGS` (missing keys -> "")."""
-
-        def get(key: str) -> str:
-            return str(values.get(key, "") or "").strip()
-
-        return cls(
-            sop_class_uid=get("sopClassUID"),
-            modality=get("modality"),
-            series_description=get("seriesDescription"),
-            series_number=get("seriesNumber"),
-            sop_instance_uid=get("instanceUID"),
-            series_instance_uid=get("seriesInstanceUID"),
-            segmentation_type=get("segmentationType"),
-        )
-
-
-@dataclass(frozen=True)
-class ImportDecision:
-    """What the DICOM plugin offers for one file."""
-
-    claim: bool
-    confidence: float = 0.0
-    name: str = ""
-    tooltip: str = ""
-    warning: str = ""
-    reason: str = ""
-
-
-def loadable_name(series_number: str, series_description: str, default: str = "Segmentation") -> str:
-    """Node name shown in the DICOM browser: ``"<SeriesNumber>: <SeriesDescription>"``
-    (Slicer's ``defaultSeriesNodeName`` convention), without the number when it is empty.
-
-    CrossSegmentationExplorer groups segmentations by keywords in node *names*, so the
-    series description (which carries the algorithm / trial) must be in the name.
-    """
-    description = (series_description or "").strip() or default
-    number = (series_number or "").strip()
-    return f"{number}: {description}" if number else description
-
-
-def other_seg_plugin_enabled(registered: Iterable[str], disabled: Iterable[str] = ()) -> bool:
-    """True when the dcmqi based ``DICOMSegmentationPlugin`` (Slicer >= 5.12 core or
-    QuantitativeReporting) is registered and not disabled in the DICOM settings."""
-    return OTHER_SEG_PLUGIN_KEY in set(registered) and OTHER_SEG_PLUGIN_KEY not in set(disabled)
-
-
-def decide_import(header: SeriesHeader, *, other_seg_plugin: bool) -> ImportDecision:
-    """Decide whether our plugin offers a loadable for one file.
-
-    * LABELMAP SEG (66.7): always, confidence :data:`CONFIDENCE_LABELMAP` (0.99).
-    * BINARY / FRACTIONAL SEG (66.4): only when no dcmqi plugin is available
-      (``other_seg_plugin`` False), confidence :data:`CONFIDENCE_BINARY_FALLBACK`.
-    * Anything else, or a file without SOPInstanceUID: no claim.
-    """
-    if not header.sop_instance_uid:
-        return ImportDecision(False, reason="no SOPInstanceUID (0008,0018)")
-    name = loadable_name(header.series_number, header.series_description)
-    if header.sop_class_uid == SegSopClass.LABELMAP:
-        return ImportDecision(
-            True,
-            CONFIDENCE_LABELMAP,
-            name,
-            tooltip=f"{name} - DICOM SEG (LABELMAP, Label Map Segmentation Storage) via AdaptiveBrushDicom",
-        )
-    if header.sop_class_uid == SegSopClass.SEGMENTATION:
-        if other_seg_plugin:
-            return ImportDecision(False, reason="BINARY SEG left to DICOMSegmentationPlugin")
-        kind = header.segmentation_type or "BINARY"
-        return ImportDecision(
-            True,
-            CONFIDENCE_BINARY_FALLBACK,
-            name,
-            tooltip=f"{name} - DICOM SEG ({kind}) via AdaptiveBrushDicom; overlapping segments load as separate layers",
-        )
-    return ImportDecision(False, reason=f"SOP Class {header.sop_class_uid or '(none)'} is not a SEG")
 
 
 # --------------------------------------------------------------------------------------
@@ -319,6 +192,21 @@ def segment_to_record(segment: Segment, segment_id: str | None = None) -> Slicer
     return SlicerSegmentRecord(sid, segment.name, color_to_slicer(segment.color), tags, remove)
 
 
+def is_placeholder_terminology(terminology) -> bool:
+    """True for Tissue / Tissue without modifier or region: what Slicer puts on every new
+    segment (vtkSegment constructor) and what a SEG without terminology holds because the
+    standard requires a category and type. It is treated as "no terminology": exported with
+    the unset flag, loaded without a TerminologyEntry (so CrossSegmentationExplorer matches
+    such segments by name instead of merging them into one "Tissue" row)."""
+    from AdaptiveBrushDicomLib.core.segment import TISSUE
+
+    def same(a, b) -> bool:
+        return a is not None and (a.value, a.scheme) == (b.value, b.scheme)
+
+    return (terminology is not None and same(terminology.category, TISSUE) and same(terminology.type, TISSUE)
+            and terminology.type_modifier is None and terminology.anatomic_region is None)
+
+
 def segment_from_record(record: SlicerSegmentRecord, label: int, layer: int = 0) -> Segment:
     """Slicer name, colour and tags -> core :class:`Segment` with ``label``."""
     tags = dict(record.tags)
@@ -329,6 +217,8 @@ def segment_from_record(record: SlicerSegmentRecord, label: int, layer: int = 0)
             terminology = _terminology_module().parse_terminology_entry(entry)
         except UserError as exc:
             raise UserError(f"segment {record.name!r}: {exc}; fix it in the Segment Editor's terminology dialog") from None
+        if is_placeholder_terminology(terminology):
+            terminology = None  # Slicer's default for every new segment, not the user's choice
     algorithm_type = AlgorithmType.SEMIAUTOMATIC
     raw_type = tags.get(TAG_ALGORITHM_TYPE, "").strip().upper()
     if raw_type:
@@ -406,11 +296,11 @@ def _smallest_label_dtype(max_value: int) -> np.dtype:
     raise UserError(f"label value {max_value} is too large for a Slicer labelmap (max 2**31-1)")
 
 
-def _unique_ids(segments: Sequence[Segment]) -> list[str]:
+def _unique_ids(segments: Sequence[Segment], prefix: str | None = None) -> list[str]:
     used: set[str] = set()
     ids = []
     for s in segments:
-        base = s.segment_id or f"Segment_{s.label}"
+        base = f"{prefix}_{s.label}" if prefix else (s.segment_id or f"Segment_{s.label}")
         sid, n = base, 1
         while sid in used:
             n += 1
@@ -420,7 +310,7 @@ def _unique_ids(segments: Sequence[Segment]) -> list[str]:
     return ids
 
 
-def plan_labelmap_import(labelmap: LabelMap, *, keep_values: bool = False) -> ImportPlan:
+def plan_labelmap_import(labelmap: LabelMap, *, keep_values: bool = False, id_prefix: str | None = None) -> ImportPlan:
     """Plan the import of a core :class:`LabelMap` into a Slicer segmentation node.
 
     Label values are renumbered to ``1..N`` per layer (segment order), so the ID list is
@@ -431,6 +321,10 @@ def plan_labelmap_import(labelmap: LabelMap, *, keep_values: bool = False) -> Im
 
     Voxel values without a :class:`Segment` record become segments named ``Label <v>``
     (nothing is silently dropped).
+
+    Segment IDs are ``<id_prefix>_<label>`` when ``id_prefix`` is given (a loaded SEG:
+    :func:`.naming.segment_id_prefix`, so IDs are unique across the trial nodes of one
+    scene), else the segment's own ID or ``Segment_<label>``.
     """
     grid = labelmap.grid
     segments = list(labelmap.segments)
@@ -442,7 +336,7 @@ def plan_labelmap_import(labelmap: LabelMap, *, keep_values: bool = False) -> Im
             v = int(v)
             if v != 0 and v not in described:
                 segments.append(Segment(label=v, name=f"Label {v}", layer=layer_index))
-    ids = _unique_ids(segments)
+    ids = _unique_ids(segments, id_prefix)
     layers: list[LayerImport] = []
     for layer_index in range(labelmap.n_layers):
         src = labelmap.layer(layer_index)
@@ -565,182 +459,6 @@ def labelmap_from_export(
     array = lut[np.asarray(exported, dtype=np.int64)]
     segments = [segment_from_record(r, label) for r, label in zip(records, labels)]
     return LabelMap(array, grid, segments)
-
-
-# --------------------------------------------------------------------------------------
-# pip dependencies
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PipRequirement:
-    import_name: str
-    distribution: str
-    minimum: str
-    why: str
-
-    @property
-    def spec(self) -> str:
-        return f"{self.distribution}>={self.minimum}"
-
-
-#: pydicom is never allowed below this (highdicom >= 0.27 needs it; it is the floor we
-#: add to every install so pip cannot resolve to an older pydicom).
-PYDICOM_FLOOR = "3.0.1"
-
-REQUIREMENTS: dict[str, PipRequirement] = {
-    "pydicom": PipRequirement("pydicom", "pydicom", PYDICOM_FLOOR, "reading and writing DICOM"),
-    "highdicom": PipRequirement("highdicom", "highdicom", "0.27", "DICOM SEG (LABELMAP) encoding and decoding"),
-    "SimpleITK": PipRequirement("SimpleITK", "SimpleITK", "2.2", "reading images and .seg.nrrd"),
-    "slicerio": PipRequirement("slicerio", "slicerio", "1.1", "reading .seg.nrrd segment metadata"),
-}
-
-#: Which packages each feature of the module needs.
-FEATURES: dict[str, tuple[str, ...]] = {
-    "load": ("pydicom", "highdicom"),
-    "export": ("pydicom", "highdicom"),
-    "synthetic": ("pydicom",),
-    "migrate": ("pydicom", "highdicom", "SimpleITK", "slicerio"),
-    "compare": ("pydicom",),
-}
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """Leading numeric release parts of a version string (``"3.0.2rc1"`` -> (3, 0, 2))."""
-    parts = []
-    for piece in str(text).strip().split("."):
-        m = re.match(r"\d+", piece)
-        if not m:
-            break
-        parts.append(int(m.group()))
-        if m.end() != len(piece):
-            break
-    return tuple(parts)
-
-
-def version_at_least(installed: str, minimum: str) -> bool:
-    a, b = parse_version(installed), parse_version(minimum)
-    n = max(len(a), len(b))
-    return a + (0,) * (n - len(a)) >= b + (0,) * (n - len(b))
-
-
-@dataclass(frozen=True)
-class DependencyPlan:
-    """What to pip-install before a feature runs (empty ``requirements`` = nothing)."""
-
-    requirements: list[str]
-    missing: list[str]
-    outdated: list[str]
-    restart_recommended: bool
-    message: str
-
-    @property
-    def needed(self) -> bool:
-        return bool(self.requirements)
-
-
-def dependency_plan(installed: Mapping[str, str | None], features: Iterable[str]) -> DependencyPlan:
-    """Decide what to install.
-
-    Parameters
-    ----------
-    installed : distribution name -> installed version, or None when missing
-        (``importlib.metadata.version``; see :func:`installed_versions`).
-    features : keys of :data:`FEATURES`.
-
-    Rules: only missing or too old packages are listed; requirement strings are lower
-    bounds only (never ``==`` pins, never upper bounds), and whenever anything is installed
-    ``pydicom>=3.0.1`` is added so no resolution can downgrade pydicom below 3.0.1.
-    Upgrading a package Slicer has already imported (pydicom on Slicer 5.10, which bundles
-    2.4.4) needs a restart.
-    """
-    names: list[str] = []
-    for feature in features:
-        if feature not in FEATURES:
-            raise ValueError(f"unknown feature {feature!r}; known: {', '.join(FEATURES)}")
-        for n in FEATURES[feature]:
-            if n not in names:
-                names.append(n)
-    missing, outdated, reqs = [], [], []
-    for n in names:
-        req = REQUIREMENTS[n]
-        version = installed.get(req.distribution)
-        if version is None:
-            missing.append(req.distribution)
-            reqs.append(req.spec)
-        elif not version_at_least(version, req.minimum):
-            outdated.append(f"{req.distribution} {version} (< {req.minimum})")
-            reqs.append(req.spec)
-    if reqs and not any(r.startswith("pydicom") for r in reqs):
-        reqs.append(REQUIREMENTS["pydicom"].spec)
-    restart = any(o.startswith("pydicom ") for o in outdated)
-    if not reqs:
-        message = ""
-    else:
-        lines = ["AdaptiveBrushDicom needs these Python packages:"]
-        lines += [f"  - {r}" for r in reqs]
-        if missing:
-            lines.append("Missing: " + ", ".join(missing) + ".")
-        if outdated:
-            lines.append("Too old: " + ", ".join(outdated) + ".")
-        if restart:
-            lines.append(
-                "pydicom is already loaded by Slicer's DICOM module; restart Slicer after the "
-                "upgrade. Other DICOM plugins of this Slicer version were built against the old pydicom."
-            )
-        lines.append("Install them now with pip?")
-        message = "\n".join(lines)
-    return DependencyPlan(reqs, missing, outdated, restart, message)
-
-
-def installed_versions(distributions: Iterable[str] | None = None) -> dict[str, str | None]:
-    """Installed versions (``importlib.metadata``) of the distributions in :data:`REQUIREMENTS`."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    result: dict[str, str | None] = {}
-    for name in distributions or [r.distribution for r in REQUIREMENTS.values()]:
-        try:
-            result[name] = version(name)
-        except PackageNotFoundError:
-            result[name] = None
-    return result
-
-
-# --------------------------------------------------------------------------------------
-# Small helpers used by the glue
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SegReferences:
-    """What a SEG file says it was drawn on (for ``loadable.referencedInstanceUIDs``)."""
-
-    series_instance_uid: str
-    instance_uids: tuple[str, ...]
-    study_instance_uid: str
-
-
-def read_seg_references(path: str) -> SegReferences:
-    """ReferencedSeriesSequence of a SEG file, reading only the header elements needed.
-
-    ``slicer.dicomDatabase.fileValue`` cannot look into sequences, so this one header read
-    replaces Slicer's ``DICOMPlugin.addReferences`` (which reads every referenced file).
-    """
-    import pydicom
-
-    ds = pydicom.dcmread(
-        path, stop_before_pixels=True, specific_tags=["ReferencedSeriesSequence", "StudyInstanceUID"]
-    )
-    series_uid = ""
-    instances: list[str] = []
-    for item in getattr(ds, "ReferencedSeriesSequence", None) or []:
-        if not series_uid:
-            series_uid = str(getattr(item, "SeriesInstanceUID", ""))
-        for ref in getattr(item, "ReferencedInstanceSequence", None) or []:
-            uid = str(getattr(ref, "ReferencedSOPInstanceUID", ""))
-            if uid and uid not in instances:
-                instances.append(uid)
-    return SegReferences(series_uid, tuple(instances), str(getattr(ds, "StudyInstanceUID", "")))
 
 
 #: Segment tags read back from Slicer on export (vtkSegment::GetTags takes a std::map and is
