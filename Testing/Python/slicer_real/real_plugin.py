@@ -3,7 +3,6 @@ plugin and (5.12+) SEG plugin, on real MRML nodes; and the Logic's export / synt
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 import pytest

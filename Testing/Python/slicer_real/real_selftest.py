@@ -14,7 +14,6 @@ def _run(case_class) -> unittest.TestResult:
 
 
 def test_in_slicer_self_test(slicer_env):
-    rt = slicer_env
     module = harness._load_file("AdaptiveBrushDicomSelfTest", harness.REPO / "Testing" / "Slicer" / "AdaptiveBrushDicomSelfTest.py")
     result = _run(module.AdaptiveBrushDicomSelfTest)
     problems = [f"{test.id()}: {text}" for test, text in result.failures + result.errors]
