@@ -217,16 +217,17 @@ def test_plane_position_in_shared_group_decodes(tmp_path, seg_type):
 
 
 # ------------------------------------------------------------------ multi-frame source
-def _enhanced_ct(tmp_path, shape=(10, 34, 36)):
-    """A Legacy Converted Enhanced CT (highdicom) made from a synthetic CT series: one
+def _enhanced_ct(tmp_path, shape=(10, 34, 36), modality="CT"):
+    """A Legacy Converted Enhanced CT or MR (highdicom) made from a synthetic series: one
     multi-frame file whose frames highdicom stores in descending slice order."""
     import highdicom as hd
 
     grid = Grid(shape, (0.9, 0.8, 2.0), (-10.5, 20.25, 33.0), np.eye(3))
     image, labels, segments = make_phantom(grid)
-    create_synthetic_series(image, grid, tmp_path / "ct", patient_id="AdaptiveBrush_ct", modality="CT")
+    create_synthetic_series(image, grid, tmp_path / "ct", patient_id="AdaptiveBrush_ct", modality=modality)
     singles = [pydicom.dcmread(p) for p in sorted((tmp_path / "ct").glob("*.dcm"))]
-    enh = hd.legacy.LegacyConvertedEnhancedCTImage(
+    converter = {"CT": hd.legacy.LegacyConvertedEnhancedCTImage, "MR": hd.legacy.LegacyConvertedEnhancedMRImage}
+    enh = converter[modality](
         singles, series_instance_uid=generate_uid(), series_number=3, sop_instance_uid=generate_uid(),
         instance_number=1)
     (tmp_path / "enh").mkdir()
@@ -234,8 +235,9 @@ def _enhanced_ct(tmp_path, shape=(10, 34, 36)):
     return grid, image, labels, segments, tmp_path / "enh" / "enhanced.dcm"
 
 
-def test_enhanced_ct_reference_file_and_folder(tmp_path):
-    grid, image, labels, segments, enh_path = _enhanced_ct(tmp_path)
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_enhanced_reference_file_and_folder(tmp_path, modality):
+    grid, image, labels, segments, enh_path = _enhanced_ct(tmp_path, modality=modality)
     for given in (enh_path, enh_path.parent):
         ref = ReferenceSeries.from_folder(given)
         assert ref.is_multiframe and len(ref.datasets) == 1
@@ -415,3 +417,21 @@ def test_frames_across_irregular_slices(tmp_path):
     with pytest.raises(ReferenceMismatchError, match="where the reference series has no image") as err:
         read_seg(path, reference=ref)
     assert str(path) in str(err.value)
+
+
+def test_new_frame_of_reference_with_in_plane_cropped_frames(tmp_path):
+    """pydicom-seg's inplane_cropping: frames smaller than the image, offset in-plane, and a
+    new FrameOfReferenceUID; still every frame pixel is one reference voxel."""
+    grid, labels, segments, ref = _series(tmp_path)
+    numbers = _numbers(labels, segments)
+    nz = np.argwhere(numbers)
+    (k0, j0, i0), (k1, j1, i1) = nz.min(axis=0), nz.max(axis=0) + 1
+    crop = Grid((grid.shape_kji[0], j1 - j0, i1 - i0), grid.spacing_ijk, tuple(grid.index_to_lps([i0, j0, 0])),
+                grid.direction)
+    path = _highdicom_seg(tmp_path / "s.dcm", ref, np.ascontiguousarray(numbers[:, j0:j1, i0:i1]), segments,
+                          seg_type="BINARY", grid=crop)
+    new_for = _new_frame_of_reference(path)
+    assert pydicom.dcmread(path).Rows == j1 - j0
+    dec = read_seg(path, reference=ref)
+    assert np.array_equal(dec.labelmap.array, numbers)
+    assert [n for n in dec.notes if new_for in n]
