@@ -13,13 +13,13 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,remote,fast,slicer]'
+	$(BIN)/pip install -q -e '.[test,remote,fast,slicer,plot]'
 	touch $(STAMP)
 
 $(COMPAT_STAMP): pyproject.toml
 	$(PY) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/pip install -q --upgrade pip
-	$(COMPAT_VENV)/bin/pip install -q -e '.[test,remote,fast]' 'highdicom==0.27.0' 'pydicom==3.0.2'
+	$(COMPAT_VENV)/bin/pip install -q -e '.[test,remote,fast,plot]' 'highdicom==0.27.0' 'pydicom==3.0.2'
 	touch $(COMPAT_STAMP)
 
 demo: $(STAMP)

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from AdaptiveBrushDicomLib import __version__
+from AdaptiveBrushDicomLib.cli import compare as cli_compare
 from AdaptiveBrushDicomLib.cli import db as cli_db
 from AdaptiveBrushDicomLib.cli import export as cli_export
 from AdaptiveBrushDicomLib.cli import migrate as cli_migrate
 from AdaptiveBrushDicomLib.cli import remote as cli_remote
+from AdaptiveBrushDicomLib.cli import runs as cli_runs
 from AdaptiveBrushDicomLib.errors import EXIT_USAGE, UserError
 
 
@@ -160,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     cli_migrate.register(sub)
+    cli_compare.register(sub)
+    cli_runs.register(sub)
     cli_db.register(sub)
     cli_remote.register(sub)
     return parser

@@ -1,0 +1,1 @@
+"""Comparing segmentations: metrics, segment matching, trial-vs-gold tables, plots."""
