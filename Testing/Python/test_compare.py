@@ -221,3 +221,40 @@ def test_match_segments_rules():
     # two gold segments with one name are ambiguous: neither is matched by that name
     amb = match_segments([Segment(1, "X"), Segment(2, "X")], [Segment(7, "X")])
     assert amb.matches == [] and any("shared by 2 gold" in n for n in amb.notes)
+
+
+def test_info_lists_voxels_and_volume_per_segment(case, capsys):
+    from AdaptiveBrushDicomLib.cli.main import main
+
+    tmp, grid, labels, segments, _, _ = case
+    assert main(["info", str(tmp / "gold.dcm"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    by_name = {s["label"]: s for s in info["segments"]}
+    for seg in segments:  # includes label 300 (stored under another SegmentNumber)
+        count = int((labels == seg.label).sum())
+        assert by_name[seg.name]["voxels"] == count
+        assert by_name[seg.name]["volume_ml"] == pytest.approx(count * np.prod(grid.spacing) / 1000)
+    assert main(["info", str(tmp / "gold.dcm")]) == 0
+    text = capsys.readouterr().out
+    assert f"{int((labels == 4).sum()):,} voxels" in text and " mL" in text
+    assert main(["info", str(tmp / "gold.dcm"), "--json", "--no-voxels"]) == 0
+    assert all(s["voxels"] is None for s in json.loads(capsys.readouterr().out)["segments"])
+
+
+@pytest.mark.skipif(find_tool("itkimage2segimage") is None, reason="dcmqi not installed")
+def test_info_voxels_of_a_dcmqi_binary_seg(tmp_path):
+    from AdaptiveBrushDicomLib.analysis.volumes import segment_volumes
+    from AdaptiveBrushDicomLib.io.volumes import read_segmentation
+
+    ct = corpus_path("dcmqi", "ct-3slice")
+    spec = json.loads(corpus_path("dcmqi", "seg-example_liver_spine.json").read_text())
+    spec["segmentAttributes"] = [[item for group in spec["segmentAttributes"] for item in group]]
+    (tmp_path / "meta.json").write_text(json.dumps(spec))
+    label_image = corpus_path("dcmqi", "liver_spine_seg.nrrd")
+    assert dcmqi_encode([label_image], tmp_path / "meta.json", ct, tmp_path / "bin.dcm", labelmap=False).ok
+    truth = read_segmentation(label_image)
+    got = {v.number: v for v in segment_volumes(tmp_path / "bin.dcm")}
+    for item in spec["segmentAttributes"][0]:
+        count = int((truth.array == item["labelID"]).sum())
+        assert got[item["labelID"]].voxels == count and got[item["labelID"]].name == item["SegmentLabel"]
+        assert got[item["labelID"]].volume_ml == pytest.approx(count * np.prod(truth.grid.spacing) / 1000)

@@ -1,7 +1,8 @@
 """The comparison as one PNG: trials ranked by mean Dice, and the best and the worst trial's
 contours against the gold standard on the image slice where the two trials differ most.
 
-matplotlib (Agg backend, no display needed) is imported inside the functions: it is an
+matplotlib (a bare ``Figure``, rendered by Agg: no display, pyplot's backend untouched) is
+imported inside the functions: it is an
 optional dependency (``pip install 'AdaptiveBrushDicom[plot]'``), and Slicer does not
 bundle it.
 """
@@ -154,16 +155,14 @@ def write_plot(report: ComparisonReport, path: str | Path, *, title: str | None 
     best and the worst trial disagree; the panels are cropped around the segments there.
     Blue: in the gold standard, missed by the trial; red: in the trial, not in the gold.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
+    # a bare Figure renders with Agg and leaves pyplot's global backend (Slicer's) alone
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     from AdaptiveBrushDicomLib.io.atomic import atomic_output
 
     best, worst = report.best, report.worst
-    figure = plt.figure(figsize=(15, 6.2), dpi=110)
+    figure = Figure(figsize=(15, 6.2), dpi=110)
     grid_spec = figure.add_gridspec(1, 3, width_ratios=[1.15, 1, 1], wspace=0.12)
     _ranking(figure.add_subplot(grid_spec[0, 0]), report)
     if best is not None and worst is not None:
@@ -201,7 +200,6 @@ def write_plot(report: ComparisonReport, path: str | Path, *, title: str | None 
     path = Path(path)
     with atomic_output(path) as tmp:
         figure.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(figure)
     return path
 
 

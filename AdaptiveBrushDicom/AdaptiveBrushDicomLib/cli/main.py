@@ -112,6 +112,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     from AdaptiveBrushDicomLib.dicom.seg.info import seg_info
 
     info = seg_info(args.seg)
+    if not args.no_voxels:
+        from AdaptiveBrushDicomLib.analysis.volumes import segment_volumes
+
+        sizes = {v.number: v for v in segment_volumes(args.seg)}
+        for s in info.segments:
+            if s.number in sizes:
+                s.voxels, s.volume_ml = sizes[s.number].voxels, sizes[s.number].volume_ml
     _emit(args, info.to_dict(), info.to_text())
     return 0
 
@@ -156,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_decode)
 
-    p = sub.add_parser("info", help="summary of a DICOM SEG")
+    p = sub.add_parser("info", help="summary of a DICOM SEG (segments with voxels and volume in mL)")
     p.add_argument("seg")
+    p.add_argument("--no-voxels", action="store_true",
+                   help="header only: do not decode the pixel data to count voxels (faster)")
     _add_json(p)
     p.set_defaults(func=cmd_info)
 

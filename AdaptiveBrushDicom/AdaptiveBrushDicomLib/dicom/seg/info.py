@@ -43,6 +43,9 @@ class SegmentInfo:
     description: str | None
     tracking_id: str | None = None
     anatomic_region_modifier: str | None = None
+    #: labelled voxels and their volume (mL); filled by ``abdicom info`` (analysis.volumes), None if not measured
+    voxels: int | None = None
+    volume_ml: float | None = None
 
 
 @dataclass
@@ -88,7 +91,8 @@ class SegInfo:
         ]
         for s in self.segments:
             rgb = "" if s.color_rgb is None else " rgb(%d,%d,%d)" % tuple(s.color_rgb)
-            lines.append(f"   {s.number:>4}  {s.label}{rgb}")
+            size = "" if s.voxels is None else f"  {s.voxels:,} voxels, {s.volume_ml or 0.0:.3f} mL"
+            lines.append(f"   {s.number:>4}  {s.label}{rgb}{size}")
             lines.append(f"         category {s.category}; type {s.type}"
                          + (f" ({s.type_modifier})" if s.type_modifier else ""))
             if s.anatomic_region:
