@@ -98,7 +98,7 @@ def test_compare_off_grid_trial_needs_resample(demo, tmp_path):
     root, paths, _ = demo
     gold = read_segmentation(paths.gold_dir / "gold.seg.nrrd")
     g = gold.grid
-    moved = Grid(g.shape, g.spacing, tuple(np.asarray(g.origin) + 0.3), g.direction)
+    moved = Grid(g.shape_kji, g.spacing_ijk, tuple(np.asarray(g.origin) + 0.3), g.direction)
     gold.grid = moved
     write_seg_nrrd(gold, tmp_path / "moved.seg.nrrd")
     rc, out, err = run(["compare", paths.gold_dir / "gold.seg.nrrd", tmp_path / "moved.seg.nrrd"], root)

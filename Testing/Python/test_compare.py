@@ -69,7 +69,7 @@ def test_metrics_equal_brute_force_in_patient_space(case):
     (trial,) = report.trials
     assert trial.trial_number == 1
     assert not trial.unmatched_gold and not trial.unmatched_trial
-    voxel_ml = np.prod(grid.spacing) / 1000
+    voxel_ml = np.prod(grid.spacing_ijk) / 1000
     for seg in segments:
         got = _by_name(trial)[seg.name]
         g, t = labels == seg.label, shifted == seg.label
@@ -133,8 +133,8 @@ def test_trial_on_flipped_permuted_lattice_equals_original(case, tmp_path):
     # same voxels stored with the i axis reversed and i/j swapped: same lattice, other array order
     arr = np.flip(shifted, axis=2).transpose(0, 2, 1)
     d = grid.direction
-    flipped_grid = Grid((arr.shape), (grid.spacing[1], grid.spacing[0], grid.spacing[2]),
-                        tuple(grid.index_to_lps(np.array([grid.shape[2] - 1, 0, 0]))),
+    flipped_grid = Grid((arr.shape), (grid.spacing_ijk[1], grid.spacing_ijk[0], grid.spacing_ijk[2]),
+                        tuple(grid.index_to_lps(np.array([grid.shape_kji[2] - 1, 0, 0]))),
                         np.column_stack([d[:, 1], -d[:, 0], d[:, 2]]))
     other = Segmentation(tmp_path / "f", LabelMap(np.ascontiguousarray(arr), flipped_grid, segments))
     a, b = compare_trial(gold, trial), compare_trial(gold, other)
@@ -144,7 +144,7 @@ def test_trial_on_flipped_permuted_lattice_equals_original(case, tmp_path):
 def test_off_lattice_trial_refused_unless_resampled(case, tmp_path):
     _, grid, labels, segments, _, _ = case
     gold = Segmentation(tmp_path / "g", LabelMap(labels, grid, segments))
-    half = Grid(grid.shape, grid.spacing, tuple(np.asarray(grid.origin) + 0.4 * grid.direction[:, 0]), grid.direction)
+    half = Grid(grid.shape_kji, grid.spacing_ijk, tuple(np.asarray(grid.origin) + 0.4 * grid.direction[:, 0]), grid.direction)
     trial = Segmentation(tmp_path / "t.seg.nrrd", LabelMap(labels, half, segments))
     with pytest.raises(ReferenceMismatchError, match="t.seg.nrrd.*--resample nearest"):
         compare_trial(gold, trial)
@@ -156,11 +156,11 @@ def test_off_lattice_trial_refused_unless_resampled(case, tmp_path):
 
 def test_trial_extending_beyond_gold_extent_compares_on_union_grid(tmp_path):
     grid = phantom_grid(shape=(10, 20, 20))
-    gold_arr = np.zeros(grid.shape, np.uint8)
+    gold_arr = np.zeros(grid.shape_kji, np.uint8)
     gold_arr[3:6, 5:10, 5:10] = 1
     seg = [Segment(1, "Blob")]
     # gold stored cropped to k 3..5 (as a SEG without empty frames decodes without a reference)
-    crop = Grid((3, 20, 20), grid.spacing, tuple(grid.index_to_lps(np.array([0, 0, 3]))), grid.direction)
+    crop = Grid((3, 20, 20), grid.spacing_ijk, tuple(grid.index_to_lps(np.array([0, 0, 3]))), grid.direction)
     gold = Segmentation(tmp_path / "g", LabelMap(gold_arr[3:6].copy(), crop, seg))
     trial_arr = gold_arr.copy()
     trial_arr[6:8, 5:10, 5:10] = 1  # two slices more than the gold
@@ -168,7 +168,7 @@ def test_trial_extending_beyond_gold_extent_compares_on_union_grid(tmp_path):
     m = res.segments[0].metrics
     assert m.voxels_gold == 75 and m.voxels_trial == 125
     assert m.dice == pytest.approx(2 * 75 / 200)
-    assert m.hd_mm == pytest.approx(2 * grid.spacing[2])
+    assert m.hd_mm == pytest.approx(2 * grid.spacing_ijk[2])
 
 
 def test_seg_nrrd_trial_against_seg_gold_and_label_boxes(case, tmp_path):
@@ -233,7 +233,7 @@ def test_info_lists_voxels_and_volume_per_segment(case, capsys):
     for seg in segments:  # includes label 300 (stored under another SegmentNumber)
         count = int((labels == seg.label).sum())
         assert by_name[seg.name]["voxels"] == count
-        assert by_name[seg.name]["volume_ml"] == pytest.approx(count * np.prod(grid.spacing) / 1000)
+        assert by_name[seg.name]["volume_ml"] == pytest.approx(count * np.prod(grid.spacing_ijk) / 1000)
     assert main(["info", str(tmp / "gold.dcm")]) == 0
     text = capsys.readouterr().out
     assert f"{int((labels == 4).sum()):,} voxels" in text and " mL" in text
@@ -257,4 +257,4 @@ def test_info_voxels_of_a_dcmqi_binary_seg(tmp_path):
     for item in spec["segmentAttributes"][0]:
         count = int((truth.array == item["labelID"]).sum())
         assert got[item["labelID"]].voxels == count and got[item["labelID"]].name == item["SegmentLabel"]
-        assert got[item["labelID"]].volume_ml == pytest.approx(count * np.prod(truth.grid.spacing) / 1000)
+        assert got[item["labelID"]].volume_ml == pytest.approx(count * np.prod(truth.grid.spacing_ijk) / 1000)

@@ -57,7 +57,7 @@ def test_random_masks_match_brute_force_on_anisotropic_oblique_grid(seed):
     grid = Grid(shape, (0.7, 1.3, 2.5), (10.0, -4.0, 33.0), direction)
     gold = _random_blob(rng, shape)
     trial = _random_blob(rng, shape)
-    got = mask_metrics(gold, trial, grid.spacing)
+    got = mask_metrics(gold, trial, grid.spacing_ijk)
     want = brute_force(gold, trial, grid)
     assert got.empty is EmptyCase.NONE
     assert got.dice == pytest.approx(want["dice"], abs=1e-9)
@@ -70,10 +70,10 @@ def test_random_masks_match_brute_force_on_anisotropic_oblique_grid(seed):
 
 def test_masks_touching_the_array_border_count_border_voxels_as_surface():
     grid = Grid((4, 5, 6), (1.0, 2.0, 3.0), (0.0, 0.0, 0.0))
-    gold = np.ones(grid.shape, dtype=bool)  # fills the array: every outer voxel is surface
-    trial = np.zeros(grid.shape, dtype=bool)
+    gold = np.ones(grid.shape_kji, dtype=bool)  # fills the array: every outer voxel is surface
+    trial = np.zeros(grid.shape_kji, dtype=bool)
     trial[1:3, 1:4, 1:5] = True
-    got = mask_metrics(gold, trial, grid.spacing)
+    got = mask_metrics(gold, trial, grid.spacing_ijk)
     want = brute_force(gold, trial, grid)
     assert got.hd95_mm == pytest.approx(want["hd95"], abs=1e-4)
     assert got.assd_mm == pytest.approx(want["assd"], abs=1e-4)

@@ -206,16 +206,16 @@ def compare_trial(gold: Segmentation, trial: Segmentation, *, resample: Resample
     trial_arr, resampled = on_grid(trial, grid, resample)
     gold_boxes = label_boxes(gold_arr) if gold_boxes is None else gold_boxes
     trial_boxes = label_boxes(trial_arr)
-    native_ml = voxel_volume_ml(trial.labelmap.grid.spacing)
+    native_ml = voxel_volume_ml(trial.labelmap.grid.spacing_ijk)
     native_counts = label_boxes(trial.labelmap.array) if resampled else trial_boxes
-    ml = voxel_volume_ml(grid.spacing)
+    ml = voxel_volume_ml(grid.spacing_ijk)
     out = TrialComparison(trial.path, trial.trial_number, trial.series_instance_uid, resampled=resampled,
                           notes=list(trial.notes) + match.notes)
     for m in match.matches:
         gk, tk = (m.gold.layer, m.gold.label), (m.trial.layer, m.trial.label)
         gb, tb = gold_boxes.get(gk), trial_boxes.get(tk)
         metrics = _segment_pair(_layer(gold_arr, m.gold.layer), m.gold.label, gb[0] if gb else None,
-                                _layer(trial_arr, m.trial.layer), m.trial.label, tb[0] if tb else None, grid.spacing)
+                                _layer(trial_arr, m.trial.layer), m.trial.label, tb[0] if tb else None, grid.spacing_ijk)
         trial_count = native_counts.get(tk, (None, 0))[1]
         out.segments.append(SegmentComparison(
             name=m.gold.name, trial_name=m.trial.name, gold_label=m.gold.label, trial_label=m.trial.label,
@@ -328,7 +328,7 @@ def compare_files(
                 results[n] = fut.result()
                 if progress:
                     progress(done, len(items), results[n])  # type: ignore[arg-type]
-    ml = voxel_volume_ml(gold.labelmap.grid.spacing)
+    ml = voxel_volume_ml(gold.labelmap.grid.spacing_ijk)
     counts = _WORKER["boxes"]
     volumes = {s.name: counts.get((s.layer, s.label), (None, 0))[1] * ml for s in gold.labelmap.segments}
     return ComparisonReport(gold=gold, gold_volumes_ml=volumes, trials=[r for r in results if r is not None],

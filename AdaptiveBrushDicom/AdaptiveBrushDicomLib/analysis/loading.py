@@ -104,29 +104,29 @@ def read_for_compare(path: str | Path, reference: "ReferenceSeries | None" = Non
 def _extent_in(base: Grid, other: Grid) -> tuple[np.ndarray, np.ndarray] | None:
     """(lo, hi) (k, j, i) index range of ``other`` in ``base``'s index space, or None when
     ``other`` is not on ``base``'s lattice (after reordering its axes)."""
-    view = reorient(np.broadcast_to(np.uint8(0), tuple(other.shape)), other, base)
+    view = reorient(np.broadcast_to(np.uint8(0), tuple(other.shape_kji)), other, base)
     if view is None:
         return None
     reindexed = view[1]
-    offset = base.lattice_offset(reindexed)
+    offset = base.lattice_offset_kji(reindexed)
     if offset is None:
         return None
     lo = np.array(offset)
-    return lo, lo + np.array(reindexed.shape)
+    return lo, lo + np.array(reindexed.shape_kji)
 
 
 def common_grid(base: Grid, others: Sequence[Grid]) -> Grid:
     """Smallest grid on ``base``'s lattice (and orientation) holding ``base`` and every
     grid of ``others`` that is on that lattice (others are ignored here)."""
-    lo, hi = np.zeros(3, dtype=int), np.array(base.shape)
+    lo, hi = np.zeros(3, dtype=int), np.array(base.shape_kji)
     for g in others:
         ext = _extent_in(base, g)
         if ext is not None:
             lo, hi = np.minimum(lo, ext[0]), np.maximum(hi, ext[1])
-    if not lo.any() and np.array_equal(hi, base.shape):
+    if not lo.any() and np.array_equal(hi, base.shape_kji):
         return base
     origin = base.index_to_lps(np.array([lo[2], lo[1], lo[0]], dtype=float))
-    return Grid(tuple(int(v) for v in hi - lo), base.spacing, tuple(origin), base.direction)
+    return Grid(tuple(int(v) for v in hi - lo), base.spacing_ijk, tuple(origin), base.direction)
 
 
 def on_grid(seg: Segmentation, grid: Grid, resample: Resample | str = Resample.NONE) -> tuple[np.ndarray, bool]:

@@ -156,7 +156,7 @@ def mask_metrics(gold: np.ndarray, trial: np.ndarray, spacing: Sequence[float]) 
     Parameters
     ----------
     gold, trial : numpy.ndarray of bool, same (k, j, i) shape
-    spacing : (si, sj, sk) voxel spacing in mm (index order, as ``Grid.spacing``)
+    spacing : (si, sj, sk) voxel spacing in mm (index order, as ``Grid.spacing_ijk``)
 
     Returns
     -------

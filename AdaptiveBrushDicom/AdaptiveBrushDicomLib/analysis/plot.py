@@ -39,7 +39,7 @@ def require_matplotlib() -> None:
 def _gold_label_space(trial: TrialComparison, seg: Segmentation, grid: Grid) -> np.ndarray:
     """The trial's matched segments on ``grid``, relabelled with the gold label values."""
     arr, _ = on_grid(seg, grid, "nearest" if trial.resampled else "none")
-    out = np.zeros(grid.shape, dtype=np.int32)
+    out = np.zeros(grid.shape_kji, dtype=np.int32)
     layer_of = {s.label: s.layer for s in seg.labelmap.segments}
     for s in trial.segments:
         layer = arr if arr.ndim == 3 else arr[layer_of.get(s.trial_label, 0)]
@@ -123,7 +123,7 @@ def _summary(t: TrialComparison) -> str:
 def _slice_panel(ax: Any, image: np.ndarray | None, gold: np.ndarray, trial: np.ndarray, crop, grid: Grid,
                  color: str, title: str) -> None:
     g, t = gold[crop], trial[crop]
-    si, sj = grid.spacing[0], grid.spacing[1]
+    si, sj = grid.spacing_ijk[0], grid.spacing_ijk[1]
     extent = (0, g.shape[1] * si, g.shape[0] * sj, 0)  # mm, so anisotropic pixels keep their shape
     if image is not None:
         im = image[crop].astype(float)

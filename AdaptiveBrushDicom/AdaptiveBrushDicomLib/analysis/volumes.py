@@ -41,7 +41,7 @@ def segment_volumes(path: str | Path) -> list[SegmentVolume]:
     numbers = sorted(int(item.SegmentNumber) for item in items
                      if not (skip_background and int(item.SegmentNumber) == 0))
     counts = label_boxes(lm.array)
-    ml = voxel_volume_ml(lm.grid.spacing)
+    ml = voxel_volume_ml(lm.grid.spacing_ijk)
     out = []
     # read_seg adds a "Segment <n>" record (label n) for each undescribed pixel value n,
     # in SegmentNumber order among the described ones
