@@ -258,3 +258,19 @@ def test_info_voxels_of_a_dcmqi_binary_seg(tmp_path):
         count = int((truth.array == item["labelID"]).sum())
         assert got[item["labelID"]].voxels == count and got[item["labelID"]].name == item["SegmentLabel"]
         assert got[item["labelID"]].volume_ml == pytest.approx(count * np.prod(truth.grid.spacing_ijk) / 1000)
+
+
+def test_metrics_table_for_the_slicer_module(case):
+    from AdaptiveBrushDicomLib.analysis.report import TABLE_COLUMNS, metrics_table
+
+    tmp, grid, labels, segments, shifted, _ = case
+    columns, rows = metrics_table(tmp / "gold.dcm", [tmp / "trial_004.dcm", tmp / "trial_001.dcm"],
+                                  reference=tmp / "ref")
+    assert columns == TABLE_COLUMNS and all(len(r) == len(columns) for r in rows)
+    # trial 1 (only the tumor moved, half the edema gone) ranks before trial 4 (no tumor)
+    assert rows[0][:2] == ["1", "trial 1"] and rows[len(segments)][:2] == ["2", "trial 4"]
+    tumor = [r for r in rows if r[1] == "trial 1" and r[2] == "Tumor"][0]
+    g, t = labels == 4, shifted == 4
+    assert tumor[3] == f"{2 * (g & t).sum() / (g.sum() + t.sum()):.3f}"
+    empty = [r for r in rows if r[1] == "trial 4" and r[2] == "Tumor"][0]
+    assert empty[3] == "0.000" and empty[5] == "-" and empty[9] == "-100.0"

@@ -242,9 +242,14 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(gold_path: str, reference: str | None, resample: str) -> None:
+    """Initializer of a worker process: single-threaded ITK (one process per core), the gold read once."""
     import SimpleITK as sitk
 
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # one process per core already
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    _load_gold(gold_path, reference, resample)
+
+
+def _load_gold(gold_path: str, reference: str | None, resample: str) -> None:
     ref = _reference(reference)
     gold = read_for_compare(gold_path, ref)
     _WORKER.update(gold=gold, reference=ref, resample=resample, boxes=label_boxes(gold.labelmap.array))
@@ -309,7 +314,7 @@ def compare_files(
     resample = Resample(resample).value
     ref_str = None if reference is None else str(reference)
     jobs = default_jobs(len(items)) if jobs is None else max(1, int(jobs))
-    _init_worker(str(gold_path), ref_str, resample)
+    _load_gold(str(gold_path), ref_str, resample)  # in this process: ITK threading left as the caller set it
     gold = _WORKER["gold"]
     results: list[TrialComparison | None] = [None] * len(items)
     if jobs == 1 or len(items) < 2:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from AdaptiveBrushDicomLib.analysis.compare import ComparisonReport, SegmentComparison, TrialComparison
 from AdaptiveBrushDicomLib.analysis.matching import MatchMethod
@@ -47,6 +47,30 @@ def metrics_table_rows(report: ComparisonReport) -> list[list[str]]:
         for n, seg in enumerate(trial.segments):
             rows.append(_trial_cells(shown_rank if n == 0 else None, trial, seg))
     return rows
+
+
+def metrics_table(gold_file: str | Path, trial_files: Sequence[str | Path], *,
+                  reference: str | Path | None = None) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The Slicer module's *Compare trials* table: column names and rows, best trial first.
+
+    Runs :func:`~.compare.compare_files` in this process (``jobs=1``: no worker processes
+    inside Slicer's embedded interpreter) and formats it with :func:`metrics_table_rows`.
+
+    Parameters
+    ----------
+    gold_file : the gold standard's SEG (or ``.seg.nrrd``)
+    trial_files : the trials' SEG files
+    reference : folder of the image series they refer to (the full grid), optional
+
+    Raises
+    ------
+    UserError
+        A file missing or unreadable, or a trial on another grid (one line, names the file).
+    """
+    from AdaptiveBrushDicomLib.analysis.compare import compare_files
+
+    report = compare_files(gold_file, list(trial_files), reference=reference, jobs=1)
+    return TABLE_COLUMNS, metrics_table_rows(report)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -117,5 +141,5 @@ def write_csv(report: ComparisonReport, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["TABLE_COLUMNS", "CSV_COLUMNS", "metrics_table_rows", "report_text", "csv_rows", "csv_text",
+__all__ = ["TABLE_COLUMNS", "CSV_COLUMNS", "metrics_table", "metrics_table_rows", "report_text", "csv_rows", "csv_text",
            "write_csv", "fmt"]
