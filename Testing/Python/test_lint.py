@@ -48,7 +48,7 @@ def test_import_layers_are_kept():
     assert proc.returncode == 0, f"import-linter contracts broken:\n{proc.stdout}{proc.stderr}"
     out = proc.stdout
     assert "0 broken" in out and "KEPT" in out, out
-    assert "layers: cli | slicer -> runs | store -> dicom -> io -> core -> errors KEPT" in out, out
+    assert "layers: cli | slicer -> runs | store | analysis -> dicom -> io -> core -> errors KEPT" in out, out
 
 
 def test_import_linter_catches_a_layer_violation(tmp_path):

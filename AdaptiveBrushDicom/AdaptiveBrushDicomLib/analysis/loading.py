@@ -126,7 +126,8 @@ def common_grid(base: Grid, others: Sequence[Grid]) -> Grid:
     if not lo.any() and np.array_equal(hi, base.shape_kji):
         return base
     origin = base.index_to_lps(np.array([lo[2], lo[1], lo[0]], dtype=float))
-    return Grid(tuple(int(v) for v in hi - lo), base.spacing_ijk, tuple(origin), base.direction)
+    nk, nj, ni = (int(v) for v in hi - lo)
+    return Grid((nk, nj, ni), base.spacing_ijk, (float(origin[0]), float(origin[1]), float(origin[2])), base.direction)
 
 
 def on_grid(seg: Segmentation, grid: Grid, resample: Resample | str = Resample.NONE) -> tuple[np.ndarray, bool]:
