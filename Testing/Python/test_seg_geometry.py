@@ -425,7 +425,7 @@ def test_new_frame_of_reference_with_in_plane_cropped_frames(tmp_path):
     grid, labels, segments, ref = _series(tmp_path)
     numbers = _numbers(labels, segments)
     nz = np.argwhere(numbers)
-    (k0, j0, i0), (k1, j1, i1) = nz.min(axis=0), nz.max(axis=0) + 1
+    (_k0, j0, i0), (_k1, j1, i1) = nz.min(axis=0), nz.max(axis=0) + 1
     crop = Grid((grid.shape_kji[0], j1 - j0, i1 - i0), grid.spacing_ijk, tuple(grid.index_to_lps([i0, j0, 0])),
                 grid.direction)
     path = _highdicom_seg(tmp_path / "s.dcm", ref, np.ascontiguousarray(numbers[:, j0:j1, i0:i1]), segments,
