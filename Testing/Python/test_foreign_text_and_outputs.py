@@ -212,3 +212,33 @@ def test_label_image_output_refuses_overlapping_layers(tmp_path, phantom_series)
     assert not out.exists()
     assert main(["decode", str(tmp_path / "b.dcm"), "--reference", str(reference.folder),
                  "--out", str(tmp_path / "b.seg.nrrd")]) == 0
+
+
+# ------------------------------------------------------------------ readers we did not write
+def test_slicerio_and_dcmqi_agree_with_our_decoded_outputs(tmp_path, phantom_series):
+    """slicerio reads our decoded .seg.nrrd; dcmqi's segimage2itkimage decodes the same SEG
+    to the same voxels as our .nii.gz (its pixel values are SegmentNumbers, ours labels)."""
+    import SimpleITK as sitk
+    import slicerio
+
+    from abdicom_testkit.peers import dcmqi_decode
+
+    _, labels, segments, _, reference = phantom_series
+    write_seg(LabelMap(labels, reference.grid, segments), reference, tmp_path / "s.dcm")
+    for name in ("back.seg.nrrd", "back.nii.gz"):
+        assert main(["decode", str(tmp_path / "s.dcm"), "--reference", str(reference.folder),
+                     "--out", str(tmp_path / name)]) == 0
+    seg = slicerio.read_segmentation(str(tmp_path / "back.seg.nrrd"))
+    assert [(s["name"], s["labelValue"]) for s in seg["segments"]] == [(s.name, s.label) for s in segments]
+    assert np.array_equal(np.asarray(seg["voxels"]).transpose(2, 1, 0), labels)
+    ours = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "back.nii.gz")))
+    tool_path("segimage2itkimage")
+    dq = dcmqi_decode(tmp_path / "s.dcm", tmp_path / "dcmqi")
+    assert dq.run.ok, dq.run.output
+    numbers = {s["SegmentLabel"]: int(s["labelID"]) for s in dq.segments}
+    offset = np.round(reference.grid.lps_to_index(np.asarray(dq.grid.origin))).astype(int)  # (i, j, k)
+    k0 = int(offset[2])
+    crop = ours[k0:k0 + dq.array.shape[0]]
+    for s in segments:
+        assert np.array_equal(crop == s.label, dq.array == numbers[s.name]), s.name
+    assert int((ours != 0).sum()) == int((dq.array != 0).sum())
