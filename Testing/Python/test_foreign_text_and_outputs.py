@@ -242,3 +242,28 @@ def test_slicerio_and_dcmqi_agree_with_our_decoded_outputs(tmp_path, phantom_ser
     for s in segments:
         assert np.array_equal(crop == s.label, dq.array == numbers[s.name]), s.name
     assert int((ours != 0).sum()) == int((dq.array != 0).sum())
+
+
+def test_dcmqi_written_tracking_id_that_looks_like_ours_loses_no_voxels(tmp_path, phantom_series):
+    import SimpleITK as sitk
+    from pydicom.uid import generate_uid
+
+    from AdaptiveBrushDicomLib.core.segment import Segment
+    from AdaptiveBrushDicomLib.io.metadata_tables import write_dcmqi_metadata
+    from abdicom_testkit.peers import dcmqi_encode
+
+    *_, grid, reference = phantom_series
+    labels = _two_labels(grid)
+    image = sitk.GetImageFromArray(labels)
+    grid.apply_to_sitk(image)
+    sitk.WriteImage(image, str(tmp_path / "lab.nrrd"), True)
+    segs = [Segment(label=v, name=f"S{v}", color=(200, 10 * v, 0),
+                    extra={"tracking_id": f"finding (label {v - 1})", "tracking_uid": generate_uid()})
+            for v in (1, 2)]
+    write_dcmqi_metadata(segs, tmp_path / "meta.json")
+    tool_path("itkimage2segimage")
+    run = dcmqi_encode([tmp_path / "lab.nrrd"], tmp_path / "meta.json", reference.folder, tmp_path / "dq.dcm")
+    assert run.ok, run.output
+    decoded = read_seg(tmp_path / "dq.dcm", reference=reference).labelmap
+    assert np.array_equal(decoded.array, labels)  # "(label 0)" used to send segment 1 to background
+    assert [s.extra.get("tracking_id") for s in decoded.segments] == ["finding (label 0)", "finding (label 1)"]
