@@ -22,6 +22,8 @@ from orthanc_server import OrthancServer, orthanc_or_skip  # noqa: E402
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass  # noqa: E402
 from AdaptiveBrushDicomLib.store import dicomweb as remote  # noqa: E402
+from AdaptiveBrushDicomLib.store.dicomweb import connection as stow_connection  # noqa: E402
+from AdaptiveBrushDicomLib.store.dicomweb import stow  # noqa: E402
 from AdaptiveBrushDicomLib.errors import UserError  # noqa: E402
 
 FAST_FAIL = remote.RetryPolicy(attempts=2, backoff=0.05)
@@ -143,7 +145,7 @@ def test_stow_response_parsing():
                                                     "00081197": {"vr": "US", "Value": [272]}}]},
             }
 
-    out = remote._parse_stow_response(Resp())
+    out = stow_connection._parse_stow_response(Resp())
     assert out.stored == {"1.2.3"}
     assert out.failed == {"1.2.4": "server refused it (FailureReason 272)"}
 
@@ -153,7 +155,7 @@ def test_batches_respect_count_and_bytes():
         return remote.LocalInstance(Path(f"{n}.dcm"), "s", "x", str(n), "MR", n, size)
 
     items = [inst(i, 10) for i in range(5)] + [inst(9, 1000)]
-    sizes = [len(b) for b in remote._batches(items, 2, 100)]
+    sizes = [len(b) for b in stow._batches(items, 2, 100)]
     assert sizes == [2, 2, 1, 1]  # the big file goes alone
 
 

@@ -1,0 +1,360 @@
+"""One DICOMweb server: a ``requests`` session with credentials, retries (urllib3 ``Retry``)
+and error messages that name the URL; the errors of the DICOMweb functions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+from AdaptiveBrushDicomLib.errors import UserError
+from AdaptiveBrushDicomLib.store.dicomweb.auth import Auth, _as_auth
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+#: Modality of segmentation series.
+SEG_MODALITY = "SEG"
+#: HTTP statuses worth retrying (the server may recover).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Media type asking a WADO-RS server for the instance as stored (no transcoding).
+ORIGINAL_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+#: Plain Part 10 request (the server picks the transfer syntax; Orthanc: Explicit VR LE).
+ANY_DICOM = 'multipart/related; type="application/dicom"'
+
+
+# ---------------------------------------------------------------------- errors
+class RemoteError(UserError):
+    """A DICOMweb server could not do what was asked; the message names the URL."""
+
+
+class AuthError(RemoteError):
+    """The server refused the credentials (HTTP 401 / 403)."""
+
+
+class ServerUnreachableError(RemoteError):
+    """No connection to the server (refused, reset, timed out) even after retries."""
+
+
+class _Transient(Exception):
+    """Internal: a failure worth retrying."""
+
+    def __init__(self, reason: str, connection: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.connection = connection
+
+
+def _require_dicomweb_client() -> Any:
+    try:
+        import dicomweb_client  # noqa: F401
+        import requests  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "remote commands need the 'dicomweb-client' package; install it with "
+            "pip install 'AdaptiveBrushDicom[remote]' (or pip install dicomweb-client)"
+        ) from None
+    import dicomweb_client
+
+    return dicomweb_client
+
+# ---------------------------------------------------------------------- retries
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries with exponential backoff for transient failures.
+
+    Transient: connection refused / reset / timed out, HTTP 408, 429, 5xx. A request is
+    tried at most ``attempts`` times; the waits are ``backoff``, ``backoff * factor``, ...
+    seconds, each capped at ``max_delay``.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 8.0
+
+    def delays(self) -> list[float]:
+        return [min(self.backoff * self.factor**n, self.max_delay) for n in range(max(self.attempts - 1, 0))]
+
+
+# ---------------------------------------------------------------------- connection
+class DicomWebConnection:
+    """One DICOMweb server: a ``requests`` session with credentials, retries and error
+    messages that name the URL.
+
+    Parameters
+    ----------
+    url : base URL of the DICOMweb service, e.g. ``http://127.0.0.1:8042/dicom-web``.
+    auth : :class:`Auth`, ``(user, password)`` or None.
+    retry : :class:`RetryPolicy`.
+    timeout : seconds per HTTP request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: "Auth | tuple[str, str] | None" = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        dwc = _require_dicomweb_client()
+        import requests
+
+        self.url = _check_url(url)
+        self.auth = _as_auth(auth)
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.session = requests.Session()
+        if self.auth is not None:
+            self.auth.apply(self.session)
+        self.client = dwc.DICOMwebClient(self.url, session=self.session, timeout=timeout)
+        # our own retry loop also covers connection errors; avoid retries inside retries
+        self.client.set_http_retry_params(retry=False)
+        self.retries_used = 0
+
+    # -------------------------------------------------------------- error mapping
+    def _http_error(self, status: int, what: str, body: str = "") -> UserError:
+        if status in (401, 403):
+            if self.auth is None:
+                return AuthError(
+                    f"{self.url}: the server requires authentication (HTTP {status}) for {what}; "
+                    "pass --user with --password-file, or --token-file"
+                )
+            return AuthError(
+                f"{self.url}: the server refused the credentials (HTTP {status}, {self.auth.describe()}) "
+                f"for {what}; check the user name and the password / token file"
+            )
+        if status == 404:
+            return RemoteError(f"{self.url}: not found (HTTP 404) for {what}; is this the DICOMweb root URL "
+                               "(e.g. http://host:8042/dicom-web for Orthanc)?")
+        detail = f": {body.strip()[:200]}" if body.strip() else ""
+        return RemoteError(f"{self.url}: HTTP {status} for {what}{detail}")
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` (one HTTP exchange) with retries; map failures to user errors.
+
+        ``fn`` returns a value, or raises ``requests`` exceptions / :class:`_Transient`.
+        """
+        import requests
+
+        delays = self.retry.delays()
+        attempt = 0
+        while True:
+            try:
+                try:
+                    return fn()
+                except requests.HTTPError as exc:  # from dicomweb-client's raise_for_status
+                    resp = exc.response
+                    status = resp.status_code if resp is not None else 0
+                    if status in RETRY_STATUSES:
+                        raise _Transient(f"HTTP {status}", connection=False) from None
+                    raise self._http_error(status, what, resp.text if resp is not None else "") from None
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    raise _Transient(_connection_reason(exc), connection=True) from None
+            except _Transient as exc:
+                if attempt >= len(delays):
+                    if exc.connection:
+                        raise ServerUnreachableError(
+                            f"{self.url}: cannot reach the server for {what} ({exc.reason}) after "
+                            f"{attempt + 1} attempts; check that it is running and the URL is right"
+                        ) from None
+                    raise RemoteError(
+                        f"{self.url}: the server kept failing for {what} ({exc.reason}) after {attempt + 1} attempts"
+                    ) from None
+                time.sleep(delays[attempt])
+                attempt += 1
+                self.retries_used += 1
+
+    def _request(self, method: str, url: str, what: str, **kwargs: Any) -> "requests.Response":
+        """One raw request through the session (with retries); non-2xx -> errors."""
+
+        def once() -> "requests.Response":
+            resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            if resp.status_code in RETRY_STATUSES:
+                raise _Transient(f"HTTP {resp.status_code}", connection=False)
+            if resp.status_code >= 400 and resp.status_code != 409:
+                raise self._http_error(resp.status_code, what, resp.text)
+            return resp
+
+        return self.call(what, once)
+
+    # -------------------------------------------------------------- QIDO / metadata
+    def search_series(self, study_uid: str | None = None, filters: dict[str, Any] | None = None,
+                      fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """QIDO-RS series query (``/series`` or ``/studies/{uid}/series``)."""
+        what = f"QIDO-RS series query {filters or {}}"
+        return self.call(what, lambda: self.client.search_for_series(
+            study_instance_uid=study_uid, search_filters=filters or None, fields=list(fields) or None,
+            get_remaining=True))
+
+    def search_studies(self, filters: dict[str, Any] | None = None,
+                       fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self.call("QIDO-RS study query", lambda: self.client.search_for_studies(
+            search_filters=filters or None, fields=list(fields) or None, get_remaining=True))
+
+    def search_instances(self, study_uid: str | None = None, series_uid: str | None = None,
+                         filters: dict[str, Any] | None = None,
+                         fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+        what = f"QIDO-RS instance query (series {series_uid})" if series_uid else "QIDO-RS instance query"
+
+        def once() -> list[dict[str, Any]]:
+            import requests
+
+            try:
+                return self.client.search_for_instances(
+                    study_instance_uid=study_uid, series_instance_uid=series_uid,
+                    search_filters=filters or None, fields=list(fields) or None, get_remaining=True)
+            except requests.HTTPError as exc:
+                if exc.response is not None and exc.response.status_code == 404:
+                    return []  # unknown study/series: nothing there yet
+                raise
+
+        return self.call(what, once)
+
+    def series_metadata(self, study_uid: str, series_uid: str) -> list[dict[str, Any]]:
+        """WADO-RS metadata of every instance of a series (DICOM JSON)."""
+        return self.call(f"WADO-RS metadata of series {series_uid}",
+                         lambda: self.client.retrieve_series_metadata(study_uid, series_uid))
+
+    def study_of_series(self, series_uid: str) -> dict[str, Any]:
+        """QIDO-RS attributes of one series (incl. StudyInstanceUID); UnknownUIDError if absent."""
+        from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+
+        found = self.search_series(filters={"SeriesInstanceUID": series_uid},
+                                   fields=["StudyInstanceUID", "StudyDescription"])
+        found = [f for f in found if _value(f, "0020000E") == series_uid]
+        if not found:
+            raise UnknownUIDError(f"{self.url}: series {series_uid} is not on the server; push it first "
+                                  "(abdicom push) or check the UID")
+        return found[0]
+
+    def sop_uids_of_series(self, study_uid: str, series_uid: str) -> set[str]:
+        """SOPInstanceUIDs the server holds for a series (empty if the series is unknown)."""
+        rows = self.search_instances(study_uid, series_uid, fields=["SOPInstanceUID"])
+        return {u for u in (_value(r, "00080018") for r in rows) if u}
+
+    # -------------------------------------------------------------- STOW / WADO
+    def stow(self, blobs: Sequence[bytes], what: str) -> "_StowOutcome":
+        """STOW-RS one multipart request with the given Part 10 files (bytes as they are)."""
+        boundary = f"abdicom-{uuid.uuid4().hex}"
+        body = bytearray()
+        for blob in blobs:
+            body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            body += blob
+            body += b"\r\n"
+        body += f"--{boundary}--\r\n".encode()
+        headers = {
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            "Accept": "application/dicom+json",
+        }
+        resp = self._request("POST", f"{self.url}/studies", what, data=bytes(body), headers=headers)
+        return _parse_stow_response(resp)
+
+    def retrieve_instance_bytes(self, study_uid: str, series_uid: str, sop_uid: str) -> tuple[bytes, bool]:
+        """WADO-RS one instance as Part 10 bytes; (bytes, original) where ``original`` is
+        False when the server refused ``transfer-syntax=*`` and sent a transcoded copy."""
+        url = f"{self.url}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+        what = f"WADO-RS retrieve of instance {sop_uid}"
+        try:
+            resp = self._request("GET", url, what, headers={"Accept": ORIGINAL_DICOM})
+            if resp.status_code < 300:
+                return _single_part(resp, what, self.url), True
+        except (AuthError, ServerUnreachableError):
+            raise
+        except RemoteError:
+            pass  # e.g. 406 Not Acceptable: the server cannot send the stored syntax
+        resp = self._request("GET", url, what, headers={"Accept": ANY_DICOM})
+        return _single_part(resp, what, self.url), False
+
+@dataclass
+class _StowOutcome:
+    stored: set[str]
+    failed: dict[str, str]
+    status: int
+
+
+def _parse_stow_response(resp: "requests.Response") -> _StowOutcome:
+    """ReferencedSOPSequence (0008,1199) = stored, FailedSOPSequence (0008,1198) = failed."""
+    stored: set[str] = set()
+    failed: dict[str, str] = {}
+    try:
+        payload = resp.json() if resp.content else {}
+    except ValueError:
+        payload = {}
+    if isinstance(payload, list):
+        payload = payload[0] if payload else {}
+    for item in (payload.get("00081199", {}) or {}).get("Value", []) or []:
+        uid = _value(item, "00081155")
+        if uid:
+            stored.add(uid)
+    for item in (payload.get("00081198", {}) or {}).get("Value", []) or []:
+        uid = _value(item, "00081155")
+        reason = _value(item, "00081197")
+        if uid:
+            failed[uid] = f"server refused it (FailureReason {reason})" if reason else "server refused it"
+    return _StowOutcome(stored, failed, resp.status_code)
+
+
+def _single_part(resp: "requests.Response", what: str, url: str) -> bytes:
+    parts = split_multipart(resp.content, resp.headers.get("Content-Type", ""))
+    if len(parts) != 1:
+        raise RemoteError(f"{url}: expected one DICOM object for {what}, got {len(parts)}")
+    return parts[0]
+
+
+def split_multipart(body: bytes, content_type: str) -> list[bytes]:
+    """Bodies of a ``multipart/related`` message (RFC 2046), headers removed.
+
+    A response that is not multipart is returned as one part.
+    """
+    boundary = None
+    for piece in content_type.split(";"):
+        key, _, value = piece.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip().strip('"')
+    if not boundary:
+        return [body]
+    delim = b"--" + boundary.encode()
+    out = []
+    for chunk in body.split(delim)[1:]:
+        if chunk.startswith(b"--"):
+            break  # closing delimiter
+        head, sep, content = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        out.append(content)
+    return out
+
+
+def _connection_reason(exc: Exception) -> str:
+    text = str(exc)
+    for key, reason in (("Connection refused", "connection refused"), ("reset", "connection reset"),
+                        ("RemoteDisconnected", "connection closed by the server"),
+                        ("timed out", "timed out"), ("Name or service not known", "unknown host")):
+        if key in text:
+            return reason
+    return type(exc).__name__
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"--dicomweb must be an http(s) URL such as http://127.0.0.1:8042/dicom-web, got {url!r}")
+    return str(url).rstrip("/")
+
+
+def _value(item: dict[str, Any], tag: str) -> str:
+    """First value of a DICOM JSON attribute as text ('' if absent)."""
+    attr = item.get(tag) or {}
+    values = attr.get("Value") or []
+    if not values:
+        return ""
+    v = values[0]
+    if isinstance(v, dict):  # PN
+        return str(v.get("Alphabetic", ""))
+    return str(v)
