@@ -160,7 +160,9 @@ def test_batches_respect_count_and_bytes():
 
 
 def test_retry_policy_delays():
-    assert remote.RetryPolicy(attempts=4, backoff=0.5, factor=2, max_delay=1.5).delays() == [0.5, 1.0, 1.5]
+    # urllib3's schedule: no wait before the first retry, then 2 * backoff, 4 * backoff, capped
+    assert remote.RetryPolicy(attempts=5, backoff=0.5, max_delay=1.5).delays() == [0.0, 1.0, 1.5, 1.5]
+    assert remote.RetryPolicy(attempts=1).delays() == []
 
 
 # ---------------------------------------------------------------------- Orthanc
@@ -370,3 +372,64 @@ def test_segs_for_when_metadata_comes_from_the_index(tmp_path, run_data):
         assert all(s.segment_labels == tuple(x.name for x in run_data.segments) for s in segs)
     finally:
         srv.kill()
+
+
+# ---------------------------------------------------------------- retries (urllib3 Retry)
+class _FlakyServer:
+    """A local HTTP server answering ``fail`` requests with HTTP 503, then ``[]`` (QIDO-RS)."""
+
+    def __init__(self, fail: int) -> None:
+        import http.server
+
+        outer = self
+        self.fail, self.hits = fail, 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server API
+                outer.hits += 1
+                if outer.hits <= outer.fail:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b"[]"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/dicom+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/dicom-web"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_http_503_is_retried_by_the_session_then_succeeds():
+    srv = _FlakyServer(fail=2)
+    try:
+        conn = remote.DicomWebConnection(srv.url, retry=remote.RetryPolicy(attempts=3, backoff=0.01))
+        assert conn.search_series() == []
+        assert srv.hits == 3 and conn.retries_used == 2
+    finally:
+        srv.close()
+
+
+def test_http_503_that_persists_is_one_line_naming_the_attempts():
+    srv = _FlakyServer(fail=99)
+    try:
+        conn = remote.DicomWebConnection(srv.url, retry=remote.RetryPolicy(attempts=3, backoff=0.01))
+        with pytest.raises(remote.RemoteError) as info:
+            conn.search_series()
+        msg = str(info.value)
+        assert srv.url in msg and "HTTP 503" in msg and "after 3 attempts" in msg and "\n" not in msg
+        assert srv.hits == 3 and conn.retries_used == 2
+    finally:
+        srv.close()

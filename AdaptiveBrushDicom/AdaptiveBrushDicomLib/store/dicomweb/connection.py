@@ -3,7 +3,6 @@ and error messages that name the URL; the errors of the DICOMweb functions."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -38,15 +37,6 @@ class ServerUnreachableError(RemoteError):
     """No connection to the server (refused, reset, timed out) even after retries."""
 
 
-class _Transient(Exception):
-    """Internal: a failure worth retrying."""
-
-    def __init__(self, reason: str, connection: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.connection = connection
-
-
 def _require_dicomweb_client() -> Any:
     try:
         import dicomweb_client  # noqa: F401
@@ -63,20 +53,65 @@ def _require_dicomweb_client() -> Any:
 # ---------------------------------------------------------------------- retries
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries with exponential backoff for transient failures.
+    """Retries with exponential backoff for transient failures, carried out by urllib3's
+    ``Retry`` on the ``requests`` session (every request: QIDO, WADO, STOW).
 
-    Transient: connection refused / reset / timed out, HTTP 408, 429, 5xx. A request is
-    tried at most ``attempts`` times; the waits are ``backoff``, ``backoff * factor``, ...
-    seconds, each capped at ``max_delay``.
+    Transient: connection refused / reset / timed out, HTTP 408, 429, 5xx
+    (:data:`RETRY_STATUSES`). A request is tried at most ``attempts`` times; urllib3 waits
+    0, ``2 * backoff``, ``4 * backoff``, ... seconds between tries, each capped at
+    ``max_delay`` (a server's Retry-After is not followed, so the total wait is bounded).
     """
 
     attempts: int = 5
     backoff: float = 0.5
-    factor: float = 2.0
     max_delay: float = 8.0
 
+    def to_urllib3(self, on_retry: "Callable[[], None] | None" = None) -> "Retry":
+        """The urllib3 ``Retry`` for this policy; ``on_retry`` is called before every retry."""
+        return _CountingRetry(
+            total=max(self.attempts - 1, 0),
+            backoff_factor=self.backoff,
+            backoff_max=self.max_delay,
+            status_forcelist=sorted(RETRY_STATUSES),
+            allowed_methods=None,  # every method: STOW-RS POSTs are idempotent (same SOP Instance UIDs)
+            raise_on_status=False,  # the last response comes back; DicomWebConnection words the error
+            respect_retry_after_header=False,
+            on_retry=on_retry,
+        )
+
     def delays(self) -> list[float]:
-        return [min(self.backoff * self.factor**n, self.max_delay) for n in range(max(self.attempts - 1, 0))]
+        """The waits (s) urllib3 makes before each retry, from urllib3's own computation."""
+        retry: Retry = self.to_urllib3()
+        out = []
+        for _ in range(max(self.attempts - 1, 0)):
+            retry = retry.increment(method="GET", url="/", error=ConnectionError("probe"))
+            out.append(retry.get_backoff_time())
+        return out
+
+
+try:  # urllib3 comes with requests (extra `remote`)
+    from urllib3.util.retry import Retry
+except ImportError:  # pragma: no cover - without requests there is no DICOMweb at all
+    Retry = object  # type: ignore[misc,assignment]
+
+
+class _CountingRetry(Retry):
+    """urllib3 ``Retry`` that reports each retry (for :attr:`DicomWebConnection.retries_used`)."""
+
+    def __init__(self, *args: Any, on_retry: "Callable[[], None] | None" = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_retry = on_retry
+
+    def new(self, **kw: Any) -> "_CountingRetry":
+        out: _CountingRetry = super().new(**kw)
+        out._on_retry = self._on_retry
+        return out
+
+    def increment(self, *args: Any, **kwargs: Any) -> "_CountingRetry":
+        out: _CountingRetry = super().increment(*args, **kwargs)  # raises MaxRetryError when exhausted
+        if self._on_retry is not None:
+            self._on_retry()
+        return out
 
 
 # ---------------------------------------------------------------------- connection
@@ -110,10 +145,18 @@ class DicomWebConnection:
         self.session = requests.Session()
         if self.auth is not None:
             self.auth.apply(self.session)
-        self.client = dwc.DICOMwebClient(self.url, session=self.session, timeout=timeout)
-        # our own retry loop also covers connection errors; avoid retries inside retries
-        self.client.set_http_retry_params(retry=False)
         self.retries_used = 0
+        from requests.adapters import HTTPAdapter
+
+        adapter = HTTPAdapter(max_retries=self.retry.to_urllib3(on_retry=self._count_retry))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.client = dwc.DICOMwebClient(self.url, session=self.session, timeout=timeout)
+        # the session's urllib3 Retry covers every request; no second retry layer on top
+        self.client.set_http_retry_params(retry=False)
+
+    def _count_retry(self) -> None:
+        self.retries_used += 1
 
     # -------------------------------------------------------------- error mapping
     def _http_error(self, status: int, what: str, body: str = "") -> UserError:
@@ -130,51 +173,45 @@ class DicomWebConnection:
         if status == 404:
             return RemoteError(f"{self.url}: not found (HTTP 404) for {what}; is this the DICOMweb root URL "
                                "(e.g. http://host:8042/dicom-web for Orthanc)?")
+        if status in RETRY_STATUSES:
+            return RemoteError(
+                f"{self.url}: the server kept failing for {what} (HTTP {status}) after {self.retry.attempts} attempts"
+            )
         detail = f": {body.strip()[:200]}" if body.strip() else ""
         return RemoteError(f"{self.url}: HTTP {status} for {what}{detail}")
 
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` (one HTTP exchange) with retries; map failures to user errors.
+        """Run ``fn`` (one HTTP exchange; the session retries transient failures) and map
+        what still fails to user errors.
 
-        ``fn`` returns a value, or raises ``requests`` exceptions / :class:`_Transient`.
+        Raises
+        ------
+        AuthError
+            HTTP 401 / 403.
+        ServerUnreachableError
+            No connection after ``retry.attempts`` tries.
+        RemoteError
+            Any other HTTP error (5xx after ``retry.attempts`` tries).
         """
         import requests
 
-        delays = self.retry.delays()
-        attempt = 0
-        while True:
-            try:
-                try:
-                    return fn()
-                except requests.HTTPError as exc:  # from dicomweb-client's raise_for_status
-                    resp = exc.response
-                    status = resp.status_code if resp is not None else 0
-                    if status in RETRY_STATUSES:
-                        raise _Transient(f"HTTP {status}", connection=False) from None
-                    raise self._http_error(status, what, resp.text if resp is not None else "") from None
-                except (requests.ConnectionError, requests.Timeout) as exc:
-                    raise _Transient(_connection_reason(exc), connection=True) from None
-            except _Transient as exc:
-                if attempt >= len(delays):
-                    if exc.connection:
-                        raise ServerUnreachableError(
-                            f"{self.url}: cannot reach the server for {what} ({exc.reason}) after "
-                            f"{attempt + 1} attempts; check that it is running and the URL is right"
-                        ) from None
-                    raise RemoteError(
-                        f"{self.url}: the server kept failing for {what} ({exc.reason}) after {attempt + 1} attempts"
-                    ) from None
-                time.sleep(delays[attempt])
-                attempt += 1
-                self.retries_used += 1
+        try:
+            return fn()
+        except requests.HTTPError as exc:  # from dicomweb-client's raise_for_status
+            resp = exc.response
+            status = resp.status_code if resp is not None else 0
+            raise self._http_error(status, what, resp.text if resp is not None else "") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ServerUnreachableError(
+                f"{self.url}: cannot reach the server for {what} ({_connection_reason(exc)}) after "
+                f"{self.retry.attempts} attempts; check that it is running and the URL is right"
+            ) from None
 
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> "requests.Response":
         """One raw request through the session (with retries); non-2xx -> errors."""
 
         def once() -> "requests.Response":
             resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            if resp.status_code in RETRY_STATUSES:
-                raise _Transient(f"HTTP {resp.status_code}", connection=False)
             if resp.status_code >= 400 and resp.status_code != 409:
                 raise self._http_error(resp.status_code, what, resp.text)
             return resp
