@@ -112,7 +112,7 @@ def ct_run(tmp_path):
     run = tmp_path / "runs" / "ct_run"
     trials = []
     for n in range(3):
-        write_trial(run / "segmentations" / f"trial_{n:03d}.seg.nrrd", box_mask(ref.grid.shape, n), ref.grid,
+        write_trial(run / "segmentations" / f"trial_{n:03d}.seg.nrrd", box_mask(ref.grid.shape_kji, n), ref.grid,
                     mtime=FIXED_MTIME + n)
         trials.append({"trial_number": n, "params": {"algorithm": "watershed", "edge": 10 + n},
                        "value": 0.5 + n / 10})
@@ -120,7 +120,7 @@ def ct_run(tmp_path):
                                                   "best_trial": trials[-1]}, indent=2))
     (run / "config.yaml").write_text("sample_data: ct-3slice\n")
     gold = tmp_path / "GoldStandards" / "ct_gold"
-    write_trial(gold / "gold.seg.nrrd", box_mask(ref.grid.shape, 1), ref.grid)
+    write_trial(gold / "gold.seg.nrrd", box_mask(ref.grid.shape_kji, 1), ref.grid)
     (gold / "metadata.json").write_text(json.dumps({"sample_data": "ct-3slice", "algorithm": "manual"}))
     return ct, ref, run, gold
 
@@ -215,7 +215,7 @@ def test_synthetic_patient_id_from_metadata_and_options(tmp_path):
     for p in [gold, *gold.iterdir()]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     lm = read_segmentation(gold / "gold.seg.nrrd")
-    image = np.random.default_rng(0).integers(0, 50, size=lm.grid.shape, dtype=np.int16)
+    image = np.random.default_rng(0).integers(0, 50, size=lm.grid.shape_kji, dtype=np.int16)
     vol = tmp_path / "lesion_volume.nrrd"
     sitk.WriteImage(lm.grid.apply_to_sitk(sitk.GetImageFromArray(image)), str(vol), True)
     second = tmp_path / "second" / name
@@ -372,7 +372,7 @@ def test_uids_do_not_depend_on_folder_names(template, tmp_path):
 def test_two_runs_on_one_image_are_told_apart(template, tmp_path):
     import pydicom
 
-    from AdaptiveBrushDicomLib.runs.naming import parse_trial_series_description
+    from AdaptiveBrushDicomLib.dicom.naming import parse_trial_series_description
 
     a = copy_demo(template, tmp_path / "a")
     second = tmp_path / "a" / "optimization_results" / "second_run_with_a_rather_long_name_2026-01-28_v2_final"
@@ -437,18 +437,20 @@ def test_second_migration_gives_identical_bytes(template, tmp_path, compression)
 
 
 def test_non_ascii_names_give_identical_bytes(template, tmp_path):
-    from AdaptiveBrushDicomLib.io.volumes import read_segmentation, write_seg_nrrd
+    """A non-ASCII run name goes into ContentDescription: the highdicom path (UTF-8)."""
+    import pydicom
 
     a = copy_demo(template, tmp_path / "a")
-    src = a.run_dir / "segmentations/trial_000.seg.nrrd"
-    lm = read_segmentation(src)
-    write_seg_nrrd(LabelMap(lm.array, lm.grid, [replace(lm.segments[0], name="Tumör Ödem")]), src)
-    os.utime(src, (FIXED_MTIME, FIXED_MTIME))
+    data = json.loads((a.run_dir / "results.json").read_text())
+    data["config_name"] = "Läufe_Ödem_run"
+    (a.run_dir / "results.json").write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     b_root = tmp_path / "b"
     shutil.copytree(a.root, b_root, copy_function=shutil.copy2)
-    assert run_migrate(a.run_dir, volumes_dir=a.volumes_dir).exit_code == 0
     b_run = b_root / a.run_dir.relative_to(a.root)
+    assert run_migrate(a.run_dir, volumes_dir=a.volumes_dir).exit_code == 0
     assert run_migrate(b_run, volumes_dir=b_root / "volumes").exit_code == 0
+    ds = pydicom.dcmread(a.run_dir / "dicom/segmentations/trial_000.dcm", stop_before_pixels=True)
+    assert ds.ContentDescription == "Läufe_Ödem_run trial 0" and "ISO_IR 192" in ds.SpecificCharacterSet
     assert contents(a.run_dir / "dicom") == contents(b_run / "dicom")
 
 
@@ -462,7 +464,7 @@ def test_write_seg_is_deterministic_on_every_path(phantom_series, tmp_path, kind
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     kwargs = dict(content_datetime=when, series_instance_uid="1.2.3.4", sop_instance_uid="1.2.3.4.5")
     if kind == "binary":
-        layers = np.zeros((2,) + grid.shape, np.uint8)
+        layers = np.zeros((2,) + grid.shape_kji, np.uint8)
         layers[0, 2:6, 5:20, 5:20] = 1
         layers[1, 3:8, 10:25, 10:25] = 1
         lm = LabelMap(layers, grid, [Segment(1, "A", layer=0), Segment(1, "B", layer=1)])
@@ -485,7 +487,7 @@ def test_resample_that_leaves_nothing_inside_is_an_error(phantom_series, tmp_pat
     from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
 
     _, labels, segments, grid, ref = phantom_series
-    far = grid.with_shape_and_origin(grid.shape, np.asarray(grid.origin) + 1000.0)
+    far = grid.with_shape_and_origin(grid.shape_kji, np.asarray(grid.origin) + 1000.0)
     src = tmp_path / "far.seg.nrrd"
     write_seg_nrrd(LabelMap(labels, far, segments), src)
     out = tmp_path / "out.dcm"
@@ -497,7 +499,7 @@ def test_resample_that_leaves_nothing_inside_is_an_error(phantom_series, tmp_pat
     proc = cli("export", str(src), "--reference", str(ref.folder), "--out", str(out))
     assert proc.returncode == 2 and "--resample" not in proc.stderr
     # overlapping but off the lattice: the hint is given
-    half = grid.with_shape_and_origin(grid.shape, np.asarray(grid.origin) + np.asarray(grid.spacing) / 2)
+    half = grid.with_shape_and_origin(grid.shape_kji, np.asarray(grid.origin) + np.asarray(grid.spacing_ijk) / 2)
     write_seg_nrrd(LabelMap(labels, half, segments), src)
     proc = cli("export", str(src), "--reference", str(ref.folder), "--out", str(out))
     assert proc.returncode == 2 and "--resample nearest" in proc.stderr
@@ -508,7 +510,7 @@ def test_migrate_offers_resample_nearest(demo):
 
     src = demo.run_dir / "segmentations/trial_000.seg.nrrd"
     lm = read_segmentation(src)
-    half = lm.grid.with_shape_and_origin(lm.grid.shape, np.asarray(lm.grid.origin) + np.asarray(lm.grid.spacing) / 2)
+    half = lm.grid.with_shape_and_origin(lm.grid.shape_kji, np.asarray(lm.grid.origin) + np.asarray(lm.grid.spacing_ijk) / 2)
     write_seg_nrrd(LabelMap(lm.array, half, lm.segments), src)
     summary = run_migrate(demo.run_dir, volumes_dir=demo.volumes_dir)
     rec = items(summary.reports[0])["trial_000"]

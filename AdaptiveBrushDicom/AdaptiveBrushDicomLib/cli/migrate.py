@@ -30,6 +30,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         dry_run=args.dry_run,
         progress=not args.quiet,
+        modality=args.modality,
+        patient_id=args.patient_id,
+        resample=args.resample,
     )
     if args.json:
         print(json.dumps(summary.to_dict(), sort_keys=True, default=str))
@@ -45,21 +48,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="legacy optimization runs / gold standards -> DICOM (volume series + LABELMAP SEG per trial)",
         description=(
             "Convert optimization runs (results.json + segmentations/*.seg.nrrd) and gold standards "
-            "(gold.seg.nrrd + metadata.json) to DICOM in place: dicom/volume/ (synthetic series of the source "
-            "image), dicom/segmentations/trial_NNN.dcm or dicom/gold.dcm, migration_report.json/.md, and the "
-            "DICOM UIDs added to results.json / metadata.json. Originals are never modified; re-running resumes "
-            "an interrupted migration and changes nothing on a migrated folder. Exit code 0: all migrated; "
-            "1: some item failed (see the report); 2: bad usage."
+            "(gold.seg.nrrd + metadata.json) to DICOM in place: dicom/volume/ (the original files of a DICOM "
+            "source, renamed 0001.dcm... in slice order; a synthetic series for any other image), "
+            "dicom/segmentations/trial_NNN.dcm or dicom/gold.dcm, migration_report.json/.md, and the DICOM UIDs "
+            "added to results.json / metadata.json. Originals are never modified; re-running migrates new trials, "
+            "re-checks changed ones (never replacing a SEG), resumes an interrupted migration and changes nothing "
+            "on a migrated folder, wherever it was moved. Exit code 0: all migrated; 1: some folder or item "
+            "failed or changed (see the report); 2: bad usage or no source image for any folder."
         ),
     )
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="a run folder, a folder of runs, a gold standard folder, or a GoldStandards folder")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--volume", metavar="FILE",
-                     help="the source image (file or DICOM folder) the segmentations were made on")
-    src.add_argument("--volumes-dir", metavar="DIR",
-                     help="folder with source images named after the sample (e.g. DIR/MRBrainTumor1.nrrd, "
-                          ".nii.gz, .mha, or a DIR/MRBrainTumor1/ DICOM folder)")
+    p.add_argument("--volume", metavar="FILE",
+                   help="the source image (file or DICOM folder) the segmentations were made on; with "
+                        "--volumes-dir: for folders whose sample is not found there or that name none")
+    p.add_argument("--volumes-dir", metavar="DIR",
+                   help="folder with source images named after the sample (e.g. DIR/MRBrainTumor1.nrrd, "
+                        ".nii.gz, .mha, or a DIR/MRBrainTumor1/ DICOM folder)")
+    p.add_argument("--modality", default="MR",
+                   help="Modality of a synthetic series (non-DICOM sources only): MR, CT, PT or OT (default MR)")
+    p.add_argument("--patient-id", metavar="ID",
+                   help="PatientID of a synthetic series (non-DICOM sources only; default: patient_id / "
+                        "idc_patient of the run or gold metadata, else AdaptiveBrush_<sample>)")
+    p.add_argument("--resample", choices=["none", "nearest"], default="none",
+                   help="resample segmentations that are not on the source image's voxel lattice (nearest "
+                        "neighbour; default: refuse them)")
     p.add_argument("--compression", default="default",
                    help="SEG transfer syntax: explicit, rle, jpeg2000, jpegls or deflate (default: deflate)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for trials (default 1)")

@@ -132,12 +132,36 @@ def align_to_grid(
             placed = _place_by_slices(arr2, g2, dst, what)
             if placed is not None:
                 return placed
+    if src.is_regular and dst.is_regular and not grids_overlap(src, dst):
+        raise ReferenceMismatchError(
+            f"{what} does not overlap the reference image at all: its {int(np.count_nonzero(array))} labelled "
+            f"voxels all fall outside it ({src.describe()} vs reference {dst.describe()}); give the reference "
+            "series the segmentation was made on"
+        )
     if resample is Resample.NEAREST:
-        return _resample_nearest(array, src, dst)
+        out = _resample_nearest(array, src, dst)
+        labelled = int(np.count_nonzero(array))
+        if labelled and not np.count_nonzero(out):
+            raise ReferenceMismatchError(
+                f"{what}: resampling leaves no labelled voxel inside the reference image (all {labelled} "
+                "labelled voxels fall outside it); give the reference series the segmentation was made on"
+            )
+        return out
     raise ReferenceMismatchError(
         f"{what} is not on the reference image's voxel lattice ({src.describe()} vs reference "
         f"{dst.describe()}); pass --resample nearest to resample it"
     )
+
+
+def grids_overlap(src: Grid, dst: Grid) -> bool:
+    """Whether the physical extents (voxel boxes, LPS) of two grids intersect: the
+    corners of ``src`` in ``dst`` index space span a box meeting ``dst``'s index range."""
+    n = np.asarray(src.size_ijk, dtype=float)
+    corners = np.array([[a, b, c] for a in (-0.5, n[0] - 0.5) for b in (-0.5, n[1] - 0.5)
+                        for c in (-0.5, n[2] - 0.5)])
+    idx = np.array([dst.lps_to_index(src.index_to_lps(c)) for c in corners])
+    size = np.asarray(dst.size_ijk, dtype=float)
+    return bool(np.all(idx.max(axis=0) > -0.5) and np.all(idx.min(axis=0) < size - 0.5))
 
 
 def _place(array: np.ndarray, offset: tuple[int, int, int], shape: tuple[int, int, int], what: str) -> np.ndarray:
@@ -242,4 +266,5 @@ def _resample_nearest(array: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
     return stacked[0] if array.ndim == 3 else stacked
 
 
-__all__ = ["Resample", "align_to_grid", "reorient", "reoriented_grid", "axis_permutation", "POSITION_TOLERANCE_MM"]
+__all__ = ["Resample", "align_to_grid", "grids_overlap", "reorient", "reoriented_grid", "axis_permutation",
+           "POSITION_TOLERANCE_MM"]

@@ -7,8 +7,16 @@ object                 SeriesNumber       SeriesDescription
 =====================  =================  =============================================
 source image volume    1                  (from the source, or the sample name)
 gold standard(s)       900, 901, ... 999  ``gold_<name>`` (:func:`gold_series_description`)
-trial ``n``            1000 + n           ``trial_<nnn>_<algorithm>`` (:func:`trial_series_description`)
+trial ``n``            1000 + n           ``<run> trial_<nnn>_<algorithm>`` (:func:`trial_series_description`)
 =====================  =================  =============================================
+
+Runs told apart: two runs on one image share the study (one image, one study), so the
+run name leads the trial's SeriesDescription, e.g. ``optuna_0128 trial_042_watershed``
+(a space, which generated text never contains otherwise, separates the two parts). The
+trial part is kept whole (the algorithm shortened to at most :data:`TRIAL_PART_MAX`
+characters); a long run name is shortened with a digest so the total stays within LO's
+64 characters. SeriesNumber stays ``1000 + n``: it gives the trial number back, and
+browsers sort the trials of every run in trial order.
 
 Trial numbers therefore sort after the gold standards in every DICOM browser (Slicer,
 OHIF, PACS sort by SeriesNumber) and ``SeriesNumber - 1000`` gives the trial number
@@ -40,6 +48,7 @@ __all__ = [
     "gold_series_number",
     "parse_trial_series_description",
     "patient_id",
+    "run_from_trial_series_description",
     "sanitize",
     "trial_number_from_series_number",
     "trial_series_description",
@@ -61,7 +70,9 @@ LO_MAX = 64
 PATIENT_ID_PREFIX = "AdaptiveBrush_"
 
 _BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
-_TRIAL_RE = re.compile(r"^trial_(?P<n>\d+)(?:_(?P<alg>.+))?$")
+_TRIAL_RE = re.compile(r"^(?:(?P<run>\S+) )?trial_(?P<n>\d+)(?:_(?P<alg>\S+))?$")
+#: Longest trial part (``trial_<nnn>_<algorithm>``) of a SeriesDescription with a run name.
+TRIAL_PART_MAX = 40
 
 
 def sanitize(text: str, fallback: str = "unnamed") -> str:
@@ -95,13 +106,14 @@ def _check_trial(trial_number: int) -> int:
     return n
 
 
-def trial_series_description(trial_number: int, algorithm: str | None) -> str:
-    """SeriesDescription of a trial SEG, e.g. ``trial_042_watershed``.
+def trial_series_description(trial_number: int, algorithm: str | None, run_name: str | None = None) -> str:
+    """SeriesDescription of a trial SEG, e.g. ``optuna_0128 trial_042_watershed``.
 
     Parameters
     ----------
     trial_number : non-negative int, zero-padded to 3 digits (more when needed).
     algorithm : algorithm name, sanitised (see module docstring); None or empty -> no suffix.
+    run_name : the run's name (sanitised, shortened with a digest to fit); None -> no run part.
 
     Returns
     -------
@@ -109,9 +121,18 @@ def trial_series_description(trial_number: int, algorithm: str | None) -> str:
     """
     n = _check_trial(trial_number)
     prefix = f"trial_{n:03d}"
-    if not algorithm or not str(algorithm).strip():
-        return prefix
-    return _fit(prefix + "_", sanitize(str(algorithm)))
+    limit = TRIAL_PART_MAX if run_name and str(run_name).strip() else LO_MAX
+    trial = prefix if not algorithm or not str(algorithm).strip() else _fit(prefix + "_", sanitize(str(algorithm)),
+                                                                            max(limit, len(prefix) + 10))
+    if not run_name or not str(run_name).strip():
+        return trial
+    return _fit("", sanitize(str(run_name)), LO_MAX - len(trial) - 1) + " " + trial
+
+
+def run_from_trial_series_description(description: str) -> str | None:
+    """The run part of a trial's SeriesDescription (None when it has none)."""
+    m = _TRIAL_RE.match(str(description).strip())
+    return m.group("run") if m else None
 
 
 def parse_trial_series_description(description: str) -> tuple[int, str | None] | None:

@@ -7,7 +7,7 @@ Layout of a migrated run (see ``docs/migration.md``)::
       results.legacy.json       byte copy of the original results.json (written once)
       config.yaml               run configuration (names the sample volume)
       segmentations/trial_000.seg.nrrd ...   originals, never modified
-      dicom/volume/0001.dcm ... synthetic series of the source image
+      dicom/volume/0001.dcm ... the source DICOM files (renamed, slice order) or a synthetic series
       dicom/segmentations/trial_000.dcm ...  LABELMAP SEG per trial
       migration_report.json, migration_report.md
 
@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
+from AdaptiveBrushDicomLib.runs.status import TrialStatus, VolumeSource
 
 # ----------------------------------------------------------------------------- layout
 RESULTS_NAME = "results.json"
@@ -50,11 +51,12 @@ GOLD_STANDARDS_DIR_NAME = "GoldStandards"
 #: Keys migration adds to each trial object of results.json.
 TRIAL_DICOM_KEYS = ("dicom_status", "dicom_series_uid", "dicom_sop_instance_uid", "dicom_seg_path", "dicom_error")
 
-#: Trial statuses written into ``dicom_status``.
-STATUS_MIGRATED = "migrated"
-STATUS_PRUNED = "pruned"
-STATUS_NO_SEGMENTATION = "no_segmentation"
-STATUS_FAILED = "failed"
+#: Trial statuses written into ``dicom_status`` (one vocabulary: runs/status.py).
+STATUS_MIGRATED = TrialStatus.MIGRATED
+STATUS_PRUNED = TrialStatus.PRUNED
+STATUS_NO_SEGMENTATION = TrialStatus.NO_SEGMENTATION
+STATUS_FAILED = TrialStatus.FAILED
+STATUS_CHANGED = TrialStatus.CHANGED
 
 
 def trial_seg_name(trial_number: int) -> str:
@@ -376,7 +378,7 @@ class RunResults:
     Attributes
     ----------
     folder : run folder
-    name : folder name (used in UIDs and descriptions)
+    name : run name recorded by the migration (``dicom.name``), else the folder name
     data : results.json as parsed (all legacy fields)
     config : config.yaml as parsed ({} if absent)
     dicom : the ``dicom`` block, None for a legacy (unmigrated) run
@@ -400,8 +402,15 @@ class RunResults:
 
     @property
     def volume_dir(self) -> Path | None:
-        """Folder of the synthetic DICOM series of the source image (None if not migrated)."""
+        """Folder of the DICOM series of the source image (None if not migrated)."""
         return self.folder / self.dicom.volume_path if self.dicom else None
+
+    @property
+    def volume_source(self) -> VolumeSource | None:
+        """``original`` (the source DICOM files) or ``synthetic``; None if not migrated."""
+        if self.dicom is None:
+            return None
+        return VolumeSource(self.dicom.extra.get("volume_source", VolumeSource.SYNTHETIC.value))
 
     @property
     def direction(self) -> str:
@@ -523,7 +532,8 @@ def load_run(folder: str | Path, *, require_migrated: bool = True, check_files: 
                     "re-run `abdicom migrate` on the run",
                     path,
                 )
-    return RunResults(folder=folder, name=folder.name, data=data, config=config, dicom=dicom, trials=trials)
+    name = str((dicom.extra.get("name") if dicom is not None else None) or folder.name)
+    return RunResults(folder=folder, name=name, data=data, config=config, dicom=dicom, trials=trials)
 
 
 def load_gold_standard(folder: str | Path, *, require_migrated: bool = False) -> GoldStandard:

@@ -210,6 +210,26 @@ def _in_source_frame_order(pixel: np.ndarray, reference: ReferenceSeries) -> np.
     return pixel[slice_of_frame]
 
 
+def _deterministic(ds, reference: ReferenceSeries, content_datetime: datetime | None) -> None:
+    """Replace what highdicom makes up per build (a random DimensionOrganizationUID, the
+    clock in ContributionDateTime) by values derived from the inputs, as the fast path
+    does, so the same input always gives the same bytes."""
+    dim_uid = uids.derive_uid("dimension-organization", reference.series_instance_uid)
+    for item in getattr(ds, "DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = dim_uid
+    for item in getattr(ds, "DimensionIndexSequence", []):
+        if "DimensionOrganizationUID" in item:
+            item.DimensionOrganizationUID = dim_uid
+    if content_datetime is None:
+        return
+    date, tm = content_datetime.strftime("%Y%m%d"), content_datetime.strftime("%H%M%S")
+    ds.ContentDate = ds.SeriesDate = ds.InstanceCreationDate = date
+    ds.ContentTime = ds.SeriesTime = ds.InstanceCreationTime = tm
+    for item in getattr(ds, "ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = date + tm
+
+
 def write_seg(
     labelmap: LabelMap,
     reference: ReferenceSeries,
@@ -406,11 +426,11 @@ def write_seg(
     write_segment_private(seg_ds, segments)
     _same_across_highdicom_versions(seg_ds, binary)
     ds = seg_ds
-    if content_datetime is not None:
-        ds.ContentDate = ds.SeriesDate = content_datetime.strftime("%Y%m%d")  # type: ignore[assignment]
-        ds.ContentTime = ds.SeriesTime = content_datetime.strftime("%H%M%S")  # type: ignore[assignment]
-        ds.InstanceCreationDate = ds.ContentDate
-        ds.InstanceCreationTime = ds.ContentTime
+    _deterministic(ds, reference, content_datetime)
+    texts = (series_description, content_description, content_creator_name)
+    if any(t is not None and not str(t).isascii() for t in texts) and "ISO_IR 192" not in \
+            list(getattr(ds, "SpecificCharacterSet", None) or []):
+        ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8 for non-ASCII series text (e.g. a run name)
     if compression is Compression.DEFLATE:
         ds.file_meta.TransferSyntaxUID = UID(Compression.DEFLATE.uid)
     with atomic_output(out_path) as tmp:
