@@ -10,6 +10,7 @@ stay behind after the migration; it is not part of the DICOM data.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from AdaptiveBrushDicomLib.errors import UserError
 
@@ -38,7 +39,7 @@ class FolderLock:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.path = lock_path(self.folder)
-        self._lock = None
+        self._lock: Any = None
 
     def acquire(self) -> None:
         from filelock import FileLock, Timeout

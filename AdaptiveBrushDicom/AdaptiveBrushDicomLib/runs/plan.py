@@ -205,7 +205,8 @@ def _first_str(data: dict[str, Any], keys: Sequence[str]) -> str | None:
 def _identify(plan: Plan) -> None:
     """Run / gold name and run key, independent of the folder's path and name."""
     data, folder = plan.data or {}, plan.job.folder
-    block = data.get("dicom") if isinstance(data.get("dicom"), dict) else {}
+    raw_block = data.get("dicom")
+    block: dict[str, Any] = raw_block if isinstance(raw_block, dict) else {}
     prev = _previous_report(folder)
     if plan.is_run:
         own = _first_str(data, RUN_NAME_KEYS) or _first_str(plan.config, CONFIG_RUN_NAME_KEYS)

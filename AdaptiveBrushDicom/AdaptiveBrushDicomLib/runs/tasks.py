@@ -92,7 +92,7 @@ def _known_records(plan: Plan) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(prev, dict) or prev.get("format") != REPORT_FORMAT:
         return {}
-    return {d.get("key"): d for d in prev.get("items", []) if isinstance(d, dict)}
+    return {str(d.get("key")): d for d in prev.get("items", []) if isinstance(d, dict)}
 
 
 def make_tasks(plan: Plan, compression_uid: str, resample: str, dry_run: bool, grid: Any) -> list[ItemTask]:

@@ -112,6 +112,7 @@ def resolve_volume(plan: Plan, opts: VolumeOptions) -> None:
 def _load_dicom_source(plan: Plan) -> None:
     from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 
+    assert plan.volume_path is not None
     try:
         plan.reference = ReferenceSeries.from_folder(plan.volume_path)
     except InputFileError as exc:
@@ -170,6 +171,7 @@ def describe_volume(plan: Plan, cache: VolumeCache, opts: VolumeOptions) -> dict
     """What ``dicom/volume`` will be, without writing (dry run)."""
     if plan.reference is not None:
         return _original_info(plan, plan.reference)
+    assert plan.volume_path is not None
     array, grid = cache.get(plan.volume_path)
     pid = synthetic_patient_id(plan, opts)
     digest = uids.content_digest(array, grid)
@@ -228,13 +230,14 @@ def _write_synthetic(plan: Plan, cache: VolumeCache, opts: VolumeOptions) -> dic
     array, grid = cache.get(plan.volume_path)
     patient_id = synthetic_patient_id(plan, opts)
     out = plan.job.folder / VOLUME_DIR
-    kwargs = dict(patient_id=patient_id, modality=opts.modality, study_description=plan.sample[:64],
-                  series_description=plan.sample[:64])
+    desc = plan.sample[:64]
     try:
-        series = create_synthetic_series(array, grid, out, **kwargs)
+        series = create_synthetic_series(array, grid, out, patient_id=patient_id, modality=opts.modality,
+                                         study_description=desc, series_description=desc)
     except OutputExistsError:
         _check_partial_synthetic(plan, out, uids.volume_series_uid(patient_id, uids.content_digest(array, grid)))
-        series = create_synthetic_series(array, grid, out, force=True, **kwargs)
+        series = create_synthetic_series(array, grid, out, patient_id=patient_id, modality=opts.modality,
+                                         study_description=desc, series_description=desc, force=True)
     return {
         "sample": plan.sample, "source": str(plan.volume_path), "volume_source": VolumeSource.SYNTHETIC,
         "content_sha256": series.content_digest, "patient_id": series.patient_id,
@@ -249,6 +252,7 @@ def _check_partial_synthetic(plan: Plan, out: Path, expected: str) -> None:
     """An interrupted earlier run left part of *our* series: fine; anything else is refused."""
     import pydicom
 
+    name = plan.volume_path.name if plan.volume_path is not None else "the source image"
     for p in sorted(out.glob("*.dcm")):
         try:
             uid = str(pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
@@ -257,7 +261,7 @@ def _check_partial_synthetic(plan: Plan, out: Path, expected: str) -> None:
             uid = None
         if uid != expected:
             raise UserError(f"{VOLUME_DIR} holds {p.name}, which is not part of the series of "
-                            f"{plan.volume_path.name} (SeriesInstanceUID {uid}); move it away and re-run",
+                            f"{name} (SeriesInstanceUID {uid}); move it away and re-run",
                             plan.job.folder) from None
 
 
