@@ -21,6 +21,7 @@ from AdaptiveBrushDicomLib.cli import export as cli_export
 from AdaptiveBrushDicomLib.cli import migrate as cli_migrate
 from AdaptiveBrushDicomLib.cli import remote as cli_remote
 from AdaptiveBrushDicomLib.cli import runs as cli_runs
+from AdaptiveBrushDicomLib.cli.startup import import_pydicom_without_requests
 from AdaptiveBrushDicomLib.errors import EXIT_USAGE, UserError
 
 
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "func", None) is not cmd_info:  # `info` reads headers without pydicom
+        import_pydicom_without_requests()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
