@@ -225,7 +225,8 @@ def _enhanced_ct(tmp_path, shape=(10, 34, 36), modality="CT"):
     grid = Grid(shape, (0.9, 0.8, 2.0), (-10.5, 20.25, 33.0), np.eye(3))
     image, labels, segments = make_phantom(grid)
     create_synthetic_series(image, grid, tmp_path / "ct", patient_id="AdaptiveBrush_ct", modality=modality)
-    singles = [pydicom.dcmread(p) for p in sorted((tmp_path / "ct").glob("*.dcm"))]
+    # in descending slice order: highdicom 0.28 sorts them so itself, 0.27 keeps the given order
+    singles = [pydicom.dcmread(p) for p in sorted((tmp_path / "ct").glob("*.dcm"))][::-1]
     converter = {"CT": hd.legacy.LegacyConvertedEnhancedCTImage, "MR": hd.legacy.LegacyConvertedEnhancedMRImage}
     enh = converter[modality](
         singles, series_instance_uid=generate_uid(), series_number=3, sop_instance_uid=generate_uid(),
