@@ -84,13 +84,24 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _refuseTransform(node, what):
-        transform = node.GetParentTransformNode()
-        if transform is None:
+        if node.GetParentTransformNode() is not None:
+            raise UserError(workflow.transformed_node_message(node.GetName(), node.GetParentTransformNode().GetName(), what))
+
+    def _checkTransforms(self, segmentationNode, volumeNode):
+        """Refuse transformed nodes, except a segmentation in the slice stack of a volume that
+        Slicer loaded from an irregularly spaced series (both under its acquisition transform)."""
+        volumeTransform = volumeNode.GetParentTransformNode()
+        if volumeTransform is not None and not volumeTransform.IsLinear():
+            if segmentationNode.GetParentTransformNode() is not volumeTransform:
+                raise UserError(workflow.irregular_series_message(
+                    volumeNode.GetName(), volumeTransform.GetName(), segmentationNode.GetName()))
             return
-        if what == "reference volume" and not transform.IsLinear():
-            # Slicer's scalar volume plugin puts irregularly spaced series under a grid transform
-            raise UserError(workflow.irregular_series_message(node.GetName(), transform.GetName()))
-        raise UserError(workflow.transformed_node_message(node.GetName(), transform.GetName(), what))
+        self._refuseTransform(segmentationNode, "segmentation")
+        self._refuseTransform(volumeNode, "reference volume")
+
+    def volumeGrid(self, volumeNode):
+        """Grid (LPS) of a volume node's voxel array (its IJK grid, transforms not applied)."""
+        return bridge.grid_from_ijk_to_ras(self.ijkToRasArray(volumeNode), slicer.util.arrayFromVolume(volumeNode).shape)
 
     def volumeToArrayAndGrid(self, volumeNode):
         """(array (k, j, i) copy, Grid in LPS) of a scalar volume node."""
@@ -109,12 +120,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
                 f"volume {volumeNode.GetName()!r} was not loaded from the DICOM database, so a SEG cannot "
                 "reference it; use 'Create synthetic DICOM' first, or load the volume from the DICOM browser")
         files = bridge.order_series_files({uid: slicer.dicomDatabase.fileForInstance(uid) for uid in uids}, uids)
-        try:
-            return ReferenceSeries.from_files(files)
-        except UserError as exc:
-            if "irregular" in str(exc):
-                raise UserError(workflow.irregular_series_message(volumeNode.GetName(), None, str(exc).split(";")[0])) from None
-            raise
+        return ReferenceSeries.from_files(files)
 
     @staticmethod
     def _stringArray(values):
@@ -193,8 +199,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         Overlaps are refused first (``ExportSegmentsToLabelmapNode`` lets later segments win);
         empty segments are kept; label values come back from ``AdaptiveBrushDicom.LabelValue``."""
         referenceVolumeNode = self._referenceVolume(segmentationNode, referenceVolumeNode)
-        self._refuseTransform(segmentationNode, "segmentation")
-        self._refuseTransform(referenceVolumeNode, "reference volume")
+        self._checkTransforms(segmentationNode, referenceVolumeNode)
         ids = list(segmentIds) if segmentIds is not None else self.segmentIds(segmentationNode)
         if not ids:
             raise UserError(f"segmentation {segmentationNode.GetName()!r} has no segments")
@@ -294,6 +299,8 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         folder = outputDirectory or workflow.new_output_directory(slicer.app.temporaryPath, "export")
         path = workflow.unused_path(folder, f"SEG_{int(seriesNumber)}_{naming.safe_file_name(description)}")
         try:
+            if not reference.grid.is_regular:  # Slicer's slice stack of an irregular series -> its own slices
+                labelmap = bridge.to_series_slices(labelmap, reference.grid)
             expected = bridge.conform_array(labelmap.array, labelmap.grid, reference.grid)
         except UserError as exc:
             raise UserError(workflow.slicer_message(exc)) from None
@@ -303,7 +310,8 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         for message in list(result.warnings) + self.structureWarnings(segmentationNode):
             logging.warning(f"AdaptiveBrushDicom: {message}")
         if verify:
-            workflow.verify_written_seg(result.path, expected, read_seg(result.path, reference=reference).labelmap.array)
+            decoded = read_seg(result.path, reference=reference, keep_irregular=True).labelmap.array
+            workflow.verify_written_seg(result.path, expected, decoded)
         if importToDatabase:
             self.importFilesToDatabase([result.path])
         return result

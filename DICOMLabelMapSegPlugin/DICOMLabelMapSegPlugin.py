@@ -174,24 +174,36 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
         path = loadable.files[0]
         seriesUID = getattr(loadable, "referencedSeriesUID", None)
         reference = self._referenceSeries(seriesUID)
+        volumeNode = self._loadedNodeForSeries(seriesUID)
+        if volumeNode is not None and not volumeNode.IsA("vtkMRMLScalarVolumeNode"):
+            volumeNode = None
+        logic = AdaptiveBrushDicom.AdaptiveBrushDicomLogic()
+        # an irregularly spaced series: Slicer's volume is a slice stack (one slice per image,
+        # true positions through its acquisition transform); decode onto the series' own slices
+        # and put them into that stack, under the same transform
+        stack = reference is not None and not reference.grid.is_regular and volumeNode is not None
         try:
-            decoded = read_seg(path, reference=reference)
+            decoded = read_seg(path, reference=reference, keep_irregular=stack)
         except Exception as exc:
             if reference is None:
                 raise
             logging.warning(f"DICOMLabelMapSegPlugin: decoding against the referenced series failed ({exc}); "
                             "decoding with the SEG's own geometry")
-            decoded = read_seg(path)
+            decoded, stack = read_seg(path), False
         for note in decoded.notes:
             logging.info(f"DICOMLabelMapSegPlugin: {os.path.basename(path)}: {note}")
-        volumeNode = self._loadedNodeForSeries(seriesUID or decoded.referenced_series_uid)
-        if volumeNode is not None and not volumeNode.IsA("vtkMRMLScalarVolumeNode"):
-            volumeNode = None
+        labelmap = decoded.labelmap
+        if stack:
+            labelmap = bridge.from_series_slices(labelmap, logic.volumeGrid(volumeNode))
+        if volumeNode is None:
+            volumeNode = self._loadedNodeForSeries(decoded.referenced_series_uid)
+            volumeNode = volumeNode if volumeNode is not None and volumeNode.IsA("vtkMRMLScalarVolumeNode") else None
         existing = [n.GetName() for n in slicer.util.getNodesByClass("vtkMRMLSegmentationNode")]
-        logic = AdaptiveBrushDicom.AdaptiveBrushDicomLogic()
         segNode = logic.labelMapToSegmentationNode(
-            decoded.labelmap, naming.unique_name(loadable.name, existing), referenceVolumeNode=volumeNode,
+            labelmap, naming.unique_name(loadable.name, existing), referenceVolumeNode=volumeNode,
             segmentIdPrefix=naming.segment_id_prefix(decoded.sop_instance_uid))
+        if stack and volumeNode.GetParentTransformNode() is not None:
+            segNode.SetAndObserveTransformNodeID(volumeNode.GetParentTransformNode().GetID())
         segNode.SetAttribute(bridge.ATTR_INSTANCE_UIDS, decoded.sop_instance_uid)
         self.addSeriesInSubjectHierarchy(loadable, segNode)
         for warning in logic.structureWarnings(segNode):

@@ -403,3 +403,27 @@ def test_uid_helpers():
     assert sb.order_series_files({"a": "/x/a", "b": "/x/b"}, ["b", "a"]) == ["/x/b", "/x/a"]
     with pytest.raises(UserError, match="not in the DICOM database"):
         sb.order_series_files({"a": ""}, ["a"])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_series_slices_round_trip(reverse):
+    """Slicer's slice stack of an irregular series <-> the series' own slices, by index."""
+    from AdaptiveBrushDicomLib.core.segment import Segment
+
+    d = np.eye(3)
+    series = Grid((4, 5, 6), (1.0, 1.0, 2.5), (0.0, 0.0, 0.0), d, slice_positions_mm=(0.0, 2.5, 7.5, 10.0))
+    if reverse:  # Slicer reversed the slice order (left-handed stack): origin at the last image
+        stack = Grid((4, 5, 6), (1.0, 1.0, 10.0 / 3), (0.0, 0.0, 10.0), np.diag([1.0, 1.0, -1.0]))
+    else:
+        stack = Grid((4, 5, 6), (1.0, 1.0, 10.0 / 3), (0.0, 0.0, 0.0), d)
+    a = np.zeros((4, 5, 6), np.uint8)
+    a[0, 1, 1] = 1
+    a[2, 2, 3] = 2
+    on_series = sb.to_series_slices(LabelMap(a, stack, [Segment(1, "x"), Segment(2, "y")]), series)
+    assert on_series.grid is series
+    assert np.array_equal(on_series.array, a[::-1] if reverse else a)
+    back = sb.from_series_slices(on_series, stack)
+    assert np.array_equal(back.array, a) and back.grid is stack
+    other = Grid((4, 5, 6), (1.0, 1.0, 2.5), (0.0, 0.0, 1.0), d)  # not the stack of this series
+    with pytest.raises(UserError, match="not the volume Slicer loaded"):
+        sb.to_series_slices(LabelMap(a, other, []), series)

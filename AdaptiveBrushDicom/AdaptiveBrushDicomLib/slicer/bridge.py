@@ -110,6 +110,64 @@ def conform_array(array: np.ndarray, source: Grid, target: Grid, *, what: str = 
     return align_to_grid(np.asarray(array), source, target, what=what)
 
 
+def _slice_stack_match(volume: Grid, series: Grid) -> bool | None:
+    """Whether the regular ``volume`` grid is how Slicer loaded the irregularly spaced
+    ``series``: same shape and in-plane geometry, first (or, reversed, last) slice at the
+    series' first slice, k along the series normal. Returns False for "same order", True for
+    "reversed", None for "no"."""
+    if tuple(volume.shape_kji) != tuple(series.shape_kji):
+        return None
+    if not (np.allclose(volume.spacing_ijk[:2], series.spacing_ijk[:2], atol=1e-3)
+            and np.allclose(volume.direction[:, :2], series.direction[:, :2], atol=1e-3)):
+        return None
+    vol_k = np.asarray(volume.direction[:, 2]) @ np.asarray(series.direction[:, 2])
+    if abs(abs(vol_k) - 1.0) > 1e-3:
+        return None
+    first = np.asarray(series.slice_origins())
+    vol_first = np.asarray(volume.origin)
+    if vol_k > 0 and np.allclose(vol_first, first[0], atol=1e-2):
+        return False
+    if vol_k < 0 and np.allclose(vol_first, first[-1], atol=1e-2):
+        return True
+    return None
+
+
+def to_series_slices(labelmap: LabelMap, series: Grid) -> LabelMap:
+    """A labelmap on the regular grid Slicer loads an irregularly spaced series onto (slice
+    k = the k-th file of ``DICOM.instanceUIDs``; Slicer shows the true positions through an
+    acquisition transform) -> the same voxels on the series' own slices (``series`` has
+    ``slice_positions_mm``). Exact: slices are matched by index, nothing is resampled.
+
+    Raises
+    ------
+    ReferenceMismatchError
+        ``labelmap.grid`` is not that stand-in grid of ``series``.
+    """
+    from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
+
+    reverse = _slice_stack_match(labelmap.grid, series)
+    if reverse is None:
+        raise ReferenceMismatchError(
+            f"the segmentation's grid ({labelmap.grid.describe()}) is not the volume Slicer loaded for the "
+            f"irregularly spaced series ({series.describe()})")
+    array = labelmap.array[..., ::-1, :, :] if reverse else labelmap.array
+    return LabelMap(np.ascontiguousarray(array), series, labelmap.segments)
+
+
+def from_series_slices(labelmap: LabelMap, volume: Grid) -> LabelMap:
+    """Inverse of :func:`to_series_slices`: a labelmap decoded on the irregular series'
+    own slices (``read_seg(..., keep_irregular=True)``) -> the loaded volume's regular grid."""
+    from AdaptiveBrushDicomLib.errors import ReferenceMismatchError
+
+    reverse = _slice_stack_match(volume, labelmap.grid)
+    if reverse is None:
+        raise ReferenceMismatchError(
+            f"the loaded volume ({volume.describe()}) is not Slicer's grid for the irregularly spaced "
+            f"series ({labelmap.grid.describe()})")
+    array = labelmap.array[..., ::-1, :, :] if reverse else labelmap.array
+    return LabelMap(np.ascontiguousarray(array), volume, labelmap.segments)
+
+
 # --------------------------------------------------------------------------------------
 # Segment metadata: core Segment <-> what a vtkSegment holds
 # --------------------------------------------------------------------------------------

@@ -82,18 +82,20 @@ def slicer_message(exc: BaseException) -> str:
     return text
 
 
-def irregular_series_message(volume_name: str, transform_name: str | None, detail: str = "") -> str:
-    """What to say when the reference volume's DICOM series has irregular slice spacing (or
-    tilt): Slicer's scalar volume plugin then loads it onto a regular grid plus a
-    non-linear *acquisition transform*, and no labelmap on that grid matches the series'
-    own slices. Hardening the transform would resample the volume and lose its DICOM link,
-    so the message does not suggest it."""
-    how = f" (Slicer added '{transform_name}' to place its slices)" if transform_name else ""
+def irregular_series_message(volume_name: str, transform_name: str | None, segmentation_name: str) -> str:
+    """A segmentation that is not in the slice stack Slicer loaded an irregularly spaced (or
+    tilted) series in. Slicer's scalar volume plugin loads such a series onto a regular grid,
+    one grid slice per image, and shows the true positions through a non-linear *acquisition
+    transform*; a segmentation under that same transform has one labelmap slice per image and
+    exports exactly onto the series' own slices. Hardening would resample the volume and lose
+    its DICOM link, so the message does not suggest it."""
+    shown = f" through {transform_name!r}" if transform_name else ""
     return (
-        f"the DICOM series of volume {volume_name!r} has irregular slice spacing{how}"
-        + (f": {detail}" if detail else "")
-        + "; a LABELMAP SEG can only reference series whose slices are evenly spaced, so "
-        "export the segmentation to a file (.seg.nrrd) or resample the series to a regular grid"
+        f"volume {volume_name!r} comes from a DICOM series with irregular slice spacing (Slicer shows it{shown}), "
+        f"but segmentation {segmentation_name!r} is not in that volume's slice stack, so its slices cannot be "
+        f"matched to the series' images; load the SEG after the volume (it is then placed in the volume's "
+        f"slice stack), or move the segmentation under {transform_name or 'the volume’s transform'!r} in the Data module "
+        "before drawing"
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import realdata
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.slicer import bridge, plugin_rules
+from AdaptiveBrushDicomLib.slicer import plugin_rules
 
 
 def _tag(segment, name):
@@ -230,26 +230,44 @@ def test_7_compare_sets_cse_parameters_before_its_widget(indexed, case):
 
 
 # ------------------------------------------------------------------ 8. transforms, irregular spacing
-def test_8_irregular_series_gets_a_slicer_message(slicer_env, tmp_path):
+def test_8_irregular_series_exports_onto_its_own_slices(slicer_env, tmp_path):
+    """A CT series with a missing slice: Slicer's scalar volume plugin loads it as a regular
+    slice stack under a non-linear acquisition transform. A segmentation in that stack (under
+    the same transform) exports onto the series' own slices and loads back into the stack;
+    one outside it gets a message about the irregular series, not about hardening or CLI flags."""
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.core.segment import Segment
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+
     rt = slicer_env
-    paths, grid = realdata.write_irregular_series(tmp_path / "ct")
+    paths, _ = realdata.write_irregular_series(tmp_path / "ct")
     rt.index(paths)
     logic = _logic(rt)
     vol = logic.loadVolumeSeries(realdata.series_uid(paths[0]))
-    assert vol.GetParentTransformNode() is not None  # Slicer's scalar volume plugin added an acquisition transform
+    transform = vol.GetParentTransformNode()
+    assert transform is not None and not transform.IsLinear()  # Slicer's acquisition transform
     a = np.zeros(rt.slicer.util.arrayFromVolume(vol).shape, np.uint8)
-    a[1:5, 4:9, 4:9] = 1
-    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
-    from AdaptiveBrushDicomLib.core.segment import Segment
-
-    volGrid = bridge.grid_from_ijk_to_ras(logic.ijkToRasArray(vol), a.shape)
-    seg = logic.labelMapToSegmentationNode(LabelMap(a, volGrid, [Segment(1, "lesion", (1, 2, 3))]), "lesion",
-                                           referenceVolumeNode=vol)
+    a[1:5, 4:9, 4:9] = 1  # slices 1..4: across the missing slice
+    seg = logic.labelMapToSegmentationNode(LabelMap(a, logic.volumeGrid(vol), [Segment(1, "lesion", (1, 2, 3))]),
+                                           "lesion", referenceVolumeNode=vol)
+    (tmp_path / "out").mkdir()
     with pytest.raises(UserError) as err:
         logic.exportSegmentationToDicomSeg(seg, vol, outputDirectory=str(tmp_path / "out"))
     message = str(err.value)
-    assert "irregular slice spacing" in message and "'T1'" not in message
+    assert "irregular slice spacing" in message and "not in that volume's slice stack" in message
     assert "--" not in message and "harden" not in message.lower()
+    seg.SetAndObserveTransformNodeID(transform.GetID())  # in the volume's slice stack
+    result = logic.exportSegmentationToDicomSeg(seg, vol, outputDirectory=str(tmp_path / "out"))
+    series = ReferenceSeries.from_files([str(p) for p in paths])
+    assert not series.grid.is_regular
+    decoded = read_seg(result.path, reference=series, keep_irregular=True)
+    assert np.array_equal(decoded.labelmap.array, a)  # slice k = the series' k-th image
+    rt.index([result.path])
+    rt.scene.RemoveNode(seg)
+    (loaded,), problems = logic.loadSegSeries([result.series_instance_uid])
+    assert problems == [] and loaded.GetParentTransformNode() is transform
+    assert np.array_equal(logic.segmentationToLabelMap(loaded, vol).array, a)
 
 
 def test_8_segmentation_under_transform_is_refused_not_shifted(indexed, case):
