@@ -355,8 +355,12 @@ def test_renamed_moved_or_copied_run_is_already_migrated(demo, tmp_path):
     _optimizer_adds_trial(replace(demo, run_dir=copied), keep_dicom_fields=True)
     summary = run_migrate(copied, volumes_dir=demo.volumes_dir)
     assert summary.exit_code == 0, summary.to_text()
+    assert summary.reports[0].totals()["new"] == 1
     after = contents(copied / "dicom" / "segmentations")
     assert {k: after[k] for k in before} == before
+    data = json.loads((copied / "results.json").read_text())
+    assert data["trials"][-1]["dicom_status"] == "migrated"
+    assert data["dicom"]["name"] == demo.run_dir.name  # the run's own name, not the copy's folder
 
 
 def test_uids_do_not_depend_on_folder_names(template, tmp_path):
@@ -393,6 +397,14 @@ def test_two_runs_on_one_image_are_told_apart(template, tmp_path):
         assert parse_trial_series_description(desc) == (0, "connected_threshold")
     assert a.run_dir.name in str(d1.SeriesDescription)
     assert str(d2.SeriesDescription).startswith(second.name[:20])
+    # abdicom db list: the two trial-0 series are two different lines
+    db = tmp_path / "index.sqlite"
+    proc = cli("db", "--db", str(db), "import", str(a.runs_dir))
+    assert proc.returncode == 0, proc.stderr
+    listing = cli("db", "--db", str(db), "list").stdout
+    lines = [ln for ln in listing.splitlines() if "trial_000_connected_threshold" in ln]
+    assert len(lines) == 2 and len(set(lines)) == 2, listing
+    assert any(a.run_dir.name in ln for ln in lines) and any(second.name[:20] in ln for ln in lines)
 
 
 # ----------------------------------------------------------------------------- dicom/ holds DICOM only, lock
