@@ -391,7 +391,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
     def manager(self):
         """The core ``DicomManager`` over Slicer's DICOM database (files are indexed by this
         Logic, so the manager's own auto-import is off)."""
-        from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter
+        from AdaptiveBrushDicomLib.slicer.ctk_database import SlicerDatabaseAdapter
         from AdaptiveBrushDicomLib.store.manager import DicomManager
 
         self._requireDatabase()

@@ -25,7 +25,9 @@ import pytest
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.store import database as dbm
 from AdaptiveBrushDicomLib.store import sqlite_index as idx
-from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter, classify_series
+from AdaptiveBrushDicomLib.slicer import ctk_database
+from AdaptiveBrushDicomLib.slicer.ctk_database import SlicerDatabaseAdapter
+from AdaptiveBrushDicomLib.store.database import classify_series
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
 
@@ -681,7 +683,7 @@ class FakeCtkDatabase:
         import pydicom
 
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        vals = {tag: str(ds.get(name, "") or "") for name, tag in dbm.TAGS.items()}
+        vals = {tag: str(ds.get(name, "") or "") for name, tag in ctk_database.TAGS.items()}
         self.values[path] = vals
         key = f"patient-{vals['0010,0020']}"
         series = self.tree.setdefault(key, {}).setdefault(vals["0020,000D"], {})

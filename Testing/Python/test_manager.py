@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib.store.database import SlicerDatabaseAdapter, UnknownUIDError
+from AdaptiveBrushDicomLib.slicer.ctk_database import SlicerDatabaseAdapter
+from AdaptiveBrushDicomLib.store.database import UnknownUIDError
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
 from AdaptiveBrushDicomLib.store.manager import DicomManager

@@ -391,6 +391,7 @@ def test_dependency_plan_unknown_feature():
 
 def test_versions():
     assert deps.parse_version("3.0.2rc1") == (3, 0, 2)
+    assert deps.parse_version("2.0.0.post1") == (2, 0, 0) and deps.parse_version("not a version") == ()
     assert deps.version_at_least("3.0.1", "3.0.1") and deps.version_at_least("3.1", "3.0.1")
     assert not deps.version_at_least("2.4.4", "3.0.1")
     assert deps.version_at_least("0.27", "0.27.0")

@@ -6,7 +6,6 @@ and no highdicom. Never imports slicer, vtk, qt or ctk.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
@@ -46,16 +45,14 @@ FEATURES: dict[str, tuple[str, ...]] = {
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """Leading numeric release parts of a version string (``"3.0.2rc1"`` -> (3, 0, 2))."""
-    parts = []
-    for piece in str(text).strip().split("."):
-        m = re.match(r"\d+", piece)
-        if not m:
-            break
-        parts.append(int(m.group()))
-        if m.end() != len(piece):
-            break
-    return tuple(parts)
+    """Release numbers of a version string, parsed by ``packaging.version`` (PEP 440):
+    ``"3.0.2rc1"`` -> (3, 0, 2); () when the string is not a PEP 440 version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(str(text).strip()).release
+    except InvalidVersion:
+        return ()
 
 
 def version_at_least(installed: str, minimum: str) -> bool:

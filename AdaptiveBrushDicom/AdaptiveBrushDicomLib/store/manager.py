@@ -2,7 +2,7 @@
 
 It ties the core modules together (synthetic series, SEG writing and reading, reference
 series) with a :class:`~.database.DicomDatabase`: the embedded SQLite index by default,
-or Slicer's DICOM database through :class:`~.database.SlicerDatabaseAdapter`.
+or Slicer's DICOM database through :class:`~AdaptiveBrushDicomLib.slicer.ctk_database.SlicerDatabaseAdapter`.
 
 Heavy modules (highdicom via ``seg_write``, ``seg_read``) are imported inside the methods
 that need them, so creating a manager and querying the database stays cheap.
