@@ -13,6 +13,7 @@ its tool is not installed and says which one.
 from __future__ import annotations
 
 import importlib.util
+import re
 import os
 import subprocess
 import sys
@@ -70,3 +71,15 @@ def test_import_linter_catches_a_layer_violation(tmp_path):
     assert proc.returncode != 0, proc.stdout
     assert "AdaptiveBrushDicomLib.core is not allowed to import AdaptiveBrushDicomLib.dicom" in proc.stdout, proc.stdout
     assert "core/ is numpy only" in proc.stdout and "BROKEN" in proc.stdout, proc.stdout
+
+
+def test_architecture_doc_lists_every_module():
+    """docs/architecture.md has a table row for every module of the package."""
+    pkg = ROOT / "AdaptiveBrushDicom" / "AdaptiveBrushDicomLib"
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*.py"))
+    missing = [m for m in modules if f"| `{m}` |" not in doc]
+    assert not missing, f"add these modules to the table in docs/architecture.md: {missing}"
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", doc, flags=re.M))
+    gone = sorted(listed - set(modules))
+    assert not gone, f"docs/architecture.md lists modules that no longer exist: {gone}"

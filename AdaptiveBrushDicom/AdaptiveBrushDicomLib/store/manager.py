@@ -1,4 +1,8 @@
-"""DicomManager: the one API the Slicer module, the Python console and the CLI call.
+"""DicomManager: write + index + query + load-by-UID over one DICOM database.
+
+A convenience object for scripts and the Python console, and what the Slicer module uses for
+its database queries. It is not a facade every surface must use: the CLI's command modules
+call the public modules directly (see docs/architecture.md, "Public API").
 
 It ties the core modules together (synthetic series, SEG writing and reading, reference
 series) with a :class:`~.database.DicomDatabase`: the embedded SQLite index by default,
