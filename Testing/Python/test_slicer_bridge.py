@@ -376,8 +376,8 @@ def test_dependency_plan_slicer_510():
 
 
 def test_dependency_plan_never_downgrades_pydicom():
-    plan = deps.dependency_plan({"pydicom": "3.1.0", "highdicom": "0.27.0", "SimpleITK": "2.4.0", "slicerio": None},
-                              ["migrate"])
+    plan = deps.dependency_plan({"pydicom": "3.1.0", "highdicom": "0.27.0", "SimpleITK": "2.4.0", "slicerio": None,
+                                 "filelock": "3.12.2"}, ["migrate"])
     assert plan.requirements == ["slicerio>=1.1", "pydicom>=3.0.1"]
     assert not plan.restart_recommended
     for r in plan.requirements:

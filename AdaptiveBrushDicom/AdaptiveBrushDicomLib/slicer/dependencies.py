@@ -32,6 +32,7 @@ REQUIREMENTS: dict[str, PipRequirement] = {
     "highdicom": PipRequirement("highdicom", "highdicom", "0.27", "DICOM SEG (LABELMAP) encoding and decoding"),
     "SimpleITK": PipRequirement("SimpleITK", "SimpleITK", "2.2", "reading images and .seg.nrrd"),
     "slicerio": PipRequirement("slicerio", "slicerio", "1.1", "reading .seg.nrrd segment metadata"),
+    "filelock": PipRequirement("filelock", "filelock", "3.12", "one migration per run folder at a time"),
 }
 
 #: Which packages each feature of the module needs.
@@ -39,7 +40,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "load": ("pydicom", "highdicom"),
     "export": ("pydicom", "highdicom"),
     "synthetic": ("pydicom",),
-    "migrate": ("pydicom", "highdicom", "SimpleITK", "slicerio"),
+    "migrate": ("pydicom", "highdicom", "SimpleITK", "slicerio", "filelock"),
     "compare": ("pydicom",),
 }
 
