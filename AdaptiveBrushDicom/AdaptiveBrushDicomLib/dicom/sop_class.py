@@ -29,6 +29,9 @@ class SegSopClass(str, enum.Enum):
     def __format__(self, format_spec: str) -> str:
         return format(str(self.value), format_spec)
 
+    def __hash__(self) -> int:  # hash like the value, so members and plain strings share dict keys
+        return hash(str(self.value))
+
     @property
     def uid(self) -> str:
         """The SOP Class UID as a plain string."""

@@ -27,6 +27,7 @@ Conventions for optimisation runs (see ``docs/database.md``)
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,10 +37,31 @@ from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
 
 
-#: Kinds of segmentation series.
-KIND_GOLD = "gold"
-KIND_TRIAL = "trial"
-KIND_OTHER = "other"
+class SeriesKind(str, enum.Enum):
+    """What a SEG series is for (a closed set; stored as its value in the SQLite index).
+
+    ``str`` subclass: members compare equal to their values (rows read back as plain text)
+    and ``str()`` / f-strings / JSON give the value.
+    """
+
+    GOLD = "gold"
+    TRIAL = "trial"
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self.value), format_spec)
+
+    def __hash__(self) -> int:  # hash like the value, so members and plain strings share dict keys
+        return hash(str(self.value))
+
+
+#: The kinds under their historical names.
+KIND_GOLD = SeriesKind.GOLD
+KIND_TRIAL = SeriesKind.TRIAL
+KIND_OTHER = SeriesKind.OTHER
 
 #: Version of the :func:`classify_series` rules; stores that cache the classification (the
 #: SQLite index) recompute it when this changes.
@@ -61,7 +83,7 @@ class UnknownUIDError(UserError):
 class SeriesTag:
     """What a SEG series is, derived from its descriptions (see :func:`classify_series`)."""
 
-    kind: str = KIND_OTHER
+    kind: SeriesKind = SeriesKind.OTHER
     trial_number: int | None = None
     algorithm: str | None = None
 
@@ -164,7 +186,7 @@ class SegSeriesInfo:
     referenced_series_uids: tuple[str, ...] = ()
     segment_labels: tuple[str, ...] = ()
     algorithms: tuple[str, ...] = ()
-    kind: str = KIND_OTHER
+    kind: SeriesKind = SeriesKind.OTHER
     trial_number: int | None = None
     run: str = ""
 
@@ -358,9 +380,9 @@ def classify_series(series_description: str | None, content_label: str | None = 
     """Kind, trial number and algorithm of a SEG from its SeriesDescription / ContentLabel.
 
     >>> classify_series("trial_042_watershed")
-    SeriesTag(kind='trial', trial_number=42, algorithm='watershed')
+    SeriesTag(kind=<SeriesKind.TRIAL: 'trial'>, trial_number=42, algorithm='watershed')
     >>> classify_series("Gold standard").kind
-    'gold'
+    <SeriesKind.GOLD: 'gold'>
     """
     desc = (series_description or "").strip()
     label = (content_label or "").strip()
