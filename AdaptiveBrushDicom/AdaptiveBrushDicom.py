@@ -441,6 +441,13 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
             logging.info("CrossSegmentationExplorer is not installed (Extensions Manager) or there is no main window")
         return volumeNode, segNodes, problems
 
+    def comparisonTable(self, volumeSeriesUID, segSeriesUIDs):
+        """Dice/HD95/... of the selected gold standard against each selected trial (core:
+        ``slicer.cse.comparison_table``). Returns ``(columns, rows, whyNot)``."""
+        infos = {i.series_instance_uid: i for i in self.segmentationsForVolume(volumeSeriesUID)}
+        firstFile = lambda uid: (slicer.dicomDatabase.filesForSeries(uid) or [None])[0]  # noqa: E731
+        return cse.comparison_table(list(segSeriesUIDs), infos, firstFile)
+
     @staticmethod
     def prepareCrossSegmentationExplorer(volumeNode, segmentationNodes, keywordMapping=None):
         """Put the hand-off on CSE's parameter node (created through CSE's own logic class,

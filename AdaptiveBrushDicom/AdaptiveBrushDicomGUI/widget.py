@@ -184,6 +184,25 @@ class AdaptiveBrushDicomWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             _, _, problems = self.logic.compareTrials(seriesUID, uids, groupModels=group)
         if problems:
             slicer.util.warningDisplay("Some segmentations were not loaded completely.", detailedText="\n".join(problems))
+        with slicer.util.tryWithErrorDisplay("Computing the metrics failed.", waitCursor=True):
+            self._showMetrics(*self.logic.comparisonTable(seriesUID, uids))
+
+    def _showMetrics(self, columns, rows, whyNot):
+        """The metrics table under the trial list (created on first use)."""
+        if not hasattr(self, "metricsTable"):
+            self.metricsTable = qt.QTableWidget()
+            self.metricsTable.setEditTriggers(qt.QAbstractItemView.NoEditTriggers)
+            self.layout.addWidget(self.metricsTable)
+        table = self.metricsTable
+        table.clear()
+        table.setToolTip(whyNot or "gold standard vs each trial; best trial first (docs/compare.md)")
+        table.setColumnCount(len(columns) or 1)
+        table.setHorizontalHeaderLabels(list(columns) or [whyNot or ""])
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, cell in enumerate(row):
+                table.setItem(r, c, qt.QTableWidgetItem(cell))
+        table.resizeColumnsToContents()
 
     def cleanup(self):
         self.removeObservers()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 MODULE_NAME = "CrossSegmentationExplorer"
 PARAM_SEGMENTATION_IDS = "SegmentationIDs"
@@ -113,3 +113,39 @@ def parameters(segmentation_names: Sequence[str], mapping: Mapping[str, Sequence
     if mapping:
         out[PARAM_MODEL_KEYWORDS] = json.dumps({k: list(v) for k, v in mapping.items()})
     return out
+
+
+def comparison_table(
+    series_uids: Sequence[str],
+    infos: Mapping[str, object],
+    file_for_series: Callable[[str], str | None],
+) -> tuple[tuple[str, ...], list[list[str]], str | None]:
+    """The metrics table *Compare trials* shows beside CSE: the one selected gold standard
+    against every other selected SEG (Dice, Jaccard, HD95, ASSD, volumes; computed by
+    :func:`AdaptiveBrushDicomLib.analysis.report.metrics_table`, best trial first).
+
+    ``infos``: series UID -> the database's ``SegSeriesInfo`` (``is_gold``);
+    ``file_for_series``: series UID -> its SEG file. Returns ``(columns, rows, why_not)``:
+    empty columns/rows and a sentence for the user when the selection has no single gold
+    standard or no trial.
+
+    Raises
+    ------
+    UserError
+        A SEG file missing or unreadable, or a trial on another grid than the gold standard.
+    """
+    golds = [uid for uid in series_uids if getattr(infos.get(uid), "is_gold", False)]
+    trials = [uid for uid in series_uids if uid not in golds]
+    if len(golds) != 1 or not trials:
+        found = f"{len(golds)} gold standards" if golds else "no gold standard"
+        return (), [], (f"select one gold standard and at least one trial for the metrics table ({found} and "
+                         f"{len(trials)} trial(s) selected)")
+    from AdaptiveBrushDicomLib.analysis.report import metrics_table
+    from AdaptiveBrushDicomLib.errors import UserError
+
+    files = {uid: file_for_series(uid) for uid in [*golds, *trials]}
+    missing = [uid for uid, f in files.items() if not f]
+    if missing:
+        raise UserError(f"no file in the DICOM database for series {missing[0]}; re-import the run folder")
+    columns, rows = metrics_table(str(files[golds[0]]), [str(files[uid]) for uid in trials])
+    return tuple(columns), rows, None

@@ -86,3 +86,25 @@ def test_cse_finds_our_segs_in_the_database(indexed, case):
     # loading again skips what is loaded (CSE compares DICOM.instanceUIDs with the SOP UID)
     cse.loadDicomSeries(case.series.series_instance_uid)
     assert len(rt.slicer.util.getNodesByClass("vtkMRMLSegmentationNode")) == 5
+
+
+def test_compare_trials_metrics_table(indexed, case):
+    """The table *Compare trials* shows beside CSE: the gold standard against each trial,
+    computed by the core from the SEG files in the DICOM database."""
+    rt = indexed
+    logic = rt.AdaptiveBrushDicom.AdaptiveBrushDicomLogic()
+    uids = [realdata.series_uid(case.segs[d]) for d in TRIALS]
+    columns, rows, why = logic.comparisonTable(case.series.series_instance_uid, uids)
+    assert why is None
+    from AdaptiveBrushDicomLib.analysis.report import TABLE_COLUMNS
+
+    assert columns == TABLE_COLUMNS
+    dice_col = columns.index("dice")
+    trials_shown = {row[1] for row in rows}
+    assert len(trials_shown) == len(TRIALS) - 1  # every trial once; the gold standard is not a row
+    segments_shown = {row[2] for row in rows}
+    assert segments_shown == set(realdata.STRUCTURES)
+    assert all(0.0 <= float(row[dice_col]) <= 1.0 for row in rows)
+    # without a gold standard in the selection: no table, and a sentence saying why
+    columns, rows, why = logic.comparisonTable(case.series.series_instance_uid, uids[1:])
+    assert (columns, rows) == ((), []) and "gold standard" in why
