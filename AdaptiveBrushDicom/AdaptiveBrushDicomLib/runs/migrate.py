@@ -200,7 +200,8 @@ def _migrate_locked(plan: Plan, cache: VolumeCache, opts: VolumeOptions, compres
         if removed:
             report.notes.append(f"removed {len(removed)} temporary file(s) left by an interrupted run")
         _keep_legacy_copy(plan)
-        prog.message(f"source image {plan.volume_path.name} -> dicom/volume ({'original DICOM files' if plan.reference is not None else 'synthetic series'})")
+        source = plan.volume_path.name if plan.volume_path is not None else "?"
+        prog.message(f"source image {source} -> dicom/volume ({'original DICOM files' if plan.reference is not None else 'synthetic series'})")
         report.volume = write_volume(plan, cache, opts)
     grid = report.volume.pop("_grid")
     tasks = make_tasks(plan, compression.uid, resample.value, dry_run, grid)

@@ -446,12 +446,12 @@ class RunResults:
         if not scored:
             return None
         pick = min if self.direction == "minimize" else max
-        return pick(scored, key=lambda t: t.value)
+        return pick(scored, key=lambda t: float(t.value or 0.0))  # value is not None here
 
     def ranked(self) -> list[Trial]:
         """Scored trials, best first."""
         scored = [t for t in self.trials if t.value is not None and not t.pruned]
-        return sorted(scored, key=lambda t: t.value, reverse=self.direction == "maximize")
+        return sorted(scored, key=lambda t: float(t.value or 0.0), reverse=self.direction == "maximize")
 
     def gold_standard(self, search: Sequence[str | Path] | None = None) -> "GoldStandard | None":
         """The gold standard of this run's source image (see :func:`find_gold_for_run`)."""
