@@ -267,3 +267,18 @@ def test_dcmqi_written_tracking_id_that_looks_like_ours_loses_no_voxels(tmp_path
     decoded = read_seg(tmp_path / "dq.dcm", reference=reference).labelmap
     assert np.array_equal(decoded.array, labels)  # "(label 0)" used to send segment 1 to background
     assert [s.extra.get("tracking_id") for s in decoded.segments] == ["finding (label 0)", "finding (label 1)"]
+
+
+def test_seg_nrrd_header_in_latin1_is_not_dropped(tmp_path, phantom_series):
+    """Headers that are not valid UTF-8 (old Windows builds wrote the ANSI code page) are
+    read as Latin-1: every byte is kept."""
+    grid = phantom_series[3]
+    labels = _two_labels(grid)
+    path = tmp_path / "utf8.seg.nrrd"
+    _slicer_like_seg_nrrd(path, labels, grid, {1: "Läsion", 2: "Größe"})
+    head, body = path.read_bytes().split(b"\n\n", 1)
+    latin1 = tmp_path / "latin1.seg.nrrd"
+    latin1.write_bytes(head.decode("utf-8").encode("latin-1") + b"\n\n" + body)
+    lm = read_segmentation(latin1)
+    assert [s.name for s in lm.segments] == ["Läsion", "Größe"]
+    assert np.array_equal(lm.array, labels)
