@@ -16,6 +16,8 @@ class UserError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
+        #: the message without the path (``--json`` prints both apart)
+        self.message = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 

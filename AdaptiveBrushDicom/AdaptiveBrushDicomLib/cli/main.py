@@ -1,8 +1,9 @@
 """``abdicom``: the command line.
 
 Every command accepts ``--json`` and then prints exactly one JSON object on stdout
-(human-readable text otherwise). User mistakes print one line on stderr and exit 2;
-nothing is written in that case. Heavy libraries are imported inside the handlers so
+(human-readable text otherwise), also on failure: ``{"error": ..., "file": ...}``. User
+mistakes and bad files print one line on stderr and exit 2; nothing is written in that
+case. Every command accepts ``--max-voxels`` (see :mod:`~.io.limits`). Heavy libraries are imported inside the handlers so
 ``abdicom info`` starts quickly.
 """
 
@@ -129,8 +130,34 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
+class _UsageError(UserError):
+    """A command-line usage mistake (argparse's), raised instead of exiting."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`_UsageError` (so ``--json`` can answer in JSON)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise _UsageError(f"{message} (usage: {' '.join(self.format_usage().split()[1:])})")
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """``--max-voxels`` on every command that takes no further subcommand."""
+    from AdaptiveBrushDicomLib.io.limits import DEFAULT_MAX_VOXELS
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if subs:
+        for child in {id(p): p for p in subs[0].choices.values()}.values():
+            _add_limits(child)
+        return
+    parser.add_argument(
+        "--max-voxels", type=int, default=None, metavar="N",
+        help=f"refuse images and SEGs whose header implies more than N voxels (default {DEFAULT_MAX_VOXELS:,}); "
+             "inflating and decoding are capped by it")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="abdicom",
         description="Segmentation results as DICOM SEG (LABELMAP, Supplement 243).",
     )
@@ -176,19 +203,36 @@ def build_parser() -> argparse.ArgumentParser:
     cli_runs.register(sub)
     cli_db.register(sub)
     cli_remote.register(sub)
+    _add_limits(parser)
     return parser
 
 
+def _fail(exc: UserError, as_json: bool) -> int:
+    """One line on stderr; with ``--json`` also ``{"error": ..., "file": ...}`` on stdout. Exit 2."""
+    print(f"abdicom: error: {exc}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": exc.message, "file": exc.path}, sort_keys=True))
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from AdaptiveBrushDicomLib.io import limits
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        return _fail(exc, "--json" in argv)
     if getattr(args, "func", None) is not cmd_info:  # `info` reads headers without pydicom
         import_pydicom_without_requests()
+    if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
+        return _fail(_UsageError("--max-voxels must be a positive number of voxels"), getattr(args, "json", False))
+    limits.set_max_voxels(getattr(args, "max_voxels", None))
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"abdicom: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         print("abdicom: interrupted", file=sys.stderr)
         return 130

@@ -27,11 +27,14 @@ import numpy as np
 
 from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
-from AdaptiveBrushDicomLib.errors import InputFileError, ReferenceMismatchError
+from AdaptiveBrushDicomLib.errors import InputFileError, ReferenceMismatchError, UserError
+from AdaptiveBrushDicomLib.io.limits import check_file, check_voxels
 from AdaptiveBrushDicomLib.core.align import align_to_grid
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap, label_dtype
+from AdaptiveBrushDicomLib.dicom import walker
 from AdaptiveBrushDicomLib.dicom.private_tags import read_segment_private, written_by_us
+from AdaptiveBrushDicomLib.dicom.seg import sanity
 from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 from AdaptiveBrushDicomLib.dicom.seg.placement import placement_grid
 from AdaptiveBrushDicomLib.core.segment import Segment
@@ -100,7 +103,7 @@ def _frame_geometry(ds, path: Path):
         pos = lookup(fg, "PlanePositionSequence") or shared_pos
         if pos is None:
             raise InputFileError(f"frame {f + 1} has no PlanePositionSequence (0020,9113); cannot place it", path)
-        positions[f] = [float(v) for v in pos.ImagePositionPatient]
+        positions[f] = sanity.positions_of(pos.ImagePositionPatient, f, path)
         if orient is None:
             orient = lookup(fg, "PlaneOrientationSequence")
         if measures is None:
@@ -240,78 +243,8 @@ def _place_frames(positions: np.ndarray, grid: Grid, rows: int, cols: int, path:
 # a few hundred per-frame items that costs more than the pixels. These helpers walk the
 # raw Explicit VR Little Endian bytes of a not-yet-converted sequence instead; any
 # surprise (implicit VR, big endian, odd lengths) returns None and the pydicom path runs.
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-
-
-class _RawError(ValueError):
-    pass
-
-
-def _raw_elements(buf: bytes, pos: int, end: int):
-    """(tag, vr, value_start, value_end, element_start) of one dataset level; stops at an
-    item delimiter. Returns via StopIteration value the position after the dataset."""
-    unpack = struct.unpack_from
-    while pos < end:
-        group, elem = unpack("<HH", buf, pos)
-        tag = group << 16 | elem
-        if tag == _ITEM_END:
-            return pos + 8
-        vr = buf[pos + 4:pos + 6]
-        if vr in _LONG_VRS:
-            length = unpack("<I", buf, pos + 8)[0]
-            vstart = pos + 12
-        else:
-            if not vr.isalpha():
-                raise _RawError("not explicit VR")
-            length = unpack("<H", buf, pos + 6)[0]
-            vstart = pos + 8
-        if length == 0xFFFFFFFF:
-            if vr != b"SQ":
-                raise _RawError("undefined length outside a sequence")
-            vend = _skip_items(buf, vstart)
-            nxt = vend + 8
-        else:
-            vend = nxt = vstart + length
-        yield tag, vr, vstart, vend, pos
-        pos = nxt
-    return pos
-
-
-def _skip_items(buf: bytes, pos: int) -> int:
-    """Position of the sequence delimiter of an undefined-length sequence at ``pos``."""
-    for _start, _end, after in _raw_items(buf, pos, len(buf)):
-        pos = after
-    group, elem = struct.unpack_from("<HH", buf, pos)
-    if (group << 16 | elem) != _SEQ_END:
-        raise _RawError("missing sequence delimiter")
-    return pos
-
-
-def _raw_items(buf: bytes, pos: int, end: int):
-    """(body_start, body_end, next_position) of each item of a sequence value."""
-    unpack = struct.unpack_from
-    while pos < end:
-        group, elem = unpack("<HH", buf, pos)
-        tag = group << 16 | elem
-        if tag == _SEQ_END:
-            return
-        if tag != _ITEM:
-            raise _RawError("expected an item")
-        length = unpack("<I", buf, pos + 4)[0]
-        start = pos + 8
-        if length == 0xFFFFFFFF:
-            gen = _raw_elements(buf, start, len(buf))
-            try:
-                while True:
-                    next(gen)
-            except StopIteration as stop:
-                after = stop.value
-            yield start, after - 8, after
-            pos = after
-        else:
-            yield start, start + length, start + length
-            pos = start + length
+# The walking itself is the one raw walker's (dicom/walker.py).
+_RawError = (walker.Malformed, walker.NotSupported)
 
 
 def _raw_sequence(ds, keyword_tag: int) -> bytes | None:
@@ -324,15 +257,6 @@ def _raw_sequence(ds, keyword_tag: int) -> bytes | None:
     return elem.value
 
 
-def _first_in(buf: bytes, start: int, end: int, tag: int):
-    for t, vr, vs, ve, es in _raw_elements(buf, start, end):
-        if t == tag:
-            return vr, vs, ve
-        if t > tag:
-            return None
-    return None
-
-
 def _raw_positions(ds, n: int) -> np.ndarray | None:
     """ImagePositionPatient of each frame from the raw PerFrameFunctionalGroupsSequence."""
     buf = _raw_sequence(ds, 0x52009230)
@@ -341,21 +265,21 @@ def _raw_positions(ds, n: int) -> np.ndarray | None:
     try:
         out = np.empty((n, 3))
         f = -1
-        for f, (s, e, _) in enumerate(_raw_items(buf, 0, len(buf))):
+        for f, (s, e, _) in enumerate(walker.iter_items(buf, 0, len(buf))):
             if f >= n:
                 return None
-            hit = _first_in(buf, s, e, 0x00209113)  # PlanePositionSequence
+            hit = walker.find_element(buf, s, e, 0x00209113)  # PlanePositionSequence
             if hit is None:
                 return None
             _, vs, ve = hit
-            item = next(_raw_items(buf, vs, ve))
-            pos = _first_in(buf, item[0], item[1], 0x00200032)  # ImagePositionPatient
+            item = next(walker.iter_items(buf, vs, ve))
+            pos = walker.find_element(buf, item[0], item[1], 0x00200032)  # ImagePositionPatient
             if pos is None:
                 return None
             values = buf[pos[1]:pos[2]].decode("ascii").strip(" \x00").split("\\")
             out[f] = [float(v) for v in values]
         return out if f == n - 1 else None
-    except (_RawError, struct.error, ValueError, StopIteration, UnicodeDecodeError):
+    except (*_RawError, struct.error, ValueError, StopIteration, UnicodeDecodeError):
         return None
 
 
@@ -370,14 +294,14 @@ _ALG_SEQ, _ALG_PARAMS, _PARAMS_TEXT = 0x00620007, 0x00660032, "algorithm_paramet
 
 def _split_parameters(body: bytes) -> tuple[bytes, bytes] | None:
     """(item bytes without the AlgorithmParameters element, its raw value) or None."""
-    hit = _first_in(body, 0, len(body), _ALG_SEQ)
+    hit = walker.find_element(body, 0, len(body), _ALG_SEQ)
     if hit is None:
         return None
-    items = list(_raw_items(body, hit[1], hit[2]))
+    items = list(walker.iter_items(body, hit[1], hit[2]))
     if len(items) != 1:
         return None
     s, e, _ = items[0]
-    for tag, _vr, vs, ve, es in _raw_elements(body, s, e):
+    for tag, _vr, vs, ve, es in walker.iter_elements(body, s, e):
         if tag == _ALG_PARAMS:
             return body[:es] + body[ve:], body[vs:ve]
         if tag > _ALG_PARAMS:
@@ -454,8 +378,8 @@ def _read_segments(ds, seg_type: str, path: Path | None = None) -> dict[int, Seg
     bodies = None
     if buf is not None:
         try:
-            bodies = [buf[s:e] for s, e, _ in _raw_items(buf, 0, len(buf))]
-        except (_RawError, struct.error):
+            bodies = [buf[s:e] for s, e, _ in walker.iter_items(buf, 0, len(buf))]
+        except (*_RawError, struct.error):
             bodies = None
     charset = ds.get("SpecificCharacterSet")
     ours = written_by_us(ds)
@@ -476,7 +400,7 @@ def _read_segments(ds, seg_type: str, path: Path | None = None) -> dict[int, Seg
         if hit is None and bodies is not None and default_charset:
             try:
                 split = _split_parameters(bodies[i])
-            except (_RawError, struct.error):
+            except (*_RawError, struct.error):
                 split = None
             if split is not None:
                 base = _PARAMLESS_CACHE.get(prefix + split[0])
@@ -519,37 +443,10 @@ def _read_segments(ds, seg_type: str, path: Path | None = None) -> dict[int, Seg
 
 
 def _dcmread(path: Path):
-    """pydicom.dcmread, except that a Deflated file is inflated with zlib-ng when it is
-    installed (2-3x faster than the standard zlib pydicom uses). Same dataset either way."""
-    import pydicom
-
-    try:
-        from zlib_ng import zlib_ng
-    except ImportError:
-        return pydicom.dcmread(path)
-    from io import BytesIO
-
-    with open(path, "rb") as fh:
-        head = fh.read(2048)
-        if Compression.DEFLATE.uid.encode() not in head:
-            return pydicom.dcmread(path)
-        data = head + fh.read()
-    try:
-        from pydicom.dataset import FileDataset
-        from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
-
-        fp = BytesIO(data)
-        preamble = read_preamble(fp, False)
-        meta = _read_file_meta_info(fp)
-        if str(meta.get("TransferSyntaxUID", "")) != Compression.DEFLATE.uid:
-            raise ValueError("not deflated")
-        body = zlib_ng.decompress(data[fp.tell():], -15)
-        ds = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
-        out = FileDataset(str(path), ds, preamble=preamble, file_meta=meta, is_implicit_VR=False,
-                          is_little_endian=True)
-        return out
-    except Exception:  # anything unusual: let pydicom do it its way
-        return pydicom.dcmread(path)
+    """pydicom.dcmread with the walker's capped inflate for Deflated files (zlib-ng when
+    installed, 2-3x faster than zlib); the inflated size is capped by what the header
+    implies, itself capped by ``--max-voxels``."""
+    return walker.dcmread(path)
 
 
 def _native_frames(ds, n: int, rows: int, cols: int) -> np.ndarray | None:
@@ -614,12 +511,42 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
 
     t0 = time.perf_counter()
     path = Path(path)
-    if not path.exists():
-        raise InputFileError("no such file; check the path", path)
+    check_file(path, what="SEG file")
+    if reference is not None and not isinstance(reference, ReferenceSeries):
+        reference = ReferenceSeries.from_folder(reference)
     try:
         ds = _dcmread(path)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        raise InputFileError(f"not a readable DICOM file ({exc})", path) from None
+    except UserError:
+        raise
+    except (InvalidDicomError, *_MALFORMED) as exc:
+        raise InputFileError(f"not a readable DICOM file ({_detail(exc)})", path) from None
+    try:
+        return _decode(ds, path, reference, t0)
+    except UserError:
+        raise
+    except MemoryError:
+        raise InputFileError("too large to decode in the memory available; lower --max-voxels or free memory",
+                             path) from None
+    except _MALFORMED as exc:
+        # pydicom converts lazily, so a broken element surfaces wherever it is first read
+        raise InputFileError(f"malformed SEG ({_detail(exc)}); the file does not follow the DICOM standard, "
+                             "ask its producer for a valid one", path) from None
+
+
+#: What pydicom / numpy raise on values a hostile or broken header holds.
+_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, struct.error, RecursionError,
+              OverflowError, UnicodeError, EOFError, NotImplementedError, RuntimeError, OSError)
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "sequences nested too deeply"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _decode(ds, path: Path, reference: ReferenceSeries | None, t0: float) -> DecodedSeg:
+    """The body of :func:`read_seg` once the file is parsed."""
     sop_class = str(getattr(ds, "SOPClassUID", ""))
     if sop_class not in SEG_SOP_CLASS_UIDS:
         raise InputFileError(
@@ -628,16 +555,17 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
             path,
         )
     notes: list[str] = []
-    if reference is not None and not isinstance(reference, ReferenceSeries):
-        reference = ReferenceSeries.from_folder(reference)
     seg_type = str(getattr(ds, "SegmentationType", "LABELMAP" if sop_class == SegSopClass.LABELMAP else ""))
     ref_item = _seq_first(ds, "ReferencedSeriesSequence")
     ref_series = str(ref_item.SeriesInstanceUID) if ref_item is not None else None
     for_uid = str(getattr(ds, "FrameOfReferenceUID", "")) or None
     rows, cols = int(ds.Rows), int(ds.Columns)
     n = int(getattr(ds, "NumberOfFrames", 1))
+    sanity.check_dimensions(rows, cols, n, path)
+    sanity.refuse_2d(ds, path)
 
     positions, iop, ps, gap = _frame_geometry(ds, path)
+    gap = sanity.check_plane_geometry(positions, iop, ps, gap, path)
     if reference is not None:
         if ref_series is not None and ref_series != reference.series_instance_uid:
             raise ReferenceMismatchError(
@@ -649,19 +577,26 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
         frame_grid, place = _place_on_reference(positions, iop, ps, rows, cols, grid, for_uid, reference, path, notes)
     else:
         grid = _grid_from_positions(positions, iop, ps, gap, rows, cols, path, notes)
+        check_voxels(int(np.prod(grid.shape, dtype=np.int64)), "the grid the SEG's frames span", path)
         frame_grid = placement_grid(grid, iop, ps, path)
         place = _place_frames(positions, frame_grid, rows, cols, path)
 
     # segments, by SegmentNumber (never by position in the sequence)
     segments = _read_segments(ds, seg_type, path)
 
+    bits = int(getattr(ds, "BitsAllocated", 0) or 0)
+    if seg_type == "LABELMAP" and bits not in (8, 16, 32):
+        raise InputFileError(f"BitsAllocated (0028,0100) is {bits}; a LABELMAP SEG stores 8 or 16 bits per pixel",
+                             path)
     _check_pixel_data_length(ds, n, rows, cols, path)
+    sanity.check_codestream_sizes(ds, rows, cols, path)
     pixels = _native_frames(ds, n, rows, cols) if seg_type == "LABELMAP" else None
     try:
         if pixels is None:
             pixels = ds.pixel_array
     except Exception as exc:  # missing decoder plugin, corrupt fragments, ...
-        raise InputFileError(f"cannot decode pixel data ({exc}); install pylibjpeg / pyjpegls", path) from None
+        raise InputFileError(f"cannot decode pixel data ({_detail(exc)}); the data is corrupt, or a decoder "
+                             "is missing (install pylibjpeg / pyjpegls)", path) from None
     if pixels.ndim == 2:
         pixels = pixels[np.newaxis]
     padding = getattr(ds, "PixelPaddingValue", None)
