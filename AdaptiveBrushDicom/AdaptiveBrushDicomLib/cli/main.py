@@ -209,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fail(exc: UserError, as_json: bool) -> int:
     """One line on stderr; with ``--json`` also ``{"error": ..., "file": ...}`` on stdout. Exit 2."""
-    print(f"abdicom: error: {exc}", file=sys.stderr)
+    print(" ".join(f"abdicom: error: {exc}".split()), file=sys.stderr)  # one line, whatever a library said
     if as_json:
-        print(json.dumps({"error": exc.message, "file": exc.path}, sort_keys=True))
+        print(json.dumps({"error": " ".join(exc.message.split()), "file": exc.path}, sort_keys=True))
     return EXIT_USAGE
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.io.limits import check_file, check_voxels
 from AdaptiveBrushDicomLib.core.geometry import Grid
 
 #: Tolerance (mm) on slice positions when checking a series is a regular grid.
@@ -104,20 +105,23 @@ class ReferenceSeries:
             p for p in folder.rglob("*")
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         )
+        for p in files:  # no symlink out of the folder the user gave (limits.check_file)
+            check_file(p, root=folder, what="file of the reference series")
         series = cls.from_files(files, folder=folder)
         return series
 
     @classmethod
     def from_files(cls, files: Iterable[str | Path], folder: Path | None = None) -> "ReferenceSeries":
-        import pydicom
         from pydicom.errors import InvalidDicomError
+
+        from AdaptiveBrushDicomLib.dicom import walker
 
         where = folder if folder is not None else "reference series"
         by_series: dict[str, list[tuple[Path, Any]]] = {}
         for path in files:
             path = Path(path)
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                ds = walker.dcmread(path, stop_before_pixels=True)  # capped inflate (deflate bombs)
             except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError):
                 continue
             if not _has_image_plane(ds):
@@ -162,6 +166,7 @@ class ReferenceSeries:
                 raise InputFileError("slices have different Rows/Columns", path)
         positions = np.array([np.array(ds.ImagePositionPatient, dtype=float) for _, ds in items])
         single = getattr(first, "SpacingBetweenSlices", None) or getattr(first, "SliceThickness", None)
+        check_voxels(int(first.Rows) * int(first.Columns) * len(items), "Rows x Columns x slices", where)
         order, grid = _grid_from_planes(positions, iop, [float(v) for v in first.PixelSpacing],
                                         (int(first.Rows), int(first.Columns)), single,
                                         where, [items[i][0] for i in range(len(items))])
@@ -172,6 +177,7 @@ class ReferenceSeries:
     def _from_multiframe(cls, path: Path, ds, folder: Path | None) -> "ReferenceSeries":
         """One multi-frame image: frames placed by their functional groups."""
         n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        check_voxels(int(ds.Rows) * int(ds.Columns) * n, "Rows x Columns x NumberOfFrames", path)
         shared = _first(ds, "SharedFunctionalGroupsSequence")
         per_frame = list(getattr(ds, "PerFrameFunctionalGroupsSequence", []) or [])
         if len(per_frame) != n:
@@ -209,11 +215,13 @@ class ReferenceSeries:
                    frame_numbers=[int(f) + 1 for f in order])
 
     def read_pixels(self) -> np.ndarray:
-        """Stored-value voxels (k, j, i) with Rescale applied (float if slope/intercept not 1/0)."""
-        import pydicom
+        """Stored-value voxels (k, j, i) with Rescale applied (float if slope/intercept not 1/0).
+
+        Deflated files are inflated with the walker's cap (what the header implies)."""
+        from AdaptiveBrushDicomLib.dicom import walker
 
         if self.frame_numbers is not None:
-            ds = pydicom.dcmread(self.paths[0])
+            ds = walker.dcmread(self.paths[0])
             frames = ds.pixel_array
             frames = frames[np.newaxis] if frames.ndim == 2 else frames
             out = frames[np.asarray(self.frame_numbers) - 1]
@@ -221,7 +229,7 @@ class ReferenceSeries:
             return out * slope + intercept if (slope != 1 or intercept != 0) else out
         out = None
         for k, path in enumerate(self.paths):
-            ds = pydicom.dcmread(path)
+            ds = walker.dcmread(path)
             frame = ds.pixel_array
             slope = float(getattr(ds, "RescaleSlope", 1) or 1)
             intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)

@@ -86,7 +86,8 @@ def element_at(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, bytes,
             raise Malformed(f"element header at byte {pos} runs past the end")
         return tag, vr, pos + 12, struct.unpack_from("<I", buf, pos + 8)[0]
     if not (vr.isalpha() and vr.isupper()):
-        raise NotSupported(f"no explicit VR at byte {pos} (implicit VR?)")
+        # the transfer syntax said Explicit VR: garbage here is a broken file, not another encoding
+        raise Malformed(f"no valid VR at byte {pos} (corrupt data)")
     return tag, vr, pos + 8, struct.unpack_from("<H", buf, pos + 6)[0]
 
 
@@ -437,13 +438,16 @@ def dcmread(path: str | Path, *, stop_before_pixels: bool = False, specific_tags
             return dcmread(path, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, fh=own)
     start = fh.tell()
     try:
-        header = read_header(path, fh)
-        deflated = header.deflated
-    except NotSupported:
-        deflated = False
-    if not deflated:
-        fh.seek(start)
+        ts = _read_meta(fh)[1]
+    except (NotSupported, Malformed):
+        ts = None  # pydicom decides (and words the error)
+    fh.seek(start)
+    if ts != DEFLATED:
         return pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags)
+    try:
+        header = read_header(path, fh)
+    except NotSupported as exc:
+        raise InputFileError(f"Deflated dataset not readable ({exc})", path) from None
     src = header._source
     if stop_before_pixels:
         body = bytes(src.data[:header.pixel_offset])
@@ -467,10 +471,38 @@ def _file_dataset(path: str | Path, pre: bytes, body: bytes, specific_tags: list
     from pydicom.filereader import read_dataset
 
     meta = FileMetaDataset(read_dataset(BytesIO(pre[132:]), is_implicit_VR=False, is_little_endian=True))
+    if specific_tags is not None:
+        from pydicom.tag import Tag
+
+        specific_tags = [Tag(t) for t in specific_tags] + [Tag(0x00080005)]
     ds = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True, specific_tags=specific_tags)
     out = FileDataset(str(path), ds, preamble=pre[:128], file_meta=meta, is_implicit_VR=False,
                       is_little_endian=True)
     return out
+
+
+def check_inflated_size(path: str | Path) -> None:
+    """Refuse a Deflated file whose body inflates past what its header implies (a bomb);
+    nothing for other files. For readers that inflate on their own (GDCM via SimpleITK).
+
+    Raises
+    ------
+    LimitError, InputFileError
+    """
+    with open(path, "rb") as fh:
+        try:
+            header = read_header(path, fh)
+        except NotSupported:
+            return
+        if not header.deflated:
+            return
+        limit = header.pixel_offset + 12 + implied_pixel_bytes(header.dataset, path) + TRAILING_SLACK
+        try:
+            header._source.inflate_rest(limit)
+        except LimitError as exc:
+            raise LimitError(str(exc), path) from None
+        except Malformed as exc:
+            raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
 
 
 # ------------------------------------------------------------- values
@@ -522,5 +554,5 @@ def value(ds: RawDataset, tag: int, default: Any = None) -> Any:
 __all__ = [
     "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
     "Header", "Malformed", "NotSupported", "RawDataset", "dcmread", "element_at", "find_element",
-    "implied_pixel_bytes", "iter_elements", "iter_items", "read_header", "skip_sequence", "value",
+    "check_inflated_size", "implied_pixel_bytes", "iter_elements", "iter_items", "read_header", "skip_sequence", "value",
 ]

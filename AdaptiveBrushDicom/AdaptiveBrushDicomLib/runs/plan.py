@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
+from AdaptiveBrushDicomLib.io.limits import check_file
 from AdaptiveBrushDicomLib.runs.report import REPORT_FORMAT, ItemRecord, JobReport
 from AdaptiveBrushDicomLib.runs.results import (
     CONFIG_NAME, GOLD_LEGACY_METADATA_NAME, GOLD_METADATA_NAME, GOLD_SEG_PATH, GOLD_SOURCE_NAME,
@@ -157,8 +158,12 @@ def load_plan(job: Job, compression_name: str) -> Plan:
     else:
         plan = Plan(job, report, GOLD_METADATA_NAME, GOLD_LEGACY_METADATA_NAME)
     current = job.folder / plan.source_name
+    legacy = job.folder / plan.legacy_name
     try:
+        if legacy.is_symlink() or legacy.exists():  # a symlink out of the folder, a FIFO: refused
+            check_file(legacy, root=job.folder, what=plan.legacy_name)
         if current.is_file():
+            check_file(current, root=job.folder, what=plan.source_name)
             plan.data_bytes = current.read_bytes()
             data = read_json(current)
         elif job.kind == FolderKind.GOLD_STANDARD:

@@ -153,17 +153,19 @@ def validate_gold_metadata(data: Any, path: Path | str = GOLD_METADATA_NAME) -> 
 
 
 # ----------------------------------------------------------------------------- files
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; :class:`InputFileError` naming the file and line if it is not JSON."""
+def read_json(path: str | Path, *, root: str | Path | None = None) -> Any:
+    """Parse a JSON file with the limits of :mod:`~.io.limits` (regular file, size cap,
+    depth and number limits); :class:`InputFileError` naming the file and line if it is not JSON.
+
+    ``root``: the folder the user gave (default: the file's own folder); a symlink may not
+    lead out of it.
+    """
+    from AdaptiveBrushDicomLib.io import limits
+
     path = Path(path)
+    text = limits.read_text(path, limits.FileKind.JSON, root=root if root is not None else path.parent)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError("no such file", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"cannot read ({exc}); check permissions and encoding", path) from None
-    try:
-        return json.loads(text)
+        return limits.loads_json(text, path)
     except json.JSONDecodeError as exc:
         raise InputFileError(
             f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); repair the file "
@@ -172,19 +174,16 @@ def read_json(path: str | Path) -> Any:
         ) from None
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """Parse ``config.yaml`` (empty dict when the file does not exist)."""
-    import yaml
+def read_config(path: str | Path, *, root: str | Path | None = None) -> dict[str, Any]:
+    """Parse ``config.yaml`` (empty dict when the file does not exist) with the limits of
+    :mod:`~.io.limits`: a regular file (not a FIFO or device), at most 4 MiB, no YAML aliases."""
+    from AdaptiveBrushDicomLib.io import limits
 
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"cannot read ({exc})", path) from None
-    except yaml.YAMLError as exc:
-        raise InputFileError(f"not valid YAML ({str(exc).splitlines()[0]}); repair the file", path) from None
+    text = limits.read_text(path, limits.FileKind.YAML, root=root if root is not None else path.parent)
+    data = limits.loads_yaml(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -211,7 +210,11 @@ def safe_relative_path(root: str | Path, rel: str, *, field_name: str, source: s
         ``root / rel`` (not resolved, so it stays readable in messages).
     """
     where = source if source is not None else root
-    text = str(rel)
+    if not isinstance(rel, str):
+        raise InputFileError(f"{field_name} must be a path (text), got {type(rel).__name__}", where)
+    text = rel
+    if "\x00" in text:
+        raise InputFileError(f"{field_name} contains a NUL byte; it is not a path", where)
     if not text.strip():
         raise InputFileError(f"{field_name} is empty; give a path relative to the folder", where)
     if text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):

@@ -148,6 +148,10 @@ class VolumeCache:
 
         key = path.resolve()
         if key not in self._cache:
+            if path.is_dir():
+                from AdaptiveBrushDicomLib.dicom.walker import check_dicom_folder
+
+                check_dicom_folder(path)  # GDCM inflates on its own: refuse deflate bombs first
             array, grid = read_volume(path)
             self._cache[key] = (canonical_voxels(array), grid)
         return self._cache[key]

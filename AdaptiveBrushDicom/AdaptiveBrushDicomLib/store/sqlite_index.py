@@ -57,7 +57,8 @@ from AdaptiveBrushDicomLib.store.database import (
     sort_segs,
     trials_in_order,
 )
-from AdaptiveBrushDicomLib.errors import UserError
+from AdaptiveBrushDicomLib.dicom import walker
+from AdaptiveBrushDicomLib.errors import InputFileError, UserError
 
 #: Version of the schema this code writes. Bump it (and add a migration) on every change.
 SCHEMA_VERSION = 2
@@ -224,7 +225,7 @@ def _int_or_none(value: str) -> int | None:
             return None
 
 
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_LONG_VRS = walker.LONG_VRS
 
 
 def _pixel_data_truncated(head: bytes, offset: int, total: int, tail: bytes, explicit_vr: bool) -> bool:
@@ -284,11 +285,12 @@ def parse_file(path: Path) -> ParsedFile:
 
 def _parse_open(path: Path, st: os.stat_result, fp: Any, total: int, digest: str) -> ParsedFile:
     """Parse the header from the open binary file object ``fp`` (``total`` bytes long)."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        ds = walker.dcmread(path, fh=fp, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except InputFileError as exc:  # the walker's: corrupt Deflated data, a deflate bomb
+        raise _BadDicom(exc.message) from None
     except InvalidDicomError as exc:
         raise _BadDicom(f"not a valid DICOM file ({exc})") from None
     except Exception as exc:  # EOFError, struct/zlib errors, ValueError on truncated files
