@@ -41,9 +41,9 @@ def phantom_reference(folder: Path, shape: tuple[int, int, int] = (4, 32, 36)):
 
     grid = phantom_grid(shape=shape)
     rng = np.random.default_rng(3)
-    image = rng.integers(0, 500, size=grid.shape).astype(np.int16)
+    image = rng.integers(0, 500, size=grid.shape_kji).astype(np.int16)
     create_synthetic_series(image, grid, folder, patient_id="AdaptiveBrush_hostile")
-    labels = np.zeros(grid.shape, dtype=np.uint16)
+    labels = np.zeros(grid.shape_kji, dtype=np.uint16)
     labels[:, 2:8, 3:9] = 1
     labels[1:3, 19:30, 20:33] = 2
     segments = [Segment(label=1, name="Tumor", color=(255, 0, 0)), Segment(label=2, name="Edema", color=(0, 0, 255))]
@@ -124,7 +124,10 @@ Mutant = tuple[str, bytes]
 def _edit(data: bytes, change: Callable) -> bytes | None:
     """Apply ``change(ds)`` to the parsed file and write it back in its own transfer syntax."""
     import pydicom
+    from pydicom import config
 
+    mode = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.IGNORE  # hostile values on purpose
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
         change(ds)
@@ -133,6 +136,32 @@ def _edit(data: bytes, change: Callable) -> bytes | None:
         return buf.getvalue()
     except Exception:  # the edit does not apply to this file (e.g. no such element)
         return None
+    finally:
+        config.settings.writing_validation_mode = mode
+
+
+def nested_sequences(data: bytes, depth: int = 5000) -> bytes:
+    """``data`` (Explicit VR LE, plain or Deflated) with a ContentSequence nested ``depth``
+    levels deep, spliced in as raw bytes (pydicom cannot write it: it recurses)."""
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+    deflated = b"1.2.840.10008.1.2.1.99" in data[:meta_end]
+    body = zlib.decompress(data[meta_end:], -15) if deflated else data[meta_end:]
+    opening = b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    inner = b"\x40\x00\x43\xa0SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    closing = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    nested = opening + inner * depth + closing * (depth + 1)
+    from AdaptiveBrushDicomLib.dicom import walker
+
+    at = len(body)
+    for tag, _vr, _vs, _ve, start in walker.iter_elements(body, 0, len(body)):
+        if tag > 0x0040A730:
+            at = start
+            break
+    body = body[:at] + nested + body[at:]
+    if deflated:
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = c.compress(body) + c.flush()
+    return data[:meta_end] + body
 
 
 def _first_frame_group(ds, name):
@@ -145,21 +174,6 @@ def _shared(ds, name):
     if name in shared:
         return getattr(shared, name)[0]
     return _first_frame_group(ds, name)
-
-
-def _nested(depth: int):
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-
-    def change(ds):
-        inner = Dataset()
-        inner.CodeValue = "1"
-        for _ in range(depth):
-            outer = Dataset()
-            outer.ConceptNameCodeSequence = Sequence([inner])
-            inner = outer
-        ds.ContentSequence = Sequence([inner])
-    return change
 
 
 def _set(name: str, value):
@@ -176,7 +190,13 @@ def _set_in(group: str, name: str, value):
 
 def _set_position(value):
     def change(ds):
-        _first_frame_group(ds, "PlanePositionSequence").ImagePositionPatient = value
+        from pydicom.dataelem import DataElement
+
+        item = _first_frame_group(ds, "PlanePositionSequence")
+        try:
+            item.ImagePositionPatient = value
+        except ValueError:  # not numbers: stored as text (pydicom will not make a DS of it)
+            item[0x00200032] = DataElement(0x00200032, "LO", "\\".join(value))
     return change
 
 
@@ -223,7 +243,6 @@ EDITS: list[tuple[str, Callable]] = [
     ("segment-number-missing", _del_segment_number),
     ("label-latin1-undeclared", _latin1_label),
     ("label-invalid-utf8", _bad_utf8_label),
-    ("nested-5000", _nested(5000)),
     ("no-per-frame", lambda ds: delattr(ds, "PerFrameFunctionalGroupsSequence")),
     ("sop-class-ct", _set("SOPClassUID", "1.2.840.10008.5.1.4.1.1.2")),
 ]
@@ -250,6 +269,7 @@ def mutants(data: bytes, rng: np.random.Generator, *, truncations: int = 6, flip
             edited = _edit(data, change)
             if edited is not None:
                 yield name, edited
+        yield "nested-5000", nested_sequences(data)
 
 
 # ------------------------------------------------------------------ bombs
@@ -311,8 +331,8 @@ def gzip_seg_nrrd_bomb(out: Path, inflated_bytes: int = 8 << 30) -> Path:
 
 
 def nhdr_dev_zero(out: Path) -> Path:
-    """A detached NRRD header whose data file is ``/dev/zero`` (sizes: 4096^3)."""
-    out.write_text("NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: 2048 2048 2048\nencoding: raw\n"
+    """A detached NRRD header whose data file is ``/dev/zero`` (sizes 1024^3: 1 GiB, within the default --max-voxels)."""
+    out.write_text("NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: 1024 1024 1024\nencoding: raw\n"
                    "space directions: (1,0,0) (0,1,0) (0,0,1)\nspace origin: (0,0,0)\ndata file: /dev/zero\n\n")
     return out
 
@@ -352,4 +372,4 @@ YAML_BOMB = "\n".join(
 
 
 __all__ = ["CORPUS", "EDITS", "Seed", "YAML_BOMB", "deflate_bomb", "gzip_seg_nrrd_bomb", "jpegls_bomb",
-           "mutants", "nhdr_dev_zero", "phantom_reference", "results_json_bombs", "write_seeds"]
+           "mutants", "nested_sequences", "nhdr_dev_zero", "phantom_reference", "results_json_bombs", "write_seeds"]

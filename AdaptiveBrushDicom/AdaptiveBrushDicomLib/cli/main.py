@@ -39,6 +39,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from AdaptiveBrushDicomLib.io.volumes import read_volume
 
     src = Path(args.volume)
+    if src.is_dir():
+        from AdaptiveBrushDicomLib.dicom.walker import check_dicom_folder
+
+        check_dicom_folder(src)  # GDCM inflates on its own: refuse deflate bombs first
     array, grid = read_volume(src)
     name = args.name or src.name.split(".")[0]
     patient_id = args.patient_id or patient_id_for(name)
@@ -137,7 +141,7 @@ class _UsageError(UserError):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises :class:`_UsageError` (so ``--json`` can answer in JSON)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise _UsageError(f"{message} (usage: {' '.join(self.format_usage().split()[1:])})")
 
 

@@ -66,7 +66,7 @@ class Malformed(ValueError):
 
 
 # ------------------------------------------------------------- in-memory walking
-def element_at(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, bytes, int, int]:
+def element_at(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, bytes, int, int]:
     """(tag, vr, value_start, length) of the element header at ``pos`` (length may be UNDEFINED).
 
     Raises
@@ -295,7 +295,7 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool) -> tu
 def _parse_items(src: _Source, pos: int, end: int | None, depth: int) -> tuple[list[RawDataset], int]:
     if depth > MAX_SEQUENCE_DEPTH:
         raise Malformed(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
-    items = []
+    items: list[RawDataset] = []
     while end is None or pos < end:
         if not src.need(pos + 8):
             raise Malformed(f"truncated inside a sequence at byte {len(src.data)}")
@@ -474,7 +474,7 @@ def _file_dataset(path: str | Path, pre: bytes, body: bytes, specific_tags: list
     if specific_tags is not None:
         from pydicom.tag import Tag
 
-        specific_tags = [Tag(t) for t in specific_tags] + [Tag(0x00080005)]
+        specific_tags = [Tag(t) for t in specific_tags] + [0x00080005]
     ds = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True, specific_tags=specific_tags)
     out = FileDataset(str(path), ds, preamble=pre[:128], file_meta=meta, is_implicit_VR=False,
                       is_little_endian=True)
@@ -503,6 +503,30 @@ def check_inflated_size(path: str | Path) -> None:
             raise LimitError(str(exc), path) from None
         except Malformed as exc:
             raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
+
+
+def check_dicom_folder(folder: str | Path) -> None:
+    """Before a reader that inflates on its own (GDCM via SimpleITK) reads a DICOM folder:
+    every file in it a regular file inside it, no deflate bomb among them, and the first
+    image's Rows x Columns x files within ``--max-voxels``.
+
+    Raises
+    ------
+    LimitError, InputFileError
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
+    rows = cols = 0
+    for p in files:
+        check_file(p, root=folder, what="DICOM file")
+        check_inflated_size(p)
+        if not rows:
+            try:
+                ds = read_header(p).dataset
+                rows, cols = int(value(ds, 0x00280010, 0) or 0), int(value(ds, 0x00280011, 0) or 0)
+            except (NotSupported, Malformed, InputFileError, ValueError, TypeError):
+                rows = cols = 0
+    check_voxels(rows * cols * len(files), "Rows x Columns x files", folder)
 
 
 # ------------------------------------------------------------- values
@@ -554,5 +578,5 @@ def value(ds: RawDataset, tag: int, default: Any = None) -> Any:
 __all__ = [
     "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
     "Header", "Malformed", "NotSupported", "RawDataset", "dcmread", "element_at", "find_element",
-    "check_inflated_size", "implied_pixel_bytes", "iter_elements", "iter_items", "read_header", "skip_sequence", "value",
+    "check_dicom_folder", "check_inflated_size", "implied_pixel_bytes", "iter_elements", "iter_items", "read_header", "skip_sequence", "value",
 ]

@@ -256,7 +256,7 @@ def read_json_file(path: str | Path, *, root: str | Path | None = None) -> Any:
 def _no_alias_loader() -> type:
     import yaml
 
-    class NoAliasSafeLoader(yaml.SafeLoader):  # type: ignore[misc]
+    class NoAliasSafeLoader(yaml.SafeLoader):
         """SafeLoader that refuses aliases (``*name``): no billion-laughs expansion."""
 
         def compose_node(self, parent: Any, index: Any) -> Any:

@@ -61,7 +61,8 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Grid]:
                     f"folder contains {len(ids)} DICOM series ({', '.join(ids)}); give a folder with one", path
                 )
             files = reader.GetGDCMSeriesFileNames(str(path), ids[0])
-            _check_dicom_files(path, files)
+            for name in files:  # regular files inside the folder (dicom.walker.check_dicom_folder: bombs)
+                limits.check_file(name, root=path, what="DICOM file")
             _check_every_slice_taken(path, files)
             reader.SetFileNames(files)
             image = reader.Execute()
@@ -74,23 +75,6 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Grid]:
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputFileError("expected a scalar image (one component per voxel)", path)
     return sitk.GetArrayFromImage(image), Grid.from_sitk(image)
-
-
-def _check_dicom_files(folder: Path, names: Any) -> None:
-    """Limits of :mod:`~.io.limits` on a DICOM series before GDCM reads it: regular files
-    inside ``folder``, Rows x Columns x slices within ``--max-voxels``, no deflate bomb."""
-    from AdaptiveBrushDicomLib.dicom import walker
-
-    for name in names:
-        limits.check_file(name, root=folder, what="DICOM file")
-        walker.check_inflated_size(name)
-    if names:
-        try:
-            header = walker.read_header(names[0]).dataset
-            rows, cols = (int(walker.value(header, tag, 0) or 0) for tag in (0x00280010, 0x00280011))
-        except (walker.NotSupported, walker.Malformed, ValueError, TypeError):
-            return
-        limits.check_voxels(rows * cols * len(names), "Rows x Columns x slices", folder)
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -119,14 +103,12 @@ def _check_every_slice_taken(folder: Path, files: "tuple[str, ...] | list[str]")
             continue
         import pydicom
 
-        from AdaptiveBrushDicomLib.dicom import walker
-
         try:
             ds = pydicom.dcmread(entry, stop_before_pixels=True)
             if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or entry.name.upper() == "DICOMDIR":
                 continue  # a DICOMDIR index, not a slice
             reason = f"SeriesInstanceUID {ds.get('SeriesInstanceUID', '(none)')}, not readable as a slice"
-            ds = walker.dcmread(entry)  # inflate capped by what the header implies
+            ds = pydicom.dcmread(entry)  # Deflated: callers ran dicom.walker.check_dicom_folder first
             if "PixelData" not in ds:
                 reason = "it has no PixelData"
             elif len(ds.PixelData) < int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 8:

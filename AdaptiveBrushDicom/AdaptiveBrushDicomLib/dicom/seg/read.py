@@ -83,8 +83,9 @@ def _frame_geometry(ds, path: Path):
     measures = _seq_first(shared, "PixelMeasuresSequence") if shared is not None else None
     raw = _raw_positions(ds, n) if orient is not None and measures is not None else None
     if raw is not None and orient is not None and measures is not None:
-        iop = np.array([float(v) for v in orient.ImageOrientationPatient])
-        ps = [float(v) for v in measures.PixelSpacing]
+        iop = np.array(sanity.numbers(orient.get("ImageOrientationPatient"),
+                                      "ImageOrientationPatient (0020,0037)", path))
+        ps = sanity.numbers(measures.get("PixelSpacing"), "PixelSpacing (0028,0030)", path)
         gap = getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", None)
         return raw, iop, ps, (float(gap) if gap else None)
     per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
@@ -112,8 +113,9 @@ def _frame_geometry(ds, path: Path):
         raise InputFileError("no PlaneOrientationSequence (0020,9116); cannot place frames", path)
     if measures is None:
         raise InputFileError("no PixelMeasuresSequence (0028,9110); cannot place frames", path)
-    iop = np.array([float(v) for v in orient.ImageOrientationPatient])
-    ps = [float(v) for v in measures.PixelSpacing]
+    iop = np.array(sanity.numbers(orient.get("ImageOrientationPatient"),
+                                      "ImageOrientationPatient (0020,0037)", path))
+    ps = sanity.numbers(measures.get("PixelSpacing"), "PixelSpacing (0028,0030)", path)
     gap = getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", None)
     return positions, iop, ps, (float(gap) if gap else None)
 
@@ -577,7 +579,7 @@ def _decode(ds, path: Path, reference: ReferenceSeries | None, t0: float) -> Dec
         frame_grid, place = _place_on_reference(positions, iop, ps, rows, cols, grid, for_uid, reference, path, notes)
     else:
         grid = _grid_from_positions(positions, iop, ps, gap, rows, cols, path, notes)
-        check_voxels(int(np.prod(grid.shape, dtype=np.int64)), "the grid the SEG's frames span", path)
+        check_voxels(int(np.prod(grid.shape_kji, dtype=np.int64)), "the grid the SEG's frames span", path)
         frame_grid = placement_grid(grid, iop, ps, path)
         place = _place_frames(positions, frame_grid, rows, cols, path)
 

@@ -122,8 +122,28 @@ def check_plane_geometry(positions: np.ndarray, iop: np.ndarray, ps: list[float]
     return float(gap)
 
 
+def numbers(values: Any, name: str, path: Path) -> list[float]:
+    """The floats of a DS/FD element value (one value or several), or a one-line error.
+
+    Raises
+    ------
+    InputFileError
+        Missing or not numbers.
+    """
+    if values is None or values == "":
+        raise InputFileError(f"{name} is missing; the frames cannot be placed", path)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        values = [values]
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise InputFileError(f"{name} {values!r} is not numbers", path) from None
+
+
 def positions_of(values: Any, frame: int, path: Path) -> list[float]:
     """Three floats of one frame's ImagePositionPatient, or a one-line error."""
+    if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        values = [values]
     try:
         out = [float(v) for v in values]
     except (TypeError, ValueError):
@@ -155,7 +175,7 @@ def check_codestream_sizes(ds: Any, rows: int, cols: int, path: Path) -> None:
     from pydicom.encaps import generate_frames
 
     try:
-        frames = generate_frames(data, number_of_frames=int(getattr(ds, "NumberOfFrames", 1) or 1))
+        frames = generate_frames(bytes(data), number_of_frames=int(getattr(ds, "NumberOfFrames", 1) or 1))
         for f, frame in enumerate(frames):
             size = _codestream_size(frame)
             if size is not None and size != (rows, cols):
@@ -189,5 +209,5 @@ def _codestream_size(frame: bytes) -> tuple[int, int] | None:
     return ysiz - yo, xsiz - xo
 
 
-__all__ = ["MAX_POSITION_MM", "check_codestream_sizes", "check_dimensions", "check_plane_geometry",
+__all__ = ["MAX_POSITION_MM", "check_codestream_sizes", "numbers", "check_dimensions", "check_plane_geometry",
            "positions_of", "refuse_2d"]
