@@ -523,7 +523,7 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
     except (InvalidDicomError, *_MALFORMED) as exc:
         raise InputFileError(f"not a readable DICOM file ({_detail(exc)})", path) from None
     try:
-        return _decode(ds, path, reference, t0)
+        return _decode(ds, path, reference, t0, keep_irregular)
     except UserError:
         raise
     except MemoryError:
@@ -547,7 +547,7 @@ def _detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}"
 
 
-def _decode(ds, path: Path, reference: ReferenceSeries | None, t0: float) -> DecodedSeg:
+def _decode(ds, path: Path, reference: ReferenceSeries | None, t0: float, keep_irregular: bool) -> DecodedSeg:
     """The body of :func:`read_seg` once the file is parsed."""
     sop_class = str(getattr(ds, "SOPClassUID", ""))
     if sop_class not in SEG_SOP_CLASS_UIDS:
