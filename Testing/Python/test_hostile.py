@@ -363,3 +363,16 @@ def test_max_voxels_option(seeds, tmp_path):
            "more than the limit of 100", "--max-voxels")
     rc, out, err, tb = _run(["decode", str(seed.path), "--out", str(tmp_path / "o.seg.nrrd")])
     assert rc == 0, err
+
+
+def test_db_import_fifo_and_symlink_out(tmp_path):
+    """db import: a FIFO is refused in words (not 'no such file'), a symlink out of the folder too."""
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    _fails(["db", "import", str(fifo), "--db", str(tmp_path / "i.sqlite")], "FIFO")
+    folder = tmp_path / "series"
+    folder.mkdir()
+    outside = tmp_path / "outside.dcm"
+    outside.write_bytes(b"\0" * 200)
+    (folder / "link.dcm").symlink_to(outside)
+    _fails(["db", "import", str(folder), "--db", str(tmp_path / "i.sqlite")], "outside", str(folder))

@@ -578,6 +578,8 @@ def iter_files(paths: Iterable[str | Path]) -> Iterable[Path]:
     UserError
         A path does not exist.
     """
+    from AdaptiveBrushDicomLib.io.limits import check_file
+
     for p in paths:
         p = Path(p)
         if p.is_file():
@@ -585,7 +587,10 @@ def iter_files(paths: Iterable[str | Path]) -> Iterable[Path]:
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
                 if f.is_file():
+                    check_file(f, root=p, what="file")  # no symlink out of the folder given
                     yield f
+        elif p.exists():
+            check_file(p, what="file")  # a FIFO or device: refused in words
         else:
             raise UserError("no such file or folder; check the path", p)
 
