@@ -347,9 +347,11 @@ def gzip_size_at_most(fh: Any, limit: int, path: str | Path | None, *, what: str
         try:
             out = d.decompress(chunk, 1 << 22)
             total += len(out)
-            while d.unconsumed_tail and total <= limit:
+            while d.unconsumed_tail and total <= limit and not d.eof:
                 out = d.decompress(d.unconsumed_tail, 1 << 22)
                 total += len(out)
+                if not out:
+                    break
         except zlib.error as exc:
             raise InputFileError(f"{what} is corrupt ({exc})", path) from None
         if total > limit:
@@ -357,7 +359,7 @@ def gzip_size_at_most(fh: Any, limit: int, path: str | Path | None, *, what: str
                              "(a gzip bomb?)", path)
         if d.eof:
             pending = d.unused_data
-            if not pending.strip(b"\x00"):
+            if not pending.strip(b"\x00\r\n\t "):
                 break
             d = zlib.decompressobj(31)
     return total

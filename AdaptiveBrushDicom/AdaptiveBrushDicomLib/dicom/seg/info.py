@@ -126,7 +126,7 @@ class _Walked:
 
         items = walker.value(self.ds, tag) or []
         if not isinstance(items, list):
-            raise InputFileError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) should be a sequence")
+            raise walker.Malformed(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) should be a sequence")
         return [_Walked(i) for i in items]
 
     def has(self, tag: int) -> bool:
@@ -155,7 +155,7 @@ class _Pydicom:
         if elem is None or elem.value is None:
             return []
         if elem.VR != "SQ":
-            raise InputFileError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) should be a sequence")
+            raise ValueError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) should be a sequence")
         return [_Pydicom(i) for i in elem.value]
 
     def has(self, tag: int) -> bool:
