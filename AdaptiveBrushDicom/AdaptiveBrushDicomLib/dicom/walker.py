@@ -219,11 +219,14 @@ class _Source:
             chunk = self.fh.read(1 << 16)
             if not chunk:
                 if self.inflater is not None:
+                    complete = self.inflater.eof
                     try:
                         self.data += self.inflater.flush()
                     except Exception as exc:
                         raise Malformed(f"Deflated data is corrupt ({exc})") from None
                     self.inflater = None
+                    if not complete:  # the file ends inside the deflate stream
+                        raise Malformed(f"truncated: the Deflated data ends before its end (byte {len(self.data)})")
                     if len(self.data) >= end:
                         return True
                 return False
