@@ -84,6 +84,8 @@ class PushReport:
     bytes_sent : bytes of the files uploaded.
     requests : STOW-RS requests made; retries : retried HTTP exchanges.
     aborted : why the push stopped early ('' if it did not).
+    notes : things the user should know that are not failures (e.g. a DIMSE peer that
+        refuses C-FIND, so nothing could be skipped or checked).
     seconds : wall time.
     """
 
@@ -99,6 +101,7 @@ class PushReport:
     requests: int = 0
     retries: int = 0
     aborted: str = ""
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -124,6 +127,7 @@ class PushReport:
         lines += [f"  failed: {f}" for f in self.failed[:20]]
         if len(self.failed) > 20:
             lines.append(f"  ... and {len(self.failed) - 20} more")
+        lines += [f"  note: {n}" for n in self.notes]
         if self.aborted:
             lines.append(f"  stopped early: {self.aborted}")
         if not self.ok:
