@@ -1,6 +1,7 @@
 """``abdicom db ...``: the DICOM index from the command line.
 
-Subcommands: ``import DIR...``, ``list``, ``segs-for SERIES_UID``, ``show UID``,
+Subcommands: ``import DIR...``, ``list``, ``segs-for SERIES_UID|RUN|PATIENT_ID``,
+``show UID|PATIENT_ID|RUN``,
 ``verify``, ``remove-missing``. Each accepts ``--json`` (exactly one JSON object on
 stdout) and ``--db PATH`` (default: ``$ABDICOM_DB`` or the user data folder). Handlers
 return the exit code: 0 success, 1 when the command ran but found problems (import
@@ -64,17 +65,100 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_segs(db: Any, key: str) -> tuple[str, list[Any]]:
+    """SEGs for ``key``: an image SeriesInstanceUID, a run name or a PatientID.
+
+    Returns (what ``key`` was taken as, SEGs in :func:`~.database.sort_segs` order).
+
+    Raises
+    ------
+    UnknownUIDError
+        ``key`` is none of these.
+    """
+    from AdaptiveBrushDicomLib.store.database import UnknownUIDError, sort_segs
+
+    segs = db.segs_for_series(key)
+    if segs:
+        return "series", segs
+    by_uid: dict[str, Any] = {}
+    kind = ""
+    for st in db.studies():
+        patient = st.patient_id == key
+        for series in db.series_for_study(st.study_instance_uid):
+            if series.series_instance_uid == key:
+                return "series", []  # an image series without SEGs
+            if series.modality.upper() == "SEG":
+                continue
+            for s in db.segs_for_series(series.series_instance_uid):
+                if patient or s.run_name == key:
+                    by_uid[s.series_instance_uid] = s
+                    kind = kind or ("patient" if patient else "run")
+    if not by_uid:
+        raise UnknownUIDError(f"{key!r} is not a series UID, run name or PatientID in the index {db.path}; "
+                              "see 'abdicom db list', or import the run with 'abdicom db import DIR'")
+    return kind, sort_segs(by_uid.values())
+
+
+def _run_of_file(path: Path, cache: dict[Path, Any]) -> Any:
+    """The migrated run (results.json) a SEG file lies in, or None."""
+    from AdaptiveBrushDicomLib.errors import UserError
+    from AdaptiveBrushDicomLib.runs.results import RESULTS_NAME, load_run
+
+    for folder in list(path.parents)[:4]:
+        if folder in cache:
+            return cache[folder]
+        if (folder / RESULTS_NAME).is_file():
+            try:
+                cache[folder] = load_run(folder, check_files=False)
+            except UserError:
+                cache[folder] = None
+            return cache[folder]
+    return None
+
+
+def trial_scores(segs: Any) -> dict[str, dict[str, Any]]:
+    """Score of each trial SEG from its run's results.json: series UID -> {value, direction, best}."""
+    cache: dict[Path, Any] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for s in segs:
+        if s.trial_number is None or not s.files:
+            continue
+        run = _run_of_file(Path(s.files[0]), cache)
+        if run is None:
+            continue
+        try:
+            trial = run.trial(s.trial_number)
+        except KeyError:
+            continue
+        best = run.best_trial
+        out[s.series_instance_uid] = {"value": trial.value, "direction": run.direction,
+                                      "best": best is not None and best.number == trial.number}
+    return out
+
+
+def _score_text(score: dict[str, Any] | None) -> str:
+    if not score:
+        return ""
+    value = score["value"]
+    text = "score -" if value is None else f"score {value:.4g}"
+    return text + (" (best)" if score["best"] else "")
+
+
 def cmd_segs_for(args: argparse.Namespace) -> int:
-    """SEGs referencing an image series, grouped by study (run)."""
+    """SEGs referencing an image series (or of a run / patient), grouped by study (run)."""
     from AdaptiveBrushDicomLib.store.database import group_by_study
 
     with _open(args) as db:
-        segs = db.segs_for_series(args.series_uid)
+        taken_as, segs = _resolve_segs(db, args.series_uid)
+        scores = trial_scores(segs)
         groups = group_by_study(segs)
-        payload = {"db": str(db.path), "volume_series_uid": args.series_uid, "count": len(segs),
+        payload = {"db": str(db.path), "query": args.series_uid, "query_kind": taken_as,
+                   "volume_series_uid": args.series_uid if taken_as == "series" else None, "count": len(segs),
                    "studies": [{"study_instance_uid": uid, "run_name": items[0].run_name,
-                                "segs": [s.to_dict() for s in items]} for uid, items in groups.items()]}
-        lines = [f"{len(segs)} SEG series reference {args.series_uid}"]
+                                "segs": [{**s.to_dict(), "score": scores.get(s.series_instance_uid)}
+                                         for s in items]} for uid, items in groups.items()]}
+        what = {"series": "reference", "run": "belong to run", "patient": "belong to patient"}[taken_as]
+        lines = [f"{len(segs)} SEG series {what} {args.series_uid}"]
         for uid, items in groups.items():
             lines.append(f"study {items[0].study_description or '(no description)'}  {uid}")
             run = None
@@ -83,35 +167,75 @@ def cmd_segs_for(args: argparse.Namespace) -> int:
                     lines.append(f"  run {s.run}")
                 run = s.run or None
                 tag = "gold " if s.is_gold else (f"trial {s.trial_number} " if s.trial_number is not None else "")
+                score = _score_text(scores.get(s.series_instance_uid))
                 lines.append(f"    {tag}{s.series_description}  {s.series_instance_uid}  "
                              f"segments: {', '.join(s.segment_labels) or '-'}  "
-                             f"algorithm: {', '.join(s.algorithms) or '-'}")
+                             f"algorithm: {', '.join(s.algorithms) or '-'}" + (f"  {score}" if score else ""))
         _emit(args, payload, "\n".join(lines))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Everything indexed about one UID."""
+    """Everything indexed about one UID, PatientID or run name."""
+    from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+
     with _open(args) as db:
-        info = db.show(args.uid)
+        try:
+            info = db.show(args.uid)
+        except UnknownUIDError:
+            taken_as, segs = _resolve_segs(db, args.uid)  # a run name (PatientIDs are found by show)
+            scores = trial_scores(segs)
+            info = {"level": taken_as, "name": args.uid,
+                    "segs": [{**_seg_brief(s), "score": (scores.get(s.series_instance_uid) or {}).get("value")}
+                             for s in segs]}
+        seg = info.get("seg")
+        if isinstance(seg, dict) and seg.get("trial_number") is not None:
+            from AdaptiveBrushDicomLib.store.database import SegSeriesInfo
+
+            fields = {k: v for k, v in seg.items() if k in SegSeriesInfo.__dataclass_fields__}
+            fields["files"] = tuple(Path(f) for f in fields.get("files", ()))
+            score = trial_scores([SegSeriesInfo(**fields)]).get(seg["series_instance_uid"])
+            if score:
+                info["score"] = score["value"]
+                info["best_trial"] = score["best"]
         _emit(args, info, _format_show(info))
     return 0
+
+
+def _seg_brief(s: Any) -> dict[str, Any]:
+    return {"kind": s.kind, "trial_number": s.trial_number, "series_description": s.series_description,
+            "series_instance_uid": s.series_instance_uid, "segments": list(s.segment_labels)}
+
+
+def _readable(value: Any) -> str:
+    """A value as a person reads it: no quotes, brackets or None."""
+    if value is None or value == "" or value == [] or value == ():
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_readable(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_readable(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _format_show(info: dict[str, Any], indent: str = "") -> str:
     lines = []
     for key, value in info.items():
+        label = key.replace("_", " ")
         if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
+            lines.append(f"{indent}{label}:")
             lines.append(_format_show(value, indent + "  "))
         elif isinstance(value, list) and value and isinstance(value[0], dict):
-            lines.append(f"{indent}{key}:")
+            lines.append(f"{indent}{label}:")
             for item in value:
-                lines.append(indent + "  - " + ", ".join(f"{k}={v}" for k, v in item.items()))
-        elif isinstance(value, list):
-            lines.append(f"{indent}{key}: " + (", ".join(str(v) for v in value) if value else "-"))
+                lines.append(indent + "  - " + "; ".join(f"{k.replace('_', ' ')} {_readable(v)}"
+                                                         for k, v in item.items()))
         else:
-            lines.append(f"{indent}{key}: {value}")
+            lines.append(f"{indent}{label}: {_readable(value)}")
     return "\n".join(lines)
 
 
@@ -164,13 +288,16 @@ def register(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParse
     _common(p)
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("segs-for", help="SEG series referencing an image series, grouped by study (run)")
-    p.add_argument("series_uid", metavar="SERIES_UID", help="SeriesInstanceUID of the image series")
+    p = sub.add_parser("segs-for", help="SEG series referencing an image series (or of a run / patient), "
+                                        "grouped by study (run), with each trial's score")
+    p.add_argument("series_uid", metavar="SERIES_UID|RUN|PATIENT_ID",
+                   help="SeriesInstanceUID of the image series, a run name or a PatientID")
     _common(p)
     p.set_defaults(func=cmd_segs_for)
 
-    p = sub.add_parser("show", help="what the index holds about a UID (patient, study, series, instance)")
-    p.add_argument("uid", metavar="UID")
+    p = sub.add_parser("show", help="what the index holds about a UID (patient, study, series, instance) "
+                                    "or a run name")
+    p.add_argument("uid", metavar="UID|PATIENT_ID|RUN")
     _common(p)
     p.set_defaults(func=cmd_show)
 

@@ -66,8 +66,16 @@ class SegInfo:
     size_bytes: int
     segments: list[SegmentInfo] = field(default_factory=list)
 
+    @property
+    def user_segment_count(self) -> int:
+        """Segments a user made: SegmentNumber 0 (a LABELMAP's Background) is not counted,
+        as ``abdicom export`` does not count it."""
+        return sum(1 for s in self.segments if s.number != 0)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["segment_count"] = self.user_segment_count
+        return d
 
     def to_text(self) -> str:
         lines = [
@@ -79,9 +87,13 @@ class SegInfo:
             f"  series            {self.series_number}: {self.series_description} ({self.series_instance_uid})",
             f"  references series {self.referenced_series_uid} ({self.referenced_instances} instances)",
             f"  written by        {self.manufacturer} {self.software_versions}",
-            f"  segments          {len(self.segments)}",
+            f"  segments          {self.user_segment_count}" + (
+                "  (plus Background, SegmentNumber 0)" if self.user_segment_count < len(self.segments) else ""),
         ]
-        for s in self.segments:
+        for s in sorted(self.segments, key=lambda s: (s.number == 0, s.number)):  # Background listed last
+            if s.number == 0:
+                lines.append(f"   background: {s.number:>4}  {s.label} (voxels not in any segment)")
+                continue
             rgb = "" if s.color_rgb is None else " rgb(%d,%d,%d)" % tuple(s.color_rgb)
             size = "" if s.voxels is None else f"  {s.voxels:,} voxels, {s.volume_ml or 0.0:.3f} mL"
             lines.append(f"   {s.number:>4}  {s.label}{rgb}{size}")
