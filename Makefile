@@ -12,8 +12,9 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
+	@echo "installing AdaptiveBrushDicom and its dependencies into $(VENV) (about a minute the first time)"
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,remote,fast,slicer,plot]'
+	$(BIN)/pip install -e '.[test,remote,fast,slicer,plot]'
 	touch $(STAMP)
 
 $(COMPAT_STAMP): pyproject.toml

@@ -114,10 +114,12 @@ def main() -> int:
         print(f"note: {ct} not found; skipping the CT case")
 
     print()
+    print("1. Each segmentation written as a DICOM SEG in every transfer syntax, then decoded again:")
     print(f"{'case':<10} {'transfer syntax':<18} {'bytes':>9} {'frames':>6} {'write ms':>9} {'read ms':>8}  voxels  metadata")
     for name, comp, size, frames, tw, tr, exact, meta in rows:
         print(f"{name:<10} {comp:<18} {size:>9,} {frames:>6} {tw:>9.1f} {tr:>8.1f}  {'exact' if exact else 'DIFF':<6}  "
               f"{'same' if meta else 'DIFF'}")
+    print(LEGEND_SEGS)
 
     # 3. legacy run migration (issue 5), when available
     try:
@@ -125,13 +127,50 @@ def main() -> int:
         from AdaptiveBrushDicomLib.runs import migrate  # noqa: F401
     except ImportError:
         demo_data = None
-    if demo_data is not None and hasattr(demo_data, "run_demo_migration"):
+    migrated = demo_data is not None and hasattr(demo_data, "run_demo_migration")
+    if migrated:
         print()
+        print("2. A legacy optimization run (region growing on the phantom) migrated to DICOM:")
         ok &= bool(demo_data.run_demo_migration(out / "legacy"))
+        print(LEGEND_RUN)
     print()
     print("demo OK: every SEG decoded voxel-exactly with its metadata" if ok else "demo FAILED")
     print(f"output in {out}")
+    print(next_steps(out, migrated))
     return 0 if ok else 1
+
+
+LEGEND_SEGS = """
+   bytes     size of the SEG file (smaller is better; deflate is the default we write)
+   frames    frames stored: one per slice that holds at least one segment voxel
+   write ms  time to write the SEG in this process; read ms: time to decode it again
+   voxels    'exact' = the decoded labelmap equals the input voxel for voxel
+   metadata  'same'  = segment names, colours and terminology codes came back unchanged"""
+
+LEGEND_RUN = """
+   value     the trial's objective value from results.json (here: Dice against the gold
+             standard; higher is better); '-' marks a pruned trial without a segmentation
+   bytes     size of the trial's SEG; voxels 'exact' = it decodes to the trial's .seg.nrrd
+   the run's trials and its gold standard reference one DICOM image series, so a viewer
+   can overlay and compare them"""
+
+
+def next_steps(out: Path, migrated: bool) -> str:
+    """What to open next, with the paths of this demo's output."""
+    lines = ["", "What to open next:",
+             f"  abdicom info {out / 'phantom' / 'phantom_deflate.dcm'}      # what a SEG holds"]
+    if migrated:
+        run = out / "legacy" / "optimization_results"
+        lines += [
+            f"  abdicom db --db {out / 'index.sqlite'} import {out / 'legacy'}",
+            f"  abdicom db --db {out / 'index.sqlite'} segs-for phantom_tumor_region_growing   # trials + scores",
+            f"  3D Slicer: DICOM module > Import > {run}, then load the study 'AdaptiveBrushPhantom':",
+            "             the volume, the gold standard and every trial appear as series (our DICOM plugin",
+            "             loads the LABELMAP SEGs with names and colours); module 'AdaptiveBrush DICOM' >",
+            "             Compare trials opens them in CrossSegmentationExplorer",
+        ]
+    lines.append("  docs: README.md (commands), docs/migration.md (runs), docs/remote.md (PACS push/pull)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
