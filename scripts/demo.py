@@ -148,6 +148,8 @@ LEGEND_SEGS = """
    metadata  'same'  = segment names, colours and terminology codes came back unchanged"""
 
 LEGEND_RUN = """
+   migrated / skipped / failed: trials converted now / left out because the optimizer pruned
+             them (no segmentation) / that could not be converted (the report says why)
    value     the trial's objective value from results.json (here: Dice against the gold
              standard; higher is better); '-' marks a pruned trial without a segmentation
    bytes     size of the trial's SEG; voxels 'exact' = it decodes to the trial's .seg.nrrd
@@ -160,7 +162,7 @@ def next_steps(out: Path, migrated: bool) -> str:
     lines = ["", "What to open next:",
              f"  abdicom info {out / 'phantom' / 'phantom_deflate.dcm'}      # what a SEG holds"]
     if migrated:
-        run = out / "legacy" / "optimization_results"
+        run = out / "legacy"
         lines += [
             f"  abdicom db --db {out / 'index.sqlite'} import {out / 'legacy'}",
             f"  abdicom db --db {out / 'index.sqlite'} segs-for phantom_tumor_region_growing   # trials + scores",
