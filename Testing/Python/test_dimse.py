@@ -216,3 +216,25 @@ def test_peer_refusing_queries(tmp_path, run_data):
         assert rc == 2 and len(err.strip().splitlines()) == 1 and "DicomAlwaysAllowFind" in err, err
     finally:
         srv.stop()
+
+
+def test_peer_killed_mid_push_everything_reported_then_resumed(tmp_path, run_data):
+    srv = orthanc_or_skip(tmp_path / "orthanc", extra_config=ALLOW)
+    try:
+        peer = dimse.DimsePeer.parse(peer_of(srv))
+
+        def kill_after_three(p):
+            if p.sent == 3 and srv.running:
+                srv.kill()
+
+        rep = dimse.push(run_data.root / "dicom", peer, progress=kill_after_three)
+        assert not rep.ok and rep.sent == 3
+        assert rep.sent + rep.skipped + len(rep.failed) == run_data.n_instances  # nothing unreported
+        assert "run the same command again" in rep.to_text()
+        srv.start()
+        again = dimse.push(run_data.root / "dicom", peer)
+        assert again.ok, again.to_text()
+        assert again.skipped >= 3 and again.sent + again.skipped == run_data.n_instances
+        assert srv.statistics()["CountInstances"] == run_data.n_instances
+    finally:
+        srv.stop()

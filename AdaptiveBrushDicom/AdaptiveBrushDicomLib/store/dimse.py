@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from AdaptiveBrushDicomLib import LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID
+from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
+from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.io.atomic import atomic_output
 from AdaptiveBrushDicomLib.store.dicomweb.connection import SEG_MODALITY, RemoteError, ServerUnreachableError
@@ -158,9 +159,7 @@ def _check_echo(assoc: Any, peer: DimsePeer) -> None:
 
 
 def _uncompressed() -> list[str]:
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-    return [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    return [Compression.EXPLICIT.uid, ReadOnlySyntax.IMPLICIT.uid]
 
 
 def _status(status: Any) -> str:
@@ -250,7 +249,7 @@ def _send_one(assoc: Any, peer: DimsePeer, inst: LocalInstance, ts: str, sop_cla
 
     accepted = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == sop_class]
     if not accepted:
-        name = "Label Map Segmentation Storage (66.7)" if sop_class == LABELMAP_SEG_SOP_CLASS_UID else sop_class
+        name = f"{SegSopClass.LABELMAP.long_name} (66.7)" if sop_class == SegSopClass.LABELMAP.uid else sop_class
         return f"SOP class {name} refused by {peer}: {UNKNOWN_SOP_HINT}"
     exact = any(cx.transfer_syntax[0] == ts for cx in accepted)
     old = _config.STORE_SEND_CHUNKED_DATASET
@@ -344,7 +343,7 @@ def push(
                         progress(PushProgress(report.instances, report.sent + report.skipped + len(report.failed),
                                               report.sent, report.skipped, len(report.failed), inst.series_uid,
                                               (inst.path,)))
-        if verify and sent:
+        if verify and sent and not report.aborted:
             _verify(peer, [g for g in groups if any(i in sent for i in g)], sent, report)
     finally:
         report.seconds = time.perf_counter() - t0
@@ -370,7 +369,11 @@ def _present(peer: DimsePeer, groups: list[list[LocalInstance]], report: PushRep
 def _verify(peer: DimsePeer, groups: list[list[LocalInstance]], sent: list[LocalInstance],
             report: PushReport) -> None:
     """C-FIND after sending; instances the peer does not list are moved to ``failed``."""
-    now = _present(peer, groups, report, "so what arrived was not checked")
+    try:
+        now = _present(peer, groups, report, "so what arrived was not checked")
+    except RemoteError as exc:  # the peer went away after the last C-STORE
+        report.notes.append(f"what arrived was not checked: {exc}")
+        return
     if not now:
         return
     for inst in sent:
@@ -383,11 +386,9 @@ def _verify(peer: DimsePeer, groups: list[list[LocalInstance]], sent: list[Local
 # ---------------------------------------------------------------------- C-GET
 #: Transfer syntaxes we take in a C-GET (the peer sends what it stored when we accept it).
 def _get_syntaxes() -> list[str]:
-    from pydicom import uid
-
-    return [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
-            uid.RLELossless, uid.JPEG2000Lossless, uid.JPEGLSLossless, uid.JPEGLosslessSV1, uid.JPEG2000,
-            uid.JPEGBaseline8Bit]
+    return [Compression.EXPLICIT.uid, ReadOnlySyntax.IMPLICIT.uid, Compression.DEFLATE.uid, Compression.RLE.uid,
+            Compression.JPEG2000.uid, Compression.JPEGLS.uid, ReadOnlySyntax.JPEG_LOSSLESS_SV1.uid,
+            ReadOnlySyntax.JPEG2000_LOSSY.uid, ReadOnlySyntax.JPEG_BASELINE.uid]
 
 
 def _get_series(peer: DimsePeer, study_uid: str, series_uid: str, on_instance: Callable[[str, bytes], None],
@@ -397,7 +398,7 @@ def _get_series(peer: DimsePeer, study_uid: str, series_uid: str, on_instance: C
     from pynetdicom import evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GetModel
 
-    classes = sorted(set(sop_classes)) or [LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID]
+    classes = sorted(set(sop_classes)) or [SegSopClass.LABELMAP.uid, SegSopClass.SEGMENTATION.uid]
     received: list[str] = []
 
     def on_store(event: Any) -> int:
@@ -526,7 +527,7 @@ def segs_for(series_uid: str, peer: DimsePeer) -> list["SegSeriesInfo"]:
         seg_series = str(row.SeriesInstanceUID)
         headers: list[Any] = []
         _get_series(peer, study, seg_series, lambda _sop, blob: headers.append(_header(blob)),
-                    [LABELMAP_SEG_SOP_CLASS_UID, SEG_SOP_CLASS_UID])
+                    [SegSopClass.LABELMAP.uid, SegSopClass.SEGMENTATION.uid])
         instances = [{"sop_instance_uid": str(ds.SOPInstanceUID), "path": "", "sop_class_uid": str(ds.SOPClassUID),
                       "instance_number": getattr(ds, "InstanceNumber", None)} for ds in headers]
         info = build_seg_info(
