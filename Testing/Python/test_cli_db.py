@@ -81,7 +81,7 @@ def test_import_list_segs_show_json(data, tmp_path, capsys):
     code, out, _ = run(["db", "--db", db, "show", data.trials_a[2], "--json"], capsys)
     assert code == 0 and json.loads(out)["seg"]["series_description"] == "trial_002_level_set"
     code, out, _ = run(["db", "--db", db, "show", data.volume_uid], capsys)
-    assert "referencing_segs: 6" in out
+    assert "referencing segs: 6" in out
 
 
 def test_verify_and_remove_missing_exit_codes(data, tmp_path, capsys):
