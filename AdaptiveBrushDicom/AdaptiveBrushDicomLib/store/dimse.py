@@ -53,6 +53,9 @@ DEFAULT_CALLING_AET = "ABDICOM"
 #: What a peer that refuses SOP class 66.7 probably needs (Orthanc <= 1.12 does not know it).
 UNKNOWN_SOP_HINT = ('the peer does not accept this SOP class; for Orthanc set "UnknownSopClassAccepted": true '
                     "in its configuration (Label Map Segmentation Storage 66.7 is newer than its DICOM toolkit)")
+#: Waits (s) before retrying an association that failed before negotiation (TCP refused /
+#: reset): a busy peer may accept a moment later. Rejections are never retried.
+CONNECT_RETRY_DELAYS = (0.5, 1.5)
 _AET_RE = re.compile(r"^[\x20-\x7e]{1,16}$")
 
 
@@ -124,17 +127,24 @@ def _associate(peer: DimsePeer, contexts: list[tuple[str, list[str]]], *, roles:
         if getattr(rsp, "result", None) in (1, 2):
             rejected.append(f"{rsp.reason_str} ({rsp.result_str}, source: {rsp.source_str})")
 
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, ext_neg=ext or None,
-                         evt_handlers=[(evt.EVT_ACSE_RECV, on_acse), *(handlers or [])])
+    for delay in (*CONNECT_RETRY_DELAYS, None):
+        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, ext_neg=ext or None,
+                             evt_handlers=[(evt.EVT_ACSE_RECV, on_acse), *(handlers or [])])
+        unreachable = (not assoc.is_established and not rejected and not assoc.is_rejected
+                       and not assoc.accepted_contexts and not assoc.rejected_contexts)
+        if not unreachable or delay is None:
+            break
+        time.sleep(delay)  # connection refused / dropped before negotiation: may be transient
     if not assoc.is_established:
         if rejected or assoc.is_rejected:
             raise AssociationRefusedError(
                 f"DIMSE peer {peer}: association refused{' for ' + what if what else ''}: "
                 f"{rejected[0] if rejected else 'no reason given'}; check the called AE title and that the "
                 f"peer knows the calling AE title {peer.calling_aet!r}")
-        if assoc.is_aborted and not assoc.accepted_contexts and not assoc.rejected_contexts:
-            raise ServerUnreachableError(f"DIMSE peer {peer}: cannot connect (no answer or connection refused); "
-                                         "check host, port and that the peer is running")
+        if unreachable:
+            raise ServerUnreachableError(
+                f"DIMSE peer {peer}: cannot connect (no answer or connection refused, "
+                f"{len(CONNECT_RETRY_DELAYS) + 1} attempts); check host, port and that the peer is running")
         raise RemoteError(f"DIMSE peer {peer}: the peer accepted none of the proposed services "
                           f"({', '.join(sorted({c[0] for c in contexts}))}); {UNKNOWN_SOP_HINT}")
     try:
