@@ -56,6 +56,10 @@ UNKNOWN_SOP_HINT = ('the peer does not accept this SOP class; for Orthanc set "U
 #: Waits (s) before retrying an association that failed before negotiation (TCP refused /
 #: reset): a busy peer may accept a moment later. Rejections are never retried.
 CONNECT_RETRY_DELAYS = (0.5, 1.5)
+#: Verification SOP Class (C-ECHO) and the Study Root Query/Retrieve models (PS3.4).
+VERIFICATION = "1.2.840.10008.1.1"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 _AET_RE = re.compile(r"^[\x20-\x7e]{1,16}$")
 
 
@@ -113,7 +117,6 @@ def _associate(peer: DimsePeer, contexts: list[tuple[str, list[str]]], *, roles:
     """An established association (released afterwards), or a one-line error naming the peer."""
     pn = _require_pynetdicom()
     from pynetdicom import evt
-    from pynetdicom.sop_class import Verification  # noqa: F401  (registers UIDs)
 
     ae = pn.AE(ae_title=peer.calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
@@ -156,9 +159,7 @@ def _associate(peer: DimsePeer, contexts: list[tuple[str, list[str]]], *, roles:
 
 def echo(peer: DimsePeer) -> None:
     """C-ECHO; raises :class:`RemoteError` (one line naming the peer) when it fails."""
-    from pynetdicom.sop_class import Verification
-
-    with _associate(peer, [(Verification, _uncompressed())], what="C-ECHO") as assoc:
+    with _associate(peer, [(VERIFICATION, _uncompressed())], what="C-ECHO") as assoc:
         _check_echo(assoc, peer)
 
 
@@ -183,8 +184,6 @@ def _status(status: Any) -> str:
 def _find(assoc: Any, peer: DimsePeer, level: str, keys: dict[str, str], returns: Iterable[str]) -> list[Any]:
     """C-FIND (Study Root) at ``level``; identifiers of the matches."""
     from pydicom import Dataset
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FindModel
-
     query = Dataset()
     query.QueryRetrieveLevel = level
     for key in returns:
@@ -192,7 +191,7 @@ def _find(assoc: Any, peer: DimsePeer, level: str, keys: dict[str, str], returns
     for key, value in keys.items():
         setattr(query, key, value)
     out = []
-    for status, ident in assoc.send_c_find(query, FindModel):
+    for status, ident in assoc.send_c_find(query, STUDY_ROOT_FIND):
         code = int(getattr(status, "Status", -1)) if status else -1
         if code in (0xFF00, 0xFF01):
             if ident is not None:
@@ -209,9 +208,7 @@ def _permission_hint(peer: DimsePeer, service: str) -> str:
 
 
 def _find_contexts() -> list[tuple[str, list[str]]]:
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FindModel
-
-    return [(FindModel, _uncompressed())]
+    return [(STUDY_ROOT_FIND, _uncompressed())]
 
 
 def sop_uids_of_series(assoc: Any, peer: DimsePeer, study_uid: str, series_uid: str) -> set[str]:
@@ -406,7 +403,6 @@ def _get_series(peer: DimsePeer, study_uid: str, series_uid: str, on_instance: C
     """C-GET a series; ``on_instance(sop_uid, part10_bytes)`` per received instance; returns the count."""
     from pydicom import Dataset
     from pynetdicom import evt
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GetModel
 
     classes = sorted(set(sop_classes)) or [SegSopClass.LABELMAP.uid, SegSopClass.SEGMENTATION.uid]
     received: list[str] = []
@@ -418,7 +414,7 @@ def _get_series(peer: DimsePeer, study_uid: str, series_uid: str, on_instance: C
         return 0x0000
 
     # one context per (class, syntax): the peer can send each instance as it stored it
-    contexts = [(GetModel, _uncompressed())] + [(c, [ts]) for c in classes for ts in _get_syntaxes()]
+    contexts = [(STUDY_ROOT_GET, _uncompressed())] + [(c, [ts]) for c in classes for ts in _get_syntaxes()]
     with _associate(peer, contexts, roles=classes, handlers=[(evt.EVT_C_STORE, on_store)],
                     what="C-GET") as assoc:
         for cx in assoc.accepted_contexts:
@@ -432,7 +428,7 @@ def _get_series(peer: DimsePeer, study_uid: str, series_uid: str, on_instance: C
         query.StudyInstanceUID = study_uid
         query.SeriesInstanceUID = series_uid
         failed = 0
-        for status, _ident in assoc.send_c_get(query, GetModel):
+        for status, _ident in assoc.send_c_get(query, STUDY_ROOT_GET):
             code = int(getattr(status, "Status", -1)) if status else -1
             if code not in (0x0000, 0xFF00, 0xB000):
                 hint = _permission_hint(peer, "Get") if code == -1 else (
