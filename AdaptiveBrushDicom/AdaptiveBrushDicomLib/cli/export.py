@@ -248,6 +248,26 @@ def _export_task(task: tuple[int, str, str, ExportOptions, str | None, int]) -> 
     return index, res, warnings
 
 
+def _run_tasks(tasks: list[Any], reference: "ReferenceSeries", jobs: int,
+               collect: Callable[[int, Any, list[str]], None]) -> None:
+    """Run :func:`_export_task` for every task, here (``jobs == 1``) or in worker processes
+    that each receive the reference series once; ``collect`` gets each outcome."""
+    if jobs == 1 or len(tasks) == 1:
+        _init_worker(reference)
+        try:
+            for task in tasks:
+                collect(*_export_task(task))
+        finally:
+            _init_worker(None)  # type: ignore[arg-type]
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker,
+                             initargs=(reference,)) as pool:
+        for fut in as_completed([pool.submit(_export_task, t) for t in tasks]):
+            collect(*fut.result())
+
+
 def export_batch(
     sources: Sequence[str | Path],
     reference: "str | Path | ReferenceSeries",
@@ -309,20 +329,7 @@ def export_batch(
         if progress is not None:
             progress(len(outcomes), len(tasks), pairs[index][0], outcome)
 
-    if jobs == 1 or len(tasks) == 1:
-        _init_worker(reference)
-        try:
-            for task in tasks:
-                collect(*_export_task(task))
-        finally:
-            _init_worker(None)  # type: ignore[arg-type]
-    else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker,
-                                 initargs=(reference,)) as pool:
-            for fut in as_completed([pool.submit(_export_task, t) for t in tasks]):
-                collect(*fut.result())
+    _run_tasks(tasks, reference, jobs, collect)
     for i, (src, _dst) in enumerate(pairs):
         if isinstance(outcomes[i], str):
             report.failed.append((str(src), outcomes[i]))
