@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 	$(BIN)/python benchmarks/bench_index.py
 	$(BIN)/python benchmarks/bench_slicer_load.py
+	$(BIN)/python benchmarks/bench_compare.py
 
 # local readers (pydicom, highdicom, dcmqi, DCMTK, dcmjs/Cornerstone3D in node) -> docs/interoperability.md;
 # Orthanc + DICOMweb + Cornerstone3D/OHIF in headless chromium -> docs/interop-remote.md
