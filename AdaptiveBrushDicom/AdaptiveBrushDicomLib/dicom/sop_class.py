@@ -1,15 +1,15 @@
 """The DICOM SOP classes this package reads and writes: one enum, one tuple.
 
-Imports nothing but the standard library, so the fast header reader
+Imports nothing but the standard library (and core.value_enum), so the fast header reader
 (:mod:`AdaptiveBrushDicomLib.dicom.seg.info`) can use it without pydicom.
 """
 
 from __future__ import annotations
 
-import enum
+from AdaptiveBrushDicomLib.core.value_enum import ValueEnum
 
 
-class SegSopClass(str, enum.Enum):
+class SegSopClass(ValueEnum):
     """Segmentation SOP classes (value = SOP Class UID).
 
     ``str`` subclass: members compare equal to their UID strings, so
@@ -21,16 +21,6 @@ class SegSopClass(str, enum.Enum):
     LABELMAP = "1.2.840.10008.5.1.4.1.1.66.7"
     #: Segmentation Storage (BINARY / FRACTIONAL): read, and written only with ``allow_binary``.
     SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
-
-    # behave like enum.StrEnum (Python >= 3.11) on 3.10 too: str() and f-strings give the UID
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, format_spec: str) -> str:
-        return format(str(self.value), format_spec)
-
-    def __hash__(self) -> int:  # hash like the value, so members and plain strings share dict keys
-        return hash(str(self.value))
 
     @property
     def uid(self) -> str:

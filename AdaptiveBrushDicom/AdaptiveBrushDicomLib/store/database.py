@@ -27,17 +27,17 @@ Conventions for optimisation runs (see ``docs/database.md``)
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
+from AdaptiveBrushDicomLib.core.value_enum import ValueEnum
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
 
 
-class SeriesKind(str, enum.Enum):
+class SeriesKind(ValueEnum):
     """What a SEG series is for (a closed set; stored as its value in the SQLite index).
 
     ``str`` subclass: members compare equal to their values (rows read back as plain text)
@@ -47,15 +47,6 @@ class SeriesKind(str, enum.Enum):
     GOLD = "gold"
     TRIAL = "trial"
     OTHER = "other"
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, format_spec: str) -> str:
-        return format(str(self.value), format_spec)
-
-    def __hash__(self) -> int:  # hash like the value, so members and plain strings share dict keys
-        return hash(str(self.value))
 
 
 #: The kinds under their historical names.
