@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.io.atomic import atomic_output
 from AdaptiveBrushDicomLib.store.dicomweb.connection import SEG_MODALITY, RemoteError, ServerUnreachableError
-from AdaptiveBrushDicomLib.store.dicomweb.retrieve import PullReport
+from AdaptiveBrushDicomLib.store.dicomweb.retrieve import PullReport, store_pulled
 from AdaptiveBrushDicomLib.store.dicomweb.stow import (
     LocalInstance,
     PushIssue,
@@ -471,7 +470,6 @@ def pull(series_uid: str, out_dir: str | Path, peer: DimsePeer, *, force: bool =
     OutputExistsError
         A different file with the same name exists and ``force`` is not given.
     """
-    from AdaptiveBrushDicomLib.errors import OutputExistsError
 
     t0 = time.perf_counter()
     study, images = _series_rows(peer, series_uid)
@@ -491,18 +489,7 @@ def pull(series_uid: str, out_dir: str | Path, peer: DimsePeer, *, force: bool =
 
         _get_series(peer, study, series_uid, keep, [str(getattr(r, "SOPClassUID", "")) for r in images])
         for sop, p in blobs.items():  # all received before anything is written: nothing half-pulled
-            target, blob = out / f"{sop}.dcm", p.read_bytes()
-            if target.exists() and target.read_bytes() == blob:
-                report.unchanged += 1
-            elif target.exists() and not force:
-                raise OutputExistsError("a different file with this name exists; choose another --out or "
-                                        "pass --force", target)
-            else:
-                with atomic_output(target) as t:
-                    t.write_bytes(blob)
-                report.written += 1
-                report.bytes += len(blob)
-            report.files.append(target)
+            store_pulled(out / f"{sop}.dcm", p.read_bytes(), report, force=force)
     report.files.sort()
     report.seconds = time.perf_counter() - t0
     return report

@@ -92,7 +92,6 @@ def pull(
     OutputExistsError
         A different file with the same name exists and ``force`` is not given.
     """
-    from AdaptiveBrushDicomLib.errors import OutputExistsError
 
     t0 = time.perf_counter()
     conn = DicomWebConnection(url, auth, retry=retry)
@@ -117,26 +116,36 @@ def pull(
             report.transcoded.append(sop)
         if blob[128:132] != b"DICM":
             blob = _to_part10(blob)
-        target = out / f"{sop}.dcm"
-        if target.exists():
-            if target.read_bytes() == blob:
-                report.unchanged += 1
-                report.files.append(target)
-                if progress:
-                    progress(n, len(rows))
-                continue
-            if not force:
-                raise OutputExistsError("a different file with this name exists; choose another --out or "
-                                        "pass --force", target)
-        with atomic_output(target) as tmp:
-            tmp.write_bytes(blob)
-        report.written += 1
-        report.bytes += len(blob)
-        report.files.append(target)
+        store_pulled(out / f"{sop}.dcm", blob, report, force=force)
         if progress:
             progress(n, len(rows))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def store_pulled(target: Path, blob: bytes, report: PullReport, *, force: bool) -> None:
+    """Put one pulled instance at ``target``: an identical file is left alone (a pull can
+    be repeated), a different one is replaced only with ``force``; written atomically.
+    Counts it in ``report`` (DICOMweb and DIMSE pulls).
+
+    Raises
+    ------
+    OutputExistsError
+        A different file exists at ``target`` and ``force`` is not given.
+    """
+    from AdaptiveBrushDicomLib.errors import OutputExistsError
+
+    if target.exists() and target.read_bytes() == blob:
+        report.unchanged += 1
+    elif target.exists() and not force:
+        raise OutputExistsError("a different file with this name exists; choose another --out or "
+                                "pass --force", target)
+    else:
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(blob)
+        report.written += 1
+        report.bytes += len(blob)
+    report.files.append(target)
 
 
 def _to_part10(blob: bytes) -> bytes:
