@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import pytest
 from conftest import corpus_path
 
 from AdaptiveBrushDicomLib.runs import migrate as mig
-from abdicom_testkit.demo_data import DemoPaths, build_demo_legacy
+from abdicom_testkit.demo_data import DemoPaths, build_demo_legacy, copy_demo
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.runs.results import load_gold_standard, load_run, validate_results
 
@@ -39,18 +38,6 @@ PKG_DIR = Path(mig.__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> DemoPaths:
     return build_demo_legacy(tmp_path_factory.mktemp("template"), n_trials=N_TRIALS, shape=SHAPE)
-
-
-def copy_demo(template: DemoPaths, dest: Path) -> DemoPaths:
-    """Copy the legacy tree (keeping mtimes) and return its paths under ``dest``."""
-    shutil.copytree(template.root, dest, copy_function=shutil.copy2, symlinks=True)
-
-    def move(p: Path) -> Path:
-        return dest / p.relative_to(template.root)
-
-    return replace(template, root=dest, volumes_dir=move(template.volumes_dir), volume_path=move(template.volume_path),
-                   runs_dir=move(template.runs_dir), run_dir=move(template.run_dir),
-                   gold_standards_dir=move(template.gold_standards_dir), gold_dir=move(template.gold_dir))
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import corpus_path
 
-from abdicom_testkit.demo_data import DemoPaths, build_demo_legacy
+from abdicom_testkit.demo_data import DemoPaths, build_demo_legacy, copy_demo
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 from AdaptiveBrushDicomLib.core.segment import Segment
 from AdaptiveBrushDicomLib.errors import UserError
@@ -37,17 +37,6 @@ FIXED_MTIME = 1767225600
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> DemoPaths:
     return build_demo_legacy(tmp_path_factory.mktemp("template12"), n_trials=5, shape=SHAPE)
-
-
-def copy_demo(template: DemoPaths, dest: Path) -> DemoPaths:
-    shutil.copytree(template.root, dest, copy_function=shutil.copy2, symlinks=True)
-
-    def move(p: Path) -> Path:
-        return dest / p.relative_to(template.root)
-
-    return replace(template, root=dest, volumes_dir=move(template.volumes_dir), volume_path=move(template.volume_path),
-                   runs_dir=move(template.runs_dir), run_dir=move(template.run_dir),
-                   gold_standards_dir=move(template.gold_standards_dir), gold_dir=move(template.gold_dir))
 
 
 @pytest.fixture

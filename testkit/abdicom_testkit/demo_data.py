@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,18 @@ class DemoPaths:
     sample: str
     n_trials: int
     pruned_trials: list[int]
+
+
+def copy_demo(template: DemoPaths, dest: Path) -> DemoPaths:
+    """Copy the legacy tree (keeping mtimes) and return its paths under ``dest``."""
+    shutil.copytree(template.root, dest, copy_function=shutil.copy2, symlinks=True)
+
+    def move(p: Path) -> Path:
+        return dest / p.relative_to(template.root)
+
+    return replace(template, root=dest, volumes_dir=move(template.volumes_dir), volume_path=move(template.volume_path),
+                   runs_dir=move(template.runs_dir), run_dir=move(template.run_dir),
+                   gold_standards_dir=move(template.gold_standards_dir), gold_dir=move(template.gold_dir))
 
 
 def _write_volume(image: np.ndarray, grid: Grid, path: Path) -> None:
