@@ -253,16 +253,16 @@ def test_decode_of_fifo_does_not_block(tmp_path):
 
 
 def test_70000_labels_duplicate_check_is_linear():
-    """_check_segments on 70,000 segments (quadratic before: minutes) still finds a duplicate."""
+    """check_segments on 70,000 segments (quadratic before: minutes) still finds a duplicate."""
     from AdaptiveBrushDicomLib.core.segment import Segment
-    from AdaptiveBrushDicomLib.dicom.seg.write import _check_segments
+    from AdaptiveBrushDicomLib.dicom.seg.labels import check_segments
     from AdaptiveBrushDicomLib.errors import UserError
 
     segments = [Segment(label=n, name=f"s{n}") for n in range(1, 70001)]
     array = np.arange(1, 70001, dtype=np.uint32).reshape(7, 100, 100)
-    _check_segments(array, segments, "x")
+    check_segments(array, segments, "x")
     with pytest.raises(UserError, match=r"label value\(s\) \[5\]"):
-        _check_segments(array, segments + [Segment(label=5, name="again")], "x")
+        check_segments(array, segments + [Segment(label=5, name="again")], "x")
 
 
 # ------------------------------------------------------------------ run folders

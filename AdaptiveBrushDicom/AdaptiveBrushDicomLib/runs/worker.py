@@ -78,7 +78,7 @@ def verify(path: Path, labelmap: Any, reference: Any) -> tuple[int, int, int]:
     Returns (voxels compared, labelled voxels, segments); raises ValueError on mismatch.
     """
     from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
-    from AdaptiveBrushDicomLib.dicom.seg.write import flatten_layers
+    from AdaptiveBrushDicomLib.dicom.seg.labels import flatten_layers
 
     expected, segments = flatten_layers(labelmap)
     decoded = read_seg(path, reference=reference)

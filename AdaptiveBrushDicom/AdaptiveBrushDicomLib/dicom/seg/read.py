@@ -606,9 +606,9 @@ def _decode(ds, path: Path, reference: ReferenceSeries | None, t0: float, keep_i
         array = _decode_labelmap(pixels, place, frame_grid, padding, path)
         if padding is not None and int(padding) != 0:
             notes.append(f"PixelPaddingValue {int(padding)} treated as background (0)")
-        from AdaptiveBrushDicomLib.dicom.seg.write import _undescribed_labels
+        from AdaptiveBrushDicomLib.dicom.seg.labels import undescribed_labels
 
-        undescribed = _undescribed_labels(array, list(segments))
+        undescribed = undescribed_labels(array, list(segments))
         if undescribed:
             notes.append(f"pixel value(s) {undescribed[:10]} have no SegmentSequence item; decoded as "
                          "'Segment <n>' with label <n>")
@@ -726,10 +726,10 @@ def restore_labels(
     """
     from dataclasses import replace
 
-    from AdaptiveBrushDicomLib.dicom.seg.write import _undescribed_labels
+    from AdaptiveBrushDicomLib.dicom.seg.labels import undescribed_labels
 
     segs = dict(segments)
-    for num in _undescribed_labels(array, list(segs)):
+    for num in undescribed_labels(array, list(segs)):
         segs[num] = Segment(label=num, name=f"Segment {num}")
     layer_of = layer_of or {}
     keys = [(s.label, layer_of.get(n, 0)) for n, s in segs.items()]
