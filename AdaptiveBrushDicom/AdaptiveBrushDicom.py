@@ -1,10 +1,11 @@
 """AdaptiveBrushDicom: optimization-trial segmentations as DICOM SEG (LABELMAP) in 3D Slicer.
 
 Module, Widget, Logic and Test. Glue only: what is decided rather than translated is in
-``AdaptiveBrushDicomLib.slicer`` (``bridge``: node <-> core geometry and segment records;
-``naming``, ``cse``, ``workflow``, ``dependencies``), tested without Slicer. Slicer world
-coordinates are RAS, the core's LPS; arrays are (k, j, i). Python packages are installed on
-first use after asking (:func:`ensureDependencies`), never at import. Console use::
+``AdaptiveBrushDicomLib.slicer`` (``bridge``: node <-> core geometry; ``segment_records``,
+``import_plan``, ``labelmap_export``, ``naming``, ``cse``, ``workflow``, ``dependencies``),
+tested without Slicer. Slicer world coordinates are RAS, the core's LPS; arrays are
+(k, j, i). Python packages are installed on first use after asking
+(:func:`ensureDependencies`), never at import. Console use::
 
     logic = slicer.util.getModuleLogic("AdaptiveBrushDicom")
     result = logic.exportSegmentationToDicomSeg(segNode, volumeNode, seriesDescription="watershed trial 3")
@@ -20,7 +21,7 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest
 
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.slicer import bridge, cse, naming, workflow
+from AdaptiveBrushDicomLib.slicer import bridge, cse, import_plan, labelmap_export, naming, segment_records, workflow
 from AdaptiveBrushDicomLib.slicer import dependencies as deps
 from AdaptiveBrushDicomLib.slicer.plugin_rules import PLUGIN_KEY
 
@@ -28,7 +29,8 @@ from AdaptiveBrushDicomLib.slicer.plugin_rules import PLUGIN_KEY
 def ensureDependencies(features, requester="AdaptiveBrushDicom"):
     """True when the Python packages for ``features`` (``dependencies.FEATURES``) are usable
     now; installs missing ones after asking (``dependencies.ensure``: Slicer >= 5.12 bundles
-    them; on 5.10 an upgrade of the already imported pydicom asks for a restart instead)."""
+    them; on 5.10 an upgrade of the already imported pydicom asks for a restart instead).
+    Features found usable are not checked again in this session (``dependencies.session_usable``)."""
 
     def install(plan):
         try:
@@ -49,7 +51,7 @@ def ensureDependencies(features, requester="AdaptiveBrushDicom"):
             slicer.util.pip_install(plan.requirements)
         return True
 
-    return deps.ensure(features, install=install, testing=slicer.app.testingEnabled(),
+    return deps.ensure(features, install=install, testing=slicer.app.testingEnabled(), usable=deps.session_usable,
                        notify=lambda text: slicer.util.infoDisplay(text, windowTitle=requester))
 
 
@@ -143,8 +145,8 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
     def readSegmentRecord(self, segmentationNode, segmentId):
         """Name, colour (0..1) and known tags of one segment as a ``SlicerSegmentRecord``."""
         segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
-        tags = {name: v for name in bridge.TAGS_TO_READ if (v := self._tag(segment, name)) is not None}
-        return bridge.SlicerSegmentRecord(segmentId, segment.GetName(), tuple(segment.GetColor()), tags)
+        tags = {name: v for name in segment_records.TAGS_TO_READ if (v := self._tag(segment, name)) is not None}
+        return segment_records.SlicerSegmentRecord(segmentId, segment.GetName(), tuple(segment.GetColor()), tags)
 
     @staticmethod
     def applySegmentRecord(segment, record):
@@ -161,7 +163,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
     def structureWarnings(self, segmentationNode):
         """Segments CrossSegmentationExplorer would merge into one row (same type + modifier)."""
         segmentation = segmentationNode.GetSegmentation()
-        pairs = [(segmentation.GetSegment(sid).GetName(), self._tag(segmentation.GetSegment(sid), bridge.TAG_TERMINOLOGY))
+        pairs = [(segmentation.GetSegment(sid).GetName(), self._tag(segmentation.GetSegment(sid), segment_records.TAG_TERMINOLOGY))
                  for sid in self.segmentIds(segmentationNode)]
         return cse.structure_collisions(pairs)
 
@@ -181,7 +183,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         labelmapName = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
         if segmentation.GetSourceRepresentationName() == labelmapName and segmentation.GetNumberOfLayers() <= 1:
             return
-        checker = bridge.OverlapChecker()
+        checker = labelmap_export.OverlapChecker()
         for segmentId in segmentIds:
             mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, referenceVolumeNode)
             checker.add(segmentation.GetSegment(segmentId).GetName(), mask)
@@ -215,7 +217,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
             ijkToRas = self.ijkToRasArray(labelNode)
         finally:
             self._removeTempVolume(labelNode, removeColorNode=True)
-        return bridge.labelmap_from_export(exported, ijkToRas, records)
+        return labelmap_export.labelmap_from_export(exported, ijkToRas, records)
 
     def labelMapToSegmentationNode(self, labelmap, name, referenceVolumeNode=None, segmentationNode=None,
                                    segmentIdPrefix=None):
@@ -235,7 +237,7 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
                 labelmap = LabelMap(bridge.conform_array(labelmap.array, labelmap.grid, target), target, labelmap.segments)
             except UserError as exc:
                 logging.warning(f"AdaptiveBrushDicom: keeping the SEG's own grid for {name!r}: {workflow.slicer_message(exc)}")
-        plan = bridge.plan_labelmap_import(labelmap, id_prefix=segmentIdPrefix)
+        plan = import_plan.plan_labelmap_import(labelmap, id_prefix=segmentIdPrefix)
         if segmentationNode is None:
             segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
             segmentationNode.CreateDefaultDisplayNodes()

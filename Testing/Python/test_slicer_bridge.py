@@ -1,4 +1,5 @@
-"""Tests of ``AdaptiveBrushDicomLib.slicer.bridge``: the pure logic behind the Slicer glue.
+"""Tests of ``AdaptiveBrushDicomLib.slicer`` (bridge, segment_records, import_plan,
+labelmap_export, plugin_rules, dependencies): the pure logic behind the Slicer glue.
 
 No Slicer here. The two Slicer files themselves are tested on the real Slicer core
 (slicer-core wheel) in ``test_slicer_real.py``.
@@ -11,6 +12,9 @@ import pytest
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.slicer import bridge as sb
+from AdaptiveBrushDicomLib.slicer import import_plan as ip
+from AdaptiveBrushDicomLib.slicer import labelmap_export as le
+from AdaptiveBrushDicomLib.slicer import segment_records as sr
 from AdaptiveBrushDicomLib.slicer import dependencies as deps
 from AdaptiveBrushDicomLib.slicer import plugin_rules as rules
 from AdaptiveBrushDicomLib.errors import OverlapError, UserError
@@ -88,6 +92,72 @@ def test_plugin_tags_cover_base_tags():
     for key, tag in {"seriesDescription": "0008,103E", "seriesNumber": "0020,0011", "modality": "0008,0060",
                      "instanceUID": "0008,0018", "sopClassUID": "0008,0016", "seriesInstanceUID": "0020,000E"}.items():
         assert rules.DICOM_TAGS[key] == tag
+
+
+@pytest.fixture(scope="module")
+def big_deflated_seg(tmp_path_factory):
+    """A Deflated LABELMAP SEG whose pixel data (1.3 MB inflated) is larger than its header."""
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
+    from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series
+
+    tmp = tmp_path_factory.mktemp("refs")
+    grid = Grid((20, 256, 256), (0.9, 0.9, 2.0), (-100.0, -100.0, 10.0))
+    rng = np.random.default_rng(3)
+    create_synthetic_series(rng.integers(0, 500, grid.shape_kji, dtype=np.int16), grid, tmp / "ref",
+                            patient_id="refs_test")
+    ref = ReferenceSeries.from_folder(tmp / "ref")
+    labels = rng.integers(0, 3, grid.shape_kji, dtype=np.uint8)  # noise: hardly compressible
+    write_seg(LabelMap(labels, grid, [Segment(1, "a"), Segment(2, "b")]), ref, tmp / "seg.dcm")
+    return tmp / "seg.dcm", ref
+
+
+def _pydicom_references(path):
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    item = ds.ReferencedSeriesSequence[0]
+    return (item.SeriesInstanceUID, tuple(r.ReferencedSOPInstanceUID for r in item.ReferencedInstanceSequence),
+            ds.StudyInstanceUID)
+
+
+def test_seg_references_walker_and_pydicom_agree(big_deflated_seg, tmp_path):
+    """The walker's header-only read gives what pydicom reads from the whole file; an
+    Implicit VR copy (which the walker does not read) goes through pydicom."""
+    import pydicom
+
+    path, ref = big_deflated_seg
+    got = rules.read_seg_references(str(path))
+    assert (got.series_instance_uid, got.instance_uids, got.study_instance_uid) == _pydicom_references(path)
+    assert got.series_instance_uid == ref.series_instance_uid and len(got.instance_uids) == 20
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    implicit = tmp_path / "implicit.dcm"
+    ds.save_as(implicit, enforce_file_format=True)
+    from AdaptiveBrushDicomLib.dicom.walker import NotSupported
+
+    with pytest.raises(NotSupported):
+        rules._walked_references(str(implicit))
+    assert rules.read_seg_references(str(implicit)) == got
+
+
+def test_seg_references_do_not_inflate_the_pixel_data(big_deflated_seg):
+    """Walking a Deflated SEG's header up to its references inflates a small part of the
+    dataset (before: the whole 1.3 MB of frames); the full header walk still reaches the pixels."""
+    from AdaptiveBrushDicomLib.dicom import walker
+
+    path, _ = big_deflated_seg
+    pixel_bytes = 20 * 256 * 256
+    early = walker.read_header(path, stop_before=0x0020000E)
+    assert 0x00081115 in early.dataset and 0x52009230 not in early.dataset
+    # inflated: the header plus at most 64 KiB ahead (a walker that inflates each 64 KiB read
+    # of the file completely had 287 KB of this file's 1.3 MB in memory here)
+    assert len(early._source.data) < 150_000
+    with open(path, "rb") as fh:
+        full = walker.read_header(path, fh)
+        assert 0x52009230 in full.dataset and len(full._source.data) < full.pixel_offset + 150_000
+        full._source.inflate_rest(full.pixel_offset + 12 + pixel_bytes + walker.TRAILING_SLACK)
+    assert len(full._source.data) >= full.pixel_offset + pixel_bytes
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -201,11 +271,11 @@ def test_conform_refuses_loss_and_resampling():
 
 def test_colour_conversions_round_trip():
     for rgb in [(0, 0, 0), (255, 128, 1), (17, 34, 251)]:
-        f = sb.color_to_slicer(rgb)
+        f = sr.color_to_slicer(rgb)
         assert all(0.0 <= c <= 1.0 for c in f)
-        assert sb.color_from_slicer(f) == rgb
-    assert sb.color_to_slicer(None) is None
-    assert sb.color_from_slicer((1.2, -0.1, 0.5)) == (255, 0, 128)
+        assert sr.color_from_slicer(f) == rgb
+    assert sr.color_to_slicer(None) is None
+    assert sr.color_from_slicer((1.2, -0.1, 0.5)) == (255, 0, 128)
 
 
 def test_record_round_trip_without_terminology():
@@ -213,20 +283,20 @@ def test_record_round_trip_without_terminology():
                 algorithm_type=AlgorithmType.AUTOMATIC, algorithm_name="watershed", algorithm_version="2.1",
                 algorithm_parameters={"sigma": 1.5, "levels": [1, 2]}, segment_id="Segment_9",
                 extra={"tags": {"Segmentation.Status": "completed"}})
-    r = sb.segment_to_record(s)
+    r = sr.segment_to_record(s)
     assert r.segment_id == "Segment_9" and r.name == "tumour core"
-    assert r.remove_tags == [sb.TAG_TERMINOLOGY]  # drop Slicer's default "Tissue" entry
-    assert r.tags[sb.TAG_ALGORITHM_TYPE] == "AUTOMATIC"
-    assert r.tags[sb.TAG_LABEL_VALUE] == "300"
+    assert r.remove_tags == [sr.TAG_TERMINOLOGY]  # drop Slicer's default "Tissue" entry
+    assert r.tags[sr.TAG_ALGORITHM_TYPE] == "AUTOMATIC"
+    assert r.tags[sr.TAG_LABEL_VALUE] == "300"
     assert r.tags["Segmentation.Status"] == "completed"
-    back = sb.segment_from_record(r, 300)
+    back = sr.segment_from_record(r, 300)
     assert back == s
 
 
 def test_record_bad_algorithm_type():
-    r = sb.SlicerSegmentRecord("s", "x", (0.5, 0.5, 0.5), {sb.TAG_ALGORITHM_TYPE: "GUESSED"})
+    r = sr.SlicerSegmentRecord("s", "x", (0.5, 0.5, 0.5), {sr.TAG_ALGORITHM_TYPE: "GUESSED"})
     with pytest.raises(UserError, match="MANUAL, SEMIAUTOMATIC or AUTOMATIC"):
-        sb.segment_from_record(r, 1)
+        sr.segment_from_record(r, 1)
 
 
 def test_record_terminology_round_trip():
@@ -236,10 +306,10 @@ def test_record_terminology_round_trip():
         anatomic_region=Code("818981001", "SCT", "Abdomen"),
     )
     s = Segment(label=1, name="liver", color=(221, 130, 101), terminology=t)
-    r = sb.segment_to_record(s)
-    entry = r.tags[sb.TAG_TERMINOLOGY]
+    r = sr.segment_to_record(s)
+    entry = r.tags[sr.TAG_TERMINOLOGY]
     assert entry.count("~") == 6 and "SCT^10200004^Liver" in entry
-    assert sb.segment_from_record(r, 1).terminology == t
+    assert sr.segment_from_record(r, 1).terminology == t
 
 
 # ----------------------------------------------------------------------------- import plan
@@ -261,7 +331,7 @@ def make_labelmap() -> LabelMap:
 
 def test_import_plan_contiguous_keeps_empty_segments():
     lm = make_labelmap()
-    plan = sb.plan_labelmap_import(lm)
+    plan = ip.plan_labelmap_import(lm)
     assert len(plan.layers) == 1
     layer = plan.layers[0]
     assert layer.segment_ids == ["Segment_7", "Segment_42", "Segment_300", "Segment_1000"]
@@ -270,7 +340,7 @@ def test_import_plan_contiguous_keeps_empty_segments():
     for n, sid in enumerate(layer.segment_ids):
         rec = layer.records[n]
         assert rec.segment_id == sid
-        original = int(rec.tags[sb.TAG_LABEL_VALUE])
+        original = int(rec.tags[sr.TAG_LABEL_VALUE])
         assert np.array_equal(layer.array == n + 1, lm.array == original)
     assert layer.records[1].name == "empty one" and not np.any(layer.array == 2)
     assert layer.records[3].name == "Label 1000"
@@ -283,7 +353,7 @@ def test_import_plan_keep_values_has_gaps():
     a[0, 0, 0] = 3
     a[1, 1, 1] = 300
     lm = LabelMap(a, g, [Segment(3, "a"), Segment(300, "b"), Segment(5, "empty")])
-    layer = sb.plan_labelmap_import(lm, keep_values=True).layers[0]
+    layer = ip.plan_labelmap_import(lm, keep_values=True).layers[0]
     assert len(layer.segment_ids) == 300
     assert layer.segment_ids[2] == "Segment_3" and layer.segment_ids[299] == "Segment_300"
     assert layer.segment_ids[4] == "Segment_5"
@@ -297,7 +367,7 @@ def test_import_plan_layers_and_duplicate_ids():
     a[0, 0] = 1
     a[1, :, 0] = 1  # overlaps layer 0
     segs = [Segment(1, "A", segment_id="X"), Segment(1, "B", layer=1, segment_id="X")]
-    plan = sb.plan_labelmap_import(LabelMap(a, g, segs))
+    plan = ip.plan_labelmap_import(LabelMap(a, g, segs))
     assert [l.segment_ids for l in plan.layers] == [["X"], ["X_2"]]
     assert [r.name for r in plan.records] == ["A", "B"]
 
@@ -306,7 +376,7 @@ def test_import_plan_many_segments_dtype():
     g = Grid((1, 20, 20), (1, 1, 1), (0, 0, 0))
     a = np.arange(1, 401).reshape(g.shape_kji)
     lm = LabelMap(a, g, [Segment(v, f"s{v}") for v in range(1, 401)])
-    layer = sb.plan_labelmap_import(lm).layers[0]
+    layer = ip.plan_labelmap_import(lm).layers[0]
     assert layer.array.dtype == np.uint16 and layer.array.max() == 400 and len(layer.segment_ids) == 400
 
 
@@ -314,7 +384,7 @@ def test_import_plan_many_segments_dtype():
 
 
 def test_overlap_checker_names_segments_and_counts():
-    c = sb.OverlapChecker()
+    c = le.OverlapChecker()
     a = np.zeros((2, 3, 3), bool)
     a[0] = True
     b = np.zeros_like(a)
@@ -324,11 +394,11 @@ def test_overlap_checker_names_segments_and_counts():
     c.add("liver", a)
     c.add("empty", empty)
     c.add("tumour", b)
-    assert c.overlaps == [sb.Overlap("liver", "tumour", 3)]
+    assert c.overlaps == [le.Overlap("liver", "tumour", 3)]
     assert c.voxel_counts == {"liver": 9, "empty": 0, "tumour": 12}
     with pytest.raises(OverlapError, match="'liver' and 'tumour' share 3 voxels"):
         c.raise_if_overlap()
-    ok = sb.OverlapChecker()
+    ok = le.OverlapChecker()
     ok.add("a", a)
     ok.add("e", empty)
     ok.raise_if_overlap()
@@ -336,10 +406,10 @@ def test_overlap_checker_names_segments_and_counts():
 
 def test_labelmap_from_export_restores_label_values():
     lm = make_labelmap()
-    plan = sb.plan_labelmap_import(lm)
+    plan = ip.plan_labelmap_import(lm)
     layer = plan.layers[0]
     # ExportSegmentsToLabelmapNode with the same ID order writes n+1 == the plan's array
-    out = sb.labelmap_from_export(layer.array.astype(np.int16), plan.ijk_to_ras, layer.records)
+    out = le.labelmap_from_export(layer.array.astype(np.int16), plan.ijk_to_ras, layer.records)
     assert out.grid == lm.grid
     assert np.array_equal(out.array, lm.array)
     assert [s.label for s in out.segments] == [7, 42, 300, 1000]
@@ -350,13 +420,13 @@ def test_labelmap_from_export_restores_label_values():
 def test_labelmap_from_export_without_label_tags_numbers_segments():
     g = Grid((1, 2, 2), (1, 1, 1), (0, 0, 0))
     exported = np.array([[[0, 1], [2, 2]]], np.int16)
-    recs = [sb.SlicerSegmentRecord("a", "A", (1, 0, 0)), sb.SlicerSegmentRecord("b", "B", (0, 1, 0),
-                                                                              {sb.TAG_LABEL_VALUE: "5"})]
-    out = sb.labelmap_from_export(exported, g.ijk_to_ras, recs)
+    recs = [sr.SlicerSegmentRecord("a", "A", (1, 0, 0)), sr.SlicerSegmentRecord("b", "B", (0, 1, 0),
+                                                                              {sr.TAG_LABEL_VALUE: "5"})]
+    out = le.labelmap_from_export(exported, g.ijk_to_ras, recs)
     assert [s.label for s in out.segments] == [1, 2]  # one tag missing -> n+1 for all
     assert np.array_equal(out.array, exported)
     with pytest.raises(UserError):
-        sb.labelmap_from_export(exported + 5, g.ijk_to_ras, recs)
+        le.labelmap_from_export(exported + 5, g.ijk_to_ras, recs)
 
 
 # ----------------------------------------------------------------------------- dependencies
@@ -387,6 +457,28 @@ def test_dependency_plan_never_downgrades_pydicom():
 def test_dependency_plan_unknown_feature():
     with pytest.raises(ValueError):
         deps.dependency_plan({}, ["fly"])
+
+
+def test_ensure_checks_usable_features_once_per_session():
+    """A feature found usable is not checked again (package metadata is read once per Slicer
+    session, not on every SEG load); a missing package is checked again every time."""
+    calls = []
+    state = {"pydicom": "3.0.2", "highdicom": None}
+
+    def versions():
+        calls.append(dict(state))
+        return dict(state)
+
+    usable: set[str] = set()
+    kw = dict(install=lambda plan: False, notify=lambda text: None, testing=True, versions=versions, usable=usable)
+    assert deps.ensure(["load"], **kw) is False and deps.ensure(["load"], **kw) is False
+    assert len(calls) == 2 and usable == set()  # missing: asked again, nothing remembered
+    state["highdicom"] = "0.27.0"
+    assert deps.ensure(["load"], **kw) is True and usable == {"load"}
+    assert deps.ensure(["load"], **kw) is True and len(calls) == 3  # remembered: no metadata read
+    assert deps.ensure(["migrate"], **kw) is False and len(calls) == 4  # another feature is checked
+    assert deps.ensure(["load"], install=kw["install"], notify=kw["notify"], versions=versions) is True
+    assert len(calls) == 5  # without ``usable`` every call checks
 
 
 def test_versions():

@@ -184,11 +184,20 @@ def find_element(buf: bytes | memoryview, start: int, end: int, tag: int) -> tup
 
 
 # ------------------------------------------------------------- streaming source
+#: How far past the requested end a Deflated stream is inflated per step.
+_INFLATE_AHEAD = 1 << 16
+
+
 class _Source:
-    """Dataset bytes read (and inflated) on demand from a stream, at most ``cap`` bytes."""
+    """Dataset bytes read (and inflated) on demand from a stream, at most ``cap`` bytes.
+
+    A Deflated stream is inflated only :data:`_INFLATE_AHEAD` bytes past what was asked for
+    (the rest stays in the inflater's ``unconsumed_tail``), so walking a header does not
+    inflate the pixel data behind it."""
 
     def __init__(self, fh: BinaryIO, deflated: bool, cap: int, initial: bytes = b"") -> None:
         self.fh, self.cap = fh, cap
+        self.want = _INFLATE_AHEAD
         self.data = bytearray()
         self.inflater = None
         if deflated:
@@ -200,7 +209,7 @@ class _Source:
         if self.inflater is None:
             self.data += raw
             return
-        room = self.cap + 1 - len(self.data)
+        room = min(self.cap + 1, self.want) - len(self.data)
         try:
             self.data += self.inflater.decompress(self.inflater.unconsumed_tail + raw, max(room, 1))
         except Exception as exc:  # zlib.error (zlib-ng raises its own error class)
@@ -210,6 +219,7 @@ class _Source:
         """Make ``data[:end]`` available; False at a clean end of data."""
         if end > self.cap:
             raise LimitError(f"header is larger than {self.cap // 2**20} MiB; this is not a SEG we can read")
+        self.want = max(self.want, end + _INFLATE_AHEAD)
         while len(self.data) < end:
             if self.inflater is not None and self.inflater.unconsumed_tail:
                 before = len(self.data)
@@ -235,7 +245,7 @@ class _Source:
 
     def inflate_rest(self, limit: int) -> None:
         """Inflate everything, refusing more than ``limit`` bytes in all (:class:`LimitError`)."""
-        self.cap = limit
+        self.cap, self.want = limit, limit + 1
         while len(self.data) <= limit and self.inflater is not None and not self.inflater.eof:
             if self.inflater.unconsumed_tail:
                 self._feed(b"")
@@ -260,8 +270,10 @@ def _decompressobj() -> Any:
         return zlib.decompressobj(-15)
 
 
-def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool) -> tuple[RawDataset, int]:
-    """One dataset level from ``src``: {tag: (vr, value)}, SQ values as lists of datasets."""
+def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
+           stop: int = PIXEL_DATA) -> tuple[RawDataset, int]:
+    """One dataset level from ``src``: {tag: (vr, value)}, SQ values as lists of datasets;
+    the top level stops before the first tag >= ``stop``."""
     out: RawDataset = {}
     while end is None or pos < end:
         if not src.need(pos + 8):
@@ -272,8 +284,8 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool) -> tu
         tag = group << 16 | elem
         if tag == ITEM_END and not top:
             return out, pos + 8
-        if top and tag >= PIXEL_DATA:
-            return out, pos  # stop before pixels
+        if top and tag >= stop:
+            return out, pos  # stop before pixels (or the first tag not asked for)
         if not src.need(pos + 12):
             raise Malformed(f"truncated at byte {len(src.data)} (inside the element at byte {pos})")
         tag, vr, start, length = element_at(src.data, pos, len(src.data))
@@ -362,8 +374,13 @@ def _read_meta(fh: BinaryIO) -> tuple[RawDataset, str, bytes, bytes]:
     return meta, str(ts), head[:132] + bytes(src.data[:meta_end - 132]), bytes(src.data[meta_end - 132:])
 
 
-def read_header(path: str | Path, fh: BinaryIO | None = None) -> Header:
+def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: int = PIXEL_DATA) -> Header:
     """Walk the header of the DICOM file at ``path`` (or the open ``fh``), stopping before the pixels.
+
+    ``stop_before`` (a tag as ``0xGGGGEEEE``) stops earlier, before the first top-level
+    element at or after it: only that much of a Deflated file is inflated (e.g. the
+    ReferencedSeriesSequence of a SEG without its per-frame items). ``pixel_offset`` is
+    then the offset of that element.
 
     Raises
     ------
@@ -376,13 +393,13 @@ def read_header(path: str | Path, fh: BinaryIO | None = None) -> Header:
     if fh is None:
         check_file(path, what="DICOM file")
         with open(path, "rb") as own:
-            return read_header(path, own)
+            return read_header(path, own, stop_before=stop_before)
     try:
         meta, ts, pre, rest = _read_meta(fh)
         if ts not in EXPLICIT_LE_SYNTAXES:
             raise NotSupported(f"transfer syntax {ts or 'missing'}")
         src = _Source(fh, ts == DEFLATED, MAX_BYTES[FileKind.DICOM_HEADER], rest)
-        ds, pos = _parse(src, 0, None, 0, True)
+        ds, pos = _parse(src, 0, None, 0, True, stop_before)
     except Malformed as exc:
         raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
     except LimitError as exc:

@@ -105,7 +105,13 @@ def keyword_mapping(trials: Sequence[TrialInfo]) -> dict[str, list[str]]:
 
 
 def parameters(segmentation_names: Sequence[str], mapping: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
-    """String parameters to set on CSE's parameter node before its widget exists."""
+    """String parameters to set on CSE's parameter node before its widget exists.
+
+    Raises
+    ------
+    ValueError
+        A segmentation name contains ``;`` (CSE's list separator).
+    """
     for name in segmentation_names:
         if ";" in name:
             raise ValueError(f"segmentation name {name!r} contains ';' (CSE's list separator)")

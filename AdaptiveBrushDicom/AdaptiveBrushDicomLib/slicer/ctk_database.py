@@ -303,7 +303,13 @@ class SlicerDatabaseAdapter:
         return report
 
     def remove_missing(self) -> RemoveReport:
-        """Not done through the adapter: Slicer's DICOM browser has "Remove" for that."""
+        """Not done through the adapter: Slicer's DICOM browser has "Remove" for that.
+
+        Raises
+        ------
+        UserError
+            Always (says to use the DICOM browser).
+        """
         raise UserError("removing entries from Slicer's DICOM database is done in Slicer's DICOM browser")
 
 

@@ -91,6 +91,11 @@ def dependency_plan(installed: Mapping[str, str | None], features: Iterable[str]
     ``pydicom>=3.0.1`` is added so no resolution can downgrade pydicom below 3.0.1.
     Upgrading a package Slicer has already imported (pydicom on Slicer 5.10, which bundles
     2.4.4) needs a restart.
+
+    Raises
+    ------
+    ValueError
+        An unknown feature name (a programming error, not a user's).
     """
     names: list[str] = []
     for feature in features:
@@ -174,6 +179,11 @@ def restart_message(stale: Iterable[str]) -> str:
     )
 
 
+#: Features found usable in this process (a Slicer session): what :func:`ensure` skips.
+#: A package Slicer has imported stays importable until Slicer exits.
+session_usable: set[str] = set()
+
+
 def ensure(
     features: Iterable[str],
     *,
@@ -182,6 +192,7 @@ def ensure(
     testing: bool = False,
     loaded: Mapping[str, str | None] | None = None,
     versions: Callable[[], Mapping[str, str | None]] | None = None,
+    usable: set[str] | None = None,
 ) -> bool:
     """The install-on-first-use flow of the Slicer module, with the Slicer calls passed in.
 
@@ -190,14 +201,23 @@ def ensure(
     (default: read from ``sys.modules``). Returns True only when the features can run *now*:
     never in testing mode with something missing, and not after upgrading a package that
     was already imported (Slicer 5.10's pydicom 2.4.4), which needs a restart.
+
+    ``usable`` (the glue passes :data:`session_usable`) remembers the features found usable:
+    they are not checked again (reading package metadata costs ~4-14 ms, on every SEG load
+    otherwise). Only successes are remembered; a declined or restart-needing install is
+    asked again next time.
     """
     import importlib
     import sys
 
-    versions = versions or installed_versions
     features = list(features)
+    if usable is not None and all(f in usable for f in features):
+        return True
+    versions = versions or installed_versions
     plan = dependency_plan(versions(), features)
     if not plan.needed:
+        if usable is not None:
+            usable.update(features)
         return True
     if testing:  # never change the Python environment from a test run
         notify("missing Python packages in testing mode: " + " ".join(plan.requirements))
@@ -212,4 +232,7 @@ def ensure(
     if stale:
         notify(restart_message(stale))
         return False
-    return not dependency_plan(now, features).needed
+    ok = not dependency_plan(now, features).needed
+    if ok and usable is not None:
+        usable.update(features)
+    return ok

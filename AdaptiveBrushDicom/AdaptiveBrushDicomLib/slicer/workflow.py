@@ -22,7 +22,7 @@ class VerificationError(RuntimeError):
     not a user mistake: the message names the file)."""
 
 
-def new_output_directory(base: str | os.PathLike, kind: str, now: float | None = None) -> Path:
+def new_output_directory(base: str | os.PathLike[str], kind: str, now: float | None = None) -> Path:
     """Create and return ``<base>/AdaptiveBrushDicom/<kind>/<YYYYmmdd-HHMMSS>[-n]`` (never an
     existing folder)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
@@ -35,7 +35,7 @@ def new_output_directory(base: str | os.PathLike, kind: str, now: float | None =
     return candidate
 
 
-def unused_path(folder: str | os.PathLike, stem: str, suffix: str = ".dcm") -> Path:
+def unused_path(folder: str | os.PathLike[str], stem: str, suffix: str = ".dcm") -> Path:
     """``folder/stem.dcm``, or ``stem_2.dcm``, ... whichever does not exist."""
     base = Path(folder) / stem
     path, n = base.with_name(base.name + suffix), 1
@@ -45,9 +45,15 @@ def unused_path(folder: str | os.PathLike, stem: str, suffix: str = ".dcm") -> P
     return path
 
 
-def verify_written_seg(path: str | os.PathLike, expected: np.ndarray, decoded: np.ndarray) -> None:
-    """Raise :class:`VerificationError` unless ``decoded`` (the written SEG read back, on the
-    reference series' grid, (k, j, i)) equals ``expected`` voxel for voxel."""
+def verify_written_seg(path: str | os.PathLike[str], expected: np.ndarray, decoded: np.ndarray) -> None:
+    """Check that ``decoded`` (the written SEG read back, on the reference series' grid,
+    (k, j, i)) equals ``expected`` voxel for voxel.
+
+    Raises
+    ------
+    VerificationError
+        Shapes differ, or any voxel differs (the message names the file and the count).
+    """
     if decoded.shape != expected.shape:
         raise VerificationError(f"{path}: decoding the written SEG gives shape {decoded.shape}, expected {expected.shape}")
     differ = int(np.count_nonzero(decoded != expected))
@@ -55,7 +61,7 @@ def verify_written_seg(path: str | os.PathLike, expected: np.ndarray, decoded: n
         raise VerificationError(f"{path}: decoding the written SEG differs from the segmentation in {differ} voxels")
 
 
-def written_dicom_files(report_folders: Iterable[str | os.PathLike]) -> list[str]:
+def written_dicom_files(report_folders: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The ``.dcm`` files under ``<folder>/dicom`` of each migrated folder (sorted per folder):
     what the module indexes into the DICOM database after a migration."""
     out: list[str] = []

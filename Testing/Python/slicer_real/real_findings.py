@@ -159,6 +159,7 @@ def test_5_upgrade_of_imported_pydicom_asks_for_restart(slicer_env, monkeypatch,
         versions.update(pydicom="3.0.2", highdicom="0.27.0")
 
     monkeypatch.setattr(deps, "installed_versions", lambda names=None: dict(versions))
+    monkeypatch.setattr(deps, "session_usable", set())  # a fresh session: nothing found usable yet
     monkeypatch.setattr(pydicom, "__version__", "2.4.4")  # what Slicer 5.10's DICOM module imported
     rt.slicer.app.testing = False  # the install path is skipped in testing mode
     if rt.version == "v5.10.0":  # no slicer.packaging: confirm dialog + slicer.util.pip_install
