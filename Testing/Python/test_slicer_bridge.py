@@ -380,6 +380,51 @@ def test_import_plan_many_segments_dtype():
     assert layer.array.dtype == np.uint16 and layer.array.max() == 400 and len(layer.segment_ids) == 400
 
 
+def _renumber_by_passes(array, labels):
+    """The plan's former renumbering (one comparison pass per segment): the reference."""
+    out = np.zeros(array.shape, dtype=ip.smallest_label_dtype(len(labels)))
+    for n, label in enumerate(labels, start=1):
+        out[array == label] = n
+    return out
+
+
+@pytest.mark.parametrize("case", ["identity", "identity_int16", "gaps", "duplicates", "label_zero", "negative",
+                                  "huge", "subset", "empty"])
+def test_renumber_and_values_present_match_brute_force(case):
+    """The fast paths (no pass / lookup table / per-label fallback) give exactly what one
+    comparison pass per segment and ``np.unique`` give."""
+    rng = np.random.default_rng(7)
+    shape = (4, 9, 11)
+    labels, array = {
+        "identity": ([1, 2, 3], rng.integers(0, 4, shape).astype(np.uint8)),
+        "identity_int16": ([1, 2, 3, 4], rng.integers(0, 5, shape).astype(np.int16)),
+        "gaps": ([7, 300, 42], rng.choice([0, 7, 300, 1000], shape).astype(np.uint16)),
+        "duplicates": ([5, 9, 5], rng.choice([0, 5, 9], shape).astype(np.uint8)),
+        "label_zero": ([0, 2], rng.choice([0, 2, 3], shape).astype(np.uint8)),
+        "negative": ([-3, 4], rng.choice([-3, 0, 4, 6], shape).astype(np.int16)),
+        "huge": ([5_000_000, 1], rng.choice([0, 1, 5_000_000], shape).astype(np.int32)),
+        "subset": ([1, 2, 3, 4, 5], rng.choice([0, 2, 4], shape).astype(np.uint8)),
+        "empty": ([1, 2], np.zeros((0, 3, 3), np.uint8)),
+    }[case]
+    got = ip.renumber(array, labels)
+    want = _renumber_by_passes(array, labels)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert ip.renumber(array, labels, ip.value_range(array)).tolist() == want.tolist()
+    present = {int(v) for v in np.unique(array)} - {0}
+    assert ip.values_present(array, set(labels)) == sorted(present - set(labels))
+
+
+def test_import_plan_does_not_copy_labels_already_1_to_n():
+    """Labels 1..N in segment order in the dtype Slicer gets: the plan hands over the
+    labelmap's own array (``addVolumeFromArray`` deep-copies it)."""
+    g = Grid((3, 4, 5), (1, 1, 1), (0, 0, 0))
+    a = np.random.default_rng(1).integers(0, 4, g.shape_kji).astype(np.uint8)
+    lm = LabelMap(a, g, [Segment(1, "a"), Segment(2, "b"), Segment(3, "c"), Segment(4, "empty")])
+    layer = ip.plan_labelmap_import(lm, id_prefix="segabc").layers[0]
+    assert layer.array is lm.array or np.shares_memory(layer.array, lm.array)
+    assert layer.segment_ids == ["segabc_1", "segabc_2", "segabc_3", "segabc_4"]
+
+
 # ----------------------------------------------------------------------------- export
 
 
