@@ -106,7 +106,13 @@ def lab_to_dicom_lab(lab: Any) -> np.ndarray:
 
 
 def dicom_lab_to_lab(value: Any) -> np.ndarray:
-    """DICOM uint16 triple(s) -> CIELab floats."""
+    """DICOM uint16 triple(s) -> CIELab floats.
+
+    Raises
+    ------
+    UserError
+        A value is outside 0..65535 or not a triple.
+    """
     v = _as_triples(value, "RecommendedDisplayCIELabValue")
     if np.any(v < 0) or np.any(v > 65535):
         raise UserError(f"RecommendedDisplayCIELabValue must be three values in 0..65535, got {np.asarray(value).tolist()}")

@@ -130,7 +130,13 @@ class Grid:
     # ------------------------------------------------------------------ builders
     @classmethod
     def from_sitk(cls, image: "sitk.Image") -> "Grid":
-        """Grid of a 3D SimpleITK image (SimpleITK uses LPS)."""
+        """Grid of a 3D SimpleITK image (SimpleITK uses LPS).
+
+        Raises
+        ------
+        GeometryError
+            ``image`` is not 3D.
+        """
         size = image.GetSize()
         if len(size) != 3:
             raise GeometryError(f"expected a 3D image, got {len(size)}D")
@@ -143,7 +149,13 @@ class Grid:
 
     @classmethod
     def from_ijk_to_lps(cls, matrix: np.ndarray, shape_kji: Sequence[int]) -> "Grid":
-        """Grid from a 4x4 IJK->LPS matrix and a (nk, nj, ni) shape."""
+        """Grid from a 4x4 IJK->LPS matrix and a (nk, nj, ni) shape.
+
+        Raises
+        ------
+        GeometryError
+            ``matrix`` is not 4x4 or has a zero-length axis.
+        """
         m = np.asarray(matrix, dtype=float)
         if m.shape != (4, 4):
             raise GeometryError(f"IJK->LPS matrix must be 4x4, got {m.shape}")
@@ -369,7 +381,14 @@ class Grid:
 
 def _normalise_positions(positions: "Iterable[float] | None", shape: tuple[int, int, int],
                          spacing: tuple[float, float, float]) -> tuple[float, ...] | None:
-    """Validated slice positions, or None when absent or regular with ``spacing[2]``."""
+    """Validated slice positions, or None when absent or regular with ``spacing[2]``.
+
+    Raises
+    ------
+    GeometryError
+        Not one position per slice, not finite, not starting at 0, or not strictly
+        increasing.
+    """
     if positions is None:
         return None
     pos = np.asarray([float(v) for v in positions], dtype=float)

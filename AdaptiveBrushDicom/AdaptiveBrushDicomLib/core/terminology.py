@@ -145,7 +145,13 @@ def _check_context(name: str, where: str) -> None:
 
 
 def _code_from_parts(parts: Sequence[Any], where: str, optional: bool) -> Code | None:
-    """[scheme, value, meaning] (all empty -> None when optional) -> Code."""
+    """[scheme, value, meaning] (all empty -> None when optional) -> Code.
+
+    Raises
+    ------
+    TerminologyError
+        Not three parts, empty when required, or incomplete (naming ``where``).
+    """
     items = ["" if p is None else str(p) for p in parts]
     if len(items) != 3:
         raise TerminologyError(
@@ -330,6 +336,12 @@ def terminology_to_slicerio(terminology: Terminology) -> dict[str, Any]:
 
     Optional codes are only included when present (slicerio writes ``^^`` for missing
     keys), so ``terminology_from_slicerio(terminology_to_slicerio(t)) == t``.
+
+    Raises
+    ------
+    TerminologyError
+        A context name Slicer cannot hold, an anatomic region modifier without a region, or
+        a code with an empty or unsupported part.
     """
     t = terminology
     _check_context(t.context_name, "terminology")

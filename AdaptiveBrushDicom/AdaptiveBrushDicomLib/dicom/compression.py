@@ -40,7 +40,13 @@ class Compression(str, enum.Enum):
     @classmethod
     def parse(cls, name: "str | Compression") -> "Compression":
         """Accept CLI names (``deflate``), enum names and ADR/pydicom names
-        (``RLELossless``, ``DeflatedExplicitVRLittleEndian``) or a transfer syntax UID."""
+        (``RLELossless``, ``DeflatedExplicitVRLittleEndian``) or a transfer syntax UID.
+
+        Raises
+        ------
+        UserError
+            ``name`` is none of these; the message lists the choices.
+        """
         if isinstance(name, Compression):
             return name
         key = str(name).strip().lower().replace("-", "").replace("_", "").replace(" ", "")

@@ -87,7 +87,13 @@ def _digest(text: str) -> str:
 
 
 def _fit(prefix: str, variable: str, limit: int = LO_MAX) -> str:
-    """``prefix + variable``, shortening ``variable`` (+ digest) to fit ``limit``."""
+    """``prefix + variable``, shortening ``variable`` (+ digest) to fit ``limit``.
+
+    Raises
+    ------
+    UserError
+        ``prefix`` alone leaves no room in ``limit`` characters.
+    """
     full = prefix + variable
     if len(full) <= limit:
         return full
@@ -158,7 +164,13 @@ def trial_number_from_series_number(series_number: int) -> int | None:
 
 
 def gold_series_number(index: int = 0) -> int:
-    """SeriesNumber of the ``index``-th gold standard of a study (900 + index, at most 999)."""
+    """SeriesNumber of the ``index``-th gold standard of a study (900 + index, at most 999).
+
+    Raises
+    ------
+    UserError
+        ``index`` is not an integer in 0..99.
+    """
     if isinstance(index, bool) or int(index) != index or not 0 <= index < MAX_GOLD_STANDARDS:
         raise UserError(
             f"gold standard index must be 0..{MAX_GOLD_STANDARDS - 1} (SeriesNumbers 900..999), got {index!r}"

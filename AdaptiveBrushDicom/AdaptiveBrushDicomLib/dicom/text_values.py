@@ -25,6 +25,12 @@ def check_series_text(keyword: str, value: str | None) -> None:
 
     Limits are characters (PS3.5 Table 6.2-1); LO / PN values must not contain a
     backslash or control characters. ``None`` and ``""`` are accepted.
+
+    Raises
+    ------
+    UserError
+        ``value`` is longer than the VR allows, or an LO / PN value holds a backslash or
+        control characters; the message names the attribute, its tag and the option.
     """
     if not value:
         return

@@ -93,6 +93,11 @@ def check_voxels(count: int, what: str, path: str | Path | None) -> None:
     ----------
     count : voxels the header implies (rows x columns x frames, or the NRRD sizes)
     what : how the count came about, for the message (e.g. ``"Rows x Columns x NumberOfFrames"``)
+
+    Raises
+    ------
+    LimitError
+        ``count`` is over the limit; the message says how to raise it (``--max-voxels``).
     """
     if count > _max_voxels:
         raise LimitError(
@@ -178,7 +183,13 @@ def read_bytes(path: str | Path, kind: FileKind, *, root: str | Path | None = No
 
 
 def read_text(path: str | Path, kind: FileKind, *, root: str | Path | None = None) -> str:
-    """:func:`read_bytes` decoded as UTF-8 (BOM accepted); NUL bytes refused."""
+    """:func:`read_bytes` decoded as UTF-8 (BOM accepted); NUL bytes refused.
+
+    Raises
+    ------
+    LimitError
+        Refused by :func:`read_bytes`, not UTF-8, or holding a NUL byte.
+    """
     data = read_bytes(path, kind, root=root)
     try:
         text = data.decode("utf-8-sig")
@@ -241,8 +252,11 @@ def read_json_file(path: str | Path, *, root: str | Path | None = None) -> Any:
 
     Raises
     ------
-    LimitError, InputFileError
-        Refused or not valid JSON (message names line and column).
+    LimitError
+        Refused by :func:`read_text` or :func:`loads_json` (size, not a regular file,
+        nesting, numbers).
+    InputFileError
+        Not valid JSON (the message names line and column).
     """
     text = read_text(path, FileKind.JSON, root=root)
     try:
@@ -256,7 +270,9 @@ def read_json_file(path: str | Path, *, root: str | Path | None = None) -> Any:
 def _no_alias_loader() -> type:
     import yaml
 
-    class NoAliasSafeLoader(yaml.SafeLoader):
+    # PyYAML ships no type annotations: yaml.SafeLoader is Any, which mypy --strict refuses
+    # as a base (misc); unused-ignore until the package's mypy config is strict
+    class NoAliasSafeLoader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
         """SafeLoader that refuses aliases (``*name``): no billion-laughs expansion."""
 
         def compose_node(self, parent: Any, index: Any) -> Any:
@@ -278,6 +294,8 @@ def loads_yaml(text: str, path: str | Path | None) -> Any:
     ------
     InputFileError
         Not valid YAML, or uses an alias.
+    LimitError
+        Nested too deeply for the parser.
     """
     import yaml
 
@@ -387,7 +405,11 @@ def check_image(path: str | Path) -> None:
 
     Raises
     ------
-    LimitError, InputFileError
+    LimitError
+        Not a regular file, sizes over ``--max-voxels``, a detached data file outside the
+        header's folder, or compressed data longer than the sizes imply.
+    InputFileError
+        A broken or unsupported NRRD header (not positive sizes, a list of data files).
     """
     path = Path(path)
     check_file(path, what="image file")

@@ -109,7 +109,8 @@ def read_segmentation(path: str | Path) -> dict[str, Any]:
 
     voxels, header = read_nrrd(path)
     with _slicerio_reads(voxels, header):
-        return slicerio.read_segmentation(str(path))
+        segmentation: dict[str, Any] = slicerio.read_segmentation(str(path))  # slicerio is untyped
+    return segmentation
 
 
 # ------------------------------------------------------------------------- writing

@@ -10,14 +10,16 @@ from either source, and a broken file is an error from either, never a silent fa
 
 from __future__ import annotations
 
-
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from AdaptiveBrushDicomLib.dicom.compression import transfer_syntax_name
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
 from AdaptiveBrushDicomLib.errors import InputFileError
+
+if TYPE_CHECKING:
+    from AdaptiveBrushDicomLib.dicom.walker import RawDataset
 
 
 @dataclass
@@ -125,7 +127,7 @@ class SegInfo:
 class _Walked:
     """Accessor over a walker :data:`~.walker.RawDataset`."""
 
-    def __init__(self, ds: dict) -> None:
+    def __init__(self, ds: RawDataset) -> None:
         self.ds = ds
 
     def get(self, tag: int, default: Any = None) -> Any:
@@ -186,7 +188,7 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
-def _lab_to_rgb(lab16) -> list[int]:
+def _lab_to_rgb(lab16: Sequence[int]) -> list[int]:
     """``colors.dicom_lab_to_rgb`` for one triple, in plain Python (same formulas, same
     constants; ``Testing/Python/test_fast_path.py`` checks equality on many colours)."""
     L = lab16[0] * 100.0 / 65535.0
@@ -211,7 +213,7 @@ _XYZ_TO_RGB = ((3.2404548360214087, -1.5371388501025751, -0.498531546868481),
 _D65_WHITE = (0.95047, 1.0000001, 1.08883)
 
 
-def _code(items: list) -> str | None:
+def _code(items: Sequence[Any]) -> str | None:
     if not items:
         return None
     c = items[0]
@@ -269,7 +271,14 @@ def _segment(item: Any, index: int, path: Path) -> SegmentInfo:
 
 
 def _summary(acc: Any, ts: str, path: Path) -> SegInfo:
-    """The summary, from either accessor (:class:`_Walked` or :class:`_Pydicom`)."""
+    """The summary, from either accessor (:class:`_Walked` or :class:`_Pydicom`).
+
+    Raises
+    ------
+    InputFileError
+        SOPClassUID is not a Segmentation, or a value the summary needs is broken (naming
+        the tag).
+    """
     sop = _text(acc, 0x00080016)
     if sop not in SEG_SOP_CLASS_UIDS:
         raise InputFileError(f"SOPClassUID (0008,0016) {sop or 'missing'} is not a Segmentation", path)

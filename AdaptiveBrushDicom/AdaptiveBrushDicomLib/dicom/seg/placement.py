@@ -15,6 +15,7 @@ grid (:meth:`.Grid.regular_cover`) first.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -28,7 +29,7 @@ ORIENTATION_TOLERANCE = 1e-3
 SPACING_TOLERANCE_MM = 1e-3
 
 
-def _fmt(values) -> str:
+def _fmt(values: Iterable[Any]) -> str:
     return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"
 
 
@@ -39,7 +40,7 @@ def frame_direction(iop: np.ndarray) -> np.ndarray:
     return np.column_stack([row, col, np.cross(row, col)])
 
 
-def placement_grid(grid: Grid, iop: np.ndarray, pixel_spacing, path: Path | str) -> Grid:
+def placement_grid(grid: Grid, iop: np.ndarray, pixel_spacing: Sequence[Any], path: Path | str) -> Grid:
     """The grid on which frames with orientation ``iop`` and PixelSpacing ``pixel_spacing``
     ((row spacing, column spacing) mm, DICOM order) are placed: ``grid`` itself when the
     frames share its orientation, else the same lattice with axes re-ordered/reversed.

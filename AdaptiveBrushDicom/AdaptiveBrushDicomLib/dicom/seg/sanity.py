@@ -39,7 +39,10 @@ def check_dimensions(rows: int, cols: int, frames: int, path: Path) -> None:
 
     Raises
     ------
-    InputFileError, LimitError
+    InputFileError
+        Rows, Columns or NumberOfFrames is 0 or negative (naming the tag).
+    LimitError
+        Their product is over ``--max-voxels`` (:func:`~.limits.check_voxels`).
     """
     for name, tag, v in (("Rows", "(0028,0010)", rows), ("Columns", "(0028,0011)", cols),
                          ("NumberOfFrames", "(0028,0008)", frames)):
@@ -141,7 +144,13 @@ def numbers(values: Any, name: str, path: Path) -> list[float]:
 
 
 def positions_of(values: Any, frame: int, path: Path) -> list[float]:
-    """Three floats of one frame's ImagePositionPatient, or a one-line error."""
+    """Three floats of one frame's ImagePositionPatient, or a one-line error.
+
+    Raises
+    ------
+    InputFileError
+        The value is not three numbers (naming the frame and the tag).
+    """
     if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         values = [values]
     try:
