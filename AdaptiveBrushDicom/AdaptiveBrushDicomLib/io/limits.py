@@ -494,10 +494,3 @@ def _bzip2_size_at_most(path: Path, offset: int, limit: int) -> None:
                 raise LimitError(f"NRRD bzip2 data inflates to more than {limit:,} bytes, more than its header "
                                  "implies (a bomb?)", path)
 
-
-__all__ = [
-    "DEFAULT_MAX_VOXELS", "MAX_BYTES", "check_image", "MAX_JSON_DEPTH", "MAX_JSON_INT_DIGITS", "MAX_SEQUENCE_DEPTH",
-    "FileKind", "LimitError", "check_file", "check_voxels", "gzip_size_at_most", "inflate_capped",
-    "json_depth", "loads_json", "loads_yaml", "max_voxels", "read_bytes", "read_json_file", "read_text",
-    "set_max_voxels",
-]
