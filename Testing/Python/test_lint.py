@@ -116,13 +116,11 @@ SIZE_ALLOWED: dict[str, str] = {
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/synthetic.py::create_synthetic_series":
         "function of 139 lines; migrate17 is splitting it",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/walker.py":
-        "module of 585 lines; read17 is splitting it",
+        "module of 602 lines; read17 is splitting it",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/io/metadata_tables.py":
         "module of 581 lines; store15 is splitting it",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/runs/results.py":
         "module of 615 lines; migrate17 is splitting it",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/slicer/bridge.py":
-        "module of 543 lines; slicerload17 is splitting it",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/store/database.py":
         "module of 597 lines; store15 is splitting it",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/store/dicomweb/stow.py::push":
@@ -272,16 +270,6 @@ RAISES_ALLOWED: dict[str, str] = {
         "migrate17 adds the Raises sections",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/runs/worker.py":
         "migrate17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/slicer/bridge.py":
-        "slicerload17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/slicer/cse.py":
-        "slicerload17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/slicer/ctk_database.py":
-        "slicerload17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/slicer/dependencies.py":
-        "slicerload17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/slicer/workflow.py":
-        "slicerload17 adds the Raises sections",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/store/dicomweb/connection.py":
         "store15 adds the Raises sections",
     "AdaptiveBrushDicom/AdaptiveBrushDicomLib/store/dicomweb/query.py":
