@@ -1,4 +1,4 @@
-"""Benchmark of the embedded DICOM index (``AdaptiveBrushDicomLib.store.sqlite_index``). Not a test.
+"""Benchmark of the embedded DICOM index (``AdaptiveBrushDicomLib.store.sqlite.index``). Not a test.
 
 What it does
 ------------
@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE.parent / "AdaptiveBrushDicom"))
 sys.path.insert(0, str(HERE.parent / "testkit"))
 
 from AdaptiveBrushDicomLib import __version__  # noqa: E402
-from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex  # noqa: E402
+from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex  # noqa: E402
 
 ROOT = "1.2.826.0.1.3680043.8.498.777"  # fixed prefix; fixed-width counters keep byte lengths
 

@@ -9,7 +9,7 @@ import sqlite3
 from pydicom.dataset import Dataset
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
-from AdaptiveBrushDicomLib.store.database import SeriesKind, classify_series
+from AdaptiveBrushDicomLib.store.series_kind import SeriesKind, classify_series
 
 
 def test_sop_class_is_its_uid_everywhere():

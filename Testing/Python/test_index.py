@@ -23,13 +23,17 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
-from AdaptiveBrushDicomLib.store import database as dbm
-from AdaptiveBrushDicomLib.store import sqlite_index as idx
+from AdaptiveBrushDicomLib.store import database_protocol, records, seg_order, seg_records, series_kind
+from AdaptiveBrushDicomLib.store.sqlite import connection as sqlite_connection
+from AdaptiveBrushDicomLib.store.sqlite import index as sqlite_index
+from AdaptiveBrushDicomLib.store.sqlite import ingest as sqlite_ingest
+from AdaptiveBrushDicomLib.store.sqlite import parse as sqlite_parse
+from AdaptiveBrushDicomLib.store.sqlite import schema as sqlite_schema
 from AdaptiveBrushDicomLib.slicer import ctk_database
 from AdaptiveBrushDicomLib.slicer.ctk_database import SlicerDatabaseAdapter
-from AdaptiveBrushDicomLib.store.database import classify_series
+from AdaptiveBrushDicomLib.store.series_kind import classify_series
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -233,7 +237,7 @@ def test_import_and_queries(corpus, db):
     assert t10.files == (corpus.root / "runA" / "t10.dcm",)
     assert segs[2].algorithms == ("level_set",)
     assert segs[0].algorithms == ("manual_refinement",)
-    groups = dbm.group_by_study(segs)
+    groups = seg_order.group_by_study(segs)
     assert list(groups) == [corpus.study_uid, corpus.run_a, corpus.run_b]
 
     assert [s.trial_number for s in db.trials_for_run(corpus.run_a)] == [1, 2, 10]
@@ -271,7 +275,7 @@ def test_show_levels(corpus, db):
     assert len(i["sha256"]) == 64
     assert db.show(corpus.run_b)["level"] == "study"
     assert db.show("P2")["level"] == "patient"
-    with pytest.raises(dbm.UnknownUIDError, match="1.2.3.999.*not in the index"):
+    with pytest.raises(database_protocol.UnknownUIDError, match="1.2.3.999.*not in the index"):
         db.show("1.2.3.999")
 
 
@@ -344,7 +348,7 @@ def test_moved_file_is_relocated(corpus, db, tmp_path):
 @pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "streamed"])
 def test_non_dicom_and_broken_files_are_counted(corpus, db, tmp_path, monkeypatch, in_memory):
     if not in_memory:  # the path taken for files larger than IN_MEMORY_MAX_BYTES
-        monkeypatch.setattr(idx, "IN_MEMORY_MAX_BYTES", 0)
+        monkeypatch.setattr(sqlite_parse, "IN_MEMORY_MAX_BYTES", 0)
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("not dicom")
@@ -470,10 +474,10 @@ def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.sqlite"
     SqliteDicomIndex(path).close()
     con = sqlite3.connect(path)
-    con.execute(f"PRAGMA user_version = {idx.SCHEMA_VERSION + 1}")
+    con.execute(f"PRAGMA user_version = {sqlite_schema.SCHEMA_VERSION + 1}")
     con.commit()
     con.close()
-    with pytest.raises(idx.NewerSchemaError, match=rf"{path}.*schema version {idx.SCHEMA_VERSION + 1}.*upgrade"):
+    with pytest.raises(sqlite_connection.NewerSchemaError, match=rf"{path}.*schema version {sqlite_schema.SCHEMA_VERSION + 1}.*upgrade"):
         SqliteDicomIndex(path)
 
 
@@ -483,13 +487,13 @@ def test_foreign_sqlite_file_and_folder_are_refused(tmp_path):
     con.execute("CREATE TABLE x (a)")
     con.commit()
     con.close()
-    with pytest.raises(idx.IndexDatabaseError, match="not an AdaptiveBrushDicom index"):
+    with pytest.raises(sqlite_connection.IndexDatabaseError, match="not an AdaptiveBrushDicom index"):
         SqliteDicomIndex(other)
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(idx.IndexDatabaseError, match="garbage.sqlite.*not a usable"):
+    with pytest.raises(sqlite_connection.IndexDatabaseError, match="garbage.sqlite.*not a usable"):
         SqliteDicomIndex(garbage)
-    with pytest.raises(idx.IndexDatabaseError, match="is a folder"):
+    with pytest.raises(sqlite_connection.IndexDatabaseError, match="is a folder"):
         SqliteDicomIndex(tmp_path)
 
 
@@ -499,19 +503,19 @@ def test_read_only_database(corpus, tmp_path, monkeypatch):
         index.import_paths([corpus.root / "volume"])
     # root ignores file permissions, so simulate what os.access reports for a chmod 444 file;
     # the connection is then opened read-only and SQLite itself refuses writes
-    monkeypatch.setattr(idx, "_is_writable", lambda p: False)
+    monkeypatch.setattr(sqlite_index, "is_writable", lambda p: False)
     with SqliteDicomIndex(path) as index:
         assert index.read_only
         assert len(index.files_for_series(corpus.volume_uid)) == 4  # queries still work
-        with pytest.raises(idx.ReadOnlyIndexError, match=rf"{path}.*read-only.*--db"):
+        with pytest.raises(sqlite_connection.ReadOnlyIndexError, match=rf"{path}.*read-only.*--db"):
             index.import_paths([corpus.root])
-        with pytest.raises(idx.ReadOnlyIndexError):
+        with pytest.raises(sqlite_connection.ReadOnlyIndexError):
             index.remove_missing()
         # even if the check were bypassed, SQLite's refusal becomes the same clear error
         index.read_only = False
-        with pytest.raises(idx.ReadOnlyIndexError, match="read-only"):
+        with pytest.raises(sqlite_connection.ReadOnlyIndexError, match="read-only"):
             index.import_paths([corpus.root])
-    with pytest.raises(idx.ReadOnlyIndexError, match="not writable"):
+    with pytest.raises(sqlite_connection.ReadOnlyIndexError, match="not writable"):
         SqliteDicomIndex(tmp_path / "new_folder" / "x.sqlite")
 
 
@@ -534,7 +538,7 @@ def _import_as_nobody(path: Path, data: Path) -> str:
                 try:
                     index.import_paths([data], workers=1)
                     out = "imported"
-                except idx.ReadOnlyIndexError as exc:
+                except sqlite_connection.ReadOnlyIndexError as exc:
                     out = f"read-only: {exc}"
         except BaseException as exc:  # noqa: BLE001 - report anything to the parent
             out = f"error: {type(exc).__name__}: {exc}"
@@ -555,7 +559,7 @@ def test_read_only_file_permissions(corpus, tmp_path):
         path = tmp_path / "ro.sqlite"
         SqliteDicomIndex(path).close()
         path.chmod(0o444)
-        with SqliteDicomIndex(path) as index, pytest.raises(idx.ReadOnlyIndexError):
+        with SqliteDicomIndex(path) as index, pytest.raises(sqlite_connection.ReadOnlyIndexError):
             index.import_paths([corpus.root])
         return
     import tempfile
@@ -575,14 +579,14 @@ def test_read_only_file_permissions(corpus, tmp_path):
 
 
 def test_default_location(monkeypatch, tmp_path):
-    monkeypatch.delenv(idx.DB_ENV_VAR, raising=False)
+    monkeypatch.delenv(sqlite_index.DB_ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert idx.default_database_path() == tmp_path / "xdg" / "AdaptiveBrushDicom" / "index.sqlite"
+    assert sqlite_index.default_database_path() == tmp_path / "xdg" / "AdaptiveBrushDicom" / "index.sqlite"
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert idx.default_database_path() == tmp_path / "home" / ".local" / "share" / "AdaptiveBrushDicom" / "index.sqlite"
-    monkeypatch.setenv(idx.DB_ENV_VAR, str(tmp_path / "env.sqlite"))
-    assert idx.default_database_path() == tmp_path / "env.sqlite"
+    assert sqlite_index.default_database_path() == tmp_path / "home" / ".local" / "share" / "AdaptiveBrushDicom" / "index.sqlite"
+    monkeypatch.setenv(sqlite_index.DB_ENV_VAR, str(tmp_path / "env.sqlite"))
+    assert sqlite_index.default_database_path() == tmp_path / "env.sqlite"
     with SqliteDicomIndex() as index:
         assert index.path == tmp_path / "env.sqlite" and index.path.exists()
 
@@ -642,23 +646,23 @@ def test_seg_summary_skips_labelmap_background():
     ref = Dataset()
     ref.SeriesInstanceUID = "1.2.3"
     ds.ReferencedSeriesSequence = [ref, ref]
-    s = dbm.seg_summary_from_dataset(ds)
+    s = seg_records.seg_summary_from_dataset(ds)
     assert s.segment_numbers == (1, 2) and s.segment_labels == ("A", "B")
     assert s.algorithm_names == ("otsu",) and s.referenced_series_uids == ("1.2.3",)
 
 
 def test_sort_and_group_are_pure():
-    mk = lambda uid, study, desc, num=None: dbm.build_seg_info(  # noqa: E731
+    mk = lambda uid, study, desc, num=None: seg_records.build_seg_info(  # noqa: E731
         {"series_instance_uid": uid, "study_instance_uid": study, "study_description": study,
          "series_description": desc, "series_number": num},
         [{"sop_instance_uid": uid + ".1", "path": f"/x/{uid}.dcm", "instance_number": 1}],
-        [dbm.SegSummary(referenced_series_uids=("V",))])
+        [records.SegSummary(referenced_series_uids=("V",))])
     segs = [mk("3", "runB", "trial_2"), mk("1", "runA", "trial_11_otsu"), mk("2", "runA", "trial_9"),
             mk("4", "runA", "gold"), mk("5", "runA", "manual edit", 3)]
-    assert [s.series_instance_uid for s in dbm.sort_segs(segs)] == ["4", "2", "1", "5", "3"]
-    assert [s.series_instance_uid for s in dbm.trials_in_order(segs)] == ["3", "2", "1"]
-    assert list(dbm.group_by_study(segs)) == ["runA", "runB"]
-    assert dbm.referencing(segs, "W") == []
+    assert [s.series_instance_uid for s in seg_order.sort_segs(segs)] == ["4", "2", "1", "5", "3"]
+    assert [s.series_instance_uid for s in seg_order.trials_in_order(segs)] == ["3", "2", "1"]
+    assert list(seg_order.group_by_study(segs)) == ["runA", "runB"]
+    assert seg_order.referencing(segs, "W") == []
     assert segs[1].algorithms == ("otsu",) and segs[1].to_dict()["files"] == ["/x/1.dcm"]
 
 
@@ -724,7 +728,7 @@ def test_slicer_adapter_gives_the_same_answers(corpus, db):
     db.import_paths([corpus.root])
     fake = FakeCtkDatabase()
     adapter = SlicerDatabaseAdapter(fake)
-    assert isinstance(adapter, dbm.DicomDatabase) and isinstance(db, dbm.DicomDatabase)
+    assert isinstance(adapter, database_protocol.DicomDatabase) and isinstance(db, database_protocol.DicomDatabase)
     report = adapter.import_paths([corpus.root])
     assert report.added == corpus.n_files
 
@@ -744,7 +748,7 @@ def test_slicer_adapter_gives_the_same_answers(corpus, db):
     assert adapter.file_for_instance(sop).resolve() == db.file_for_instance(sop)
     assert adapter.show(corpus.trials_a[1])["seg"]["trial_number"] == 1
     assert adapter.show(sop)["level"] == "instance"
-    with pytest.raises(dbm.UnknownUIDError):
+    with pytest.raises(database_protocol.UnknownUIDError):
         adapter.show("1.2.3.999")
     assert adapter.verify().clean
     with pytest.raises(UserError, match="DICOM browser"):
@@ -759,7 +763,7 @@ def test_parallel_parsing_gives_the_same_index(tmp_path):
         make_ct_series(tmp_path / "data" / f"s{s}", n_slices=70, study_uid=study)
     (tmp_path / "data" / "junk.txt").write_text("x")
     (tmp_path / "data" / "cut.dcm").write_bytes((tmp_path / "data" / "s0" / "img001.dcm").read_bytes()[:-9])
-    assert idx.PARALLEL_MIN_FILES <= 212
+    assert sqlite_ingest.PARALLEL_MIN_FILES <= 212
     reports, snaps = [], []
     for workers in (1, 2):
         with SqliteDicomIndex(tmp_path / f"w{workers}.sqlite") as index:
@@ -778,11 +782,11 @@ def test_classification_is_recomputed_when_rules_change(corpus, tmp_path, monkey
         index.import_paths([corpus.root])
         index.conn.execute("UPDATE series SET kind = 'other', trial_number = NULL WHERE kind = 'trial'")
         assert index.trials_for_run(corpus.run_a) == []
-    monkeypatch.setattr(idx, "CLASSIFIER_VERSION", dbm.CLASSIFIER_VERSION + 1)
+    monkeypatch.setattr(sqlite_schema, "CLASSIFIER_VERSION", series_kind.CLASSIFIER_VERSION + 1)
     with SqliteDicomIndex(path) as index:
         assert [t.trial_number for t in index.trials_for_run(corpus.run_a)] == [1, 2, 10]
         assert index.conn.execute("SELECT value FROM meta WHERE key = 'classifier_version'").fetchone()[0] == \
-            str(dbm.CLASSIFIER_VERSION + 1)
+            str(series_kind.CLASSIFIER_VERSION + 1)
 
 
 def test_slicer_adapter_import_counts_non_dicom(tmp_path):
@@ -833,11 +837,11 @@ def test_runs_sharing_one_study(tmp_path, db):
     ]
     assert segs[1].series_instance_uid == c.trials_a[1] and segs[1].run == "optuna_a"
     assert segs[0].run == "" and segs[0].to_dict()["run_name"] == "MRBrainTumor1"
-    groups = dbm.group_by_run(segs)
+    groups = seg_order.group_by_run(segs)
     assert list(groups) == [(c.study_uid, "MRBrainTumor1"), (c.study_uid, "optuna_a"), (c.study_uid, "optuna_b")]
     trials = db.trials_for_run(c.study_uid)
     assert len(trials) == 6
-    assert [t.series_instance_uid for t in dbm.in_run(trials, "optuna_b")] == [c.trials_b[n] for n in (1, 2, 3)]
+    assert [t.series_instance_uid for t in seg_order.in_run(trials, "optuna_b")] == [c.trials_b[n] for n in (1, 2, 3)]
     fake = FakeCtkDatabase()
     adapter = SlicerDatabaseAdapter(fake)
     adapter.import_paths([c.root])
@@ -859,18 +863,18 @@ def test_schema_1_is_upgraded(tmp_path):
     con.commit()
     con.close()
     with SqliteDicomIndex(path) as index:
-        assert index.conn.execute("PRAGMA user_version").fetchone()[0] == idx.SCHEMA_VERSION == 2
+        assert index.conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION == 2
         assert [(s.series_instance_uid, s.run_name) for s in index.segs_for_series(c.volume_uid)] == expected
         assert index.conn.execute("SELECT count(*) FROM series WHERE run_name = 'optuna_a'").fetchone()[0] == 3
 
 
 def test_run_names_and_trial_labels():
-    assert dbm.run_name_from_content("optuna_2026-01-28 trial 42") == "optuna_2026-01-28"
-    assert dbm.run_name_from_content("my run  Trial_7") == "my run"
-    assert dbm.run_name_from_content("gold standard tumor") == ""
-    assert dbm.run_name_from_content("trial 3") == ""
-    assert dbm.run_name_from_content(None) == ""
-    assert classify_series("segmentation", "TRIAL_007") == dbm.SeriesTag("trial", 7, None)
+    assert series_kind.run_name_from_content("optuna_2026-01-28 trial 42") == "optuna_2026-01-28"
+    assert series_kind.run_name_from_content("my run  Trial_7") == "my run"
+    assert series_kind.run_name_from_content("gold standard tumor") == ""
+    assert series_kind.run_name_from_content("trial 3") == ""
+    assert series_kind.run_name_from_content(None) == ""
+    assert classify_series("segmentation", "TRIAL_007") == series_kind.SeriesTag("trial", 7, None)
     assert classify_series("trial_002_otsu", "TRIAL_005").trial_number == 2  # the description wins
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from AdaptiveBrushDicomLib.slicer.ctk_database import SlicerDatabaseAdapter
-from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 from AdaptiveBrushDicomLib.store.manager import DicomManager
 
 from test_index import FakeCtkDatabase, build_corpus, build_migrated_corpus, clone_seg

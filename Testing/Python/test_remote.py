@@ -260,7 +260,7 @@ def test_wrong_password_is_a_clear_error(server, run_data, pushed, tmp_path, cap
 
 
 def test_unknown_series(server, pushed):
-    from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+    from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
     with pytest.raises(UnknownUIDError, match="not on the server"):
         remote.segs_for("1.2.3.4.5.6.7.8.9", server.dicomweb_url, server.auth)
@@ -284,7 +284,7 @@ def test_cli_push_segs_pull_json(server, run_data, pushed, tmp_path, capsys):
 
 
 def test_dicomweb_database_protocol(server, run_data, pushed, tmp_path):
-    from AdaptiveBrushDicomLib.store.database import DicomDatabase
+    from AdaptiveBrushDicomLib.store.database_protocol import DicomDatabase
 
     db = remote.DicomWebDatabase(server.dicomweb_url, server.auth, cache_dir=tmp_path / "cache")
     assert isinstance(db, DicomDatabase)

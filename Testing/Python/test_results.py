@@ -187,7 +187,7 @@ def test_trial_content_description_keeps_the_trial_suffix():
     assert _trial_content_description("optuna_2026-01-28", 42) == "optuna_2026-01-28 trial 42"
     long = _trial_content_description("r" * 100, 1234)
     assert len(long) == 64 and long.endswith(" trial 1234")
-    from AdaptiveBrushDicomLib.store.database import run_name_from_content
+    from AdaptiveBrushDicomLib.store.series_kind import run_name_from_content
 
     assert run_name_from_content(_trial_content_description("run_a", 7)) == "run_a"
 

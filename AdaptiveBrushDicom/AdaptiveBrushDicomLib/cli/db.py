@@ -31,7 +31,7 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+    from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 
     return SqliteDicomIndex(getattr(args, "db", None))
 
@@ -68,14 +68,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _resolve_segs(db: Any, key: str) -> tuple[str, list[Any]]:
     """SEGs for ``key``: an image SeriesInstanceUID, a run name or a PatientID.
 
-    Returns (what ``key`` was taken as, SEGs in :func:`~.database.sort_segs` order).
+    Returns (what ``key`` was taken as, SEGs in :func:`~AdaptiveBrushDicomLib.store.seg_order.sort_segs` order).
 
     Raises
     ------
     UnknownUIDError
         ``key`` is none of these.
     """
-    from AdaptiveBrushDicomLib.store.database import UnknownUIDError, sort_segs
+    from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
+    from AdaptiveBrushDicomLib.store.seg_order import sort_segs
 
     segs = db.segs_for_series(key)
     if segs:
@@ -146,7 +147,7 @@ def _score_text(score: dict[str, Any] | None) -> str:
 
 def cmd_segs_for(args: argparse.Namespace) -> int:
     """SEGs referencing an image series (or of a run / patient), grouped by study (run)."""
-    from AdaptiveBrushDicomLib.store.database import group_by_study
+    from AdaptiveBrushDicomLib.store.seg_order import group_by_study
 
     with _open(args) as db:
         taken_as, segs = _resolve_segs(db, args.series_uid)
@@ -177,7 +178,7 @@ def cmd_segs_for(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Everything indexed about one UID, PatientID or run name."""
-    from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+    from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
     with _open(args) as db:
         try:
@@ -190,7 +191,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                              for s in segs]}
         seg = info.get("seg")
         if isinstance(seg, dict) and seg.get("trial_number") is not None:
-            from AdaptiveBrushDicomLib.store.database import SegSeriesInfo
+            from AdaptiveBrushDicomLib.store.records import SegSeriesInfo
 
             fields = {k: v for k, v in seg.items() if k in SegSeriesInfo.__dataclass_fields__}
             fields["files"] = tuple(Path(f) for f in fields.get("files", ()))

@@ -1,5 +1,5 @@
 """The core half of the adapter over Slicer's DICOM database (``slicer.dicomDatabase``, a
-``ctkDICOMDatabase``): the :class:`~AdaptiveBrushDicomLib.store.database.DicomDatabase`
+``ctkDICOMDatabase``): the :class:`~AdaptiveBrushDicomLib.store.database_protocol.DicomDatabase`
 protocol answered from CTK's tables and file headers.
 
 It is given that object (or any object with the same few methods,
@@ -15,27 +15,11 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.store.database import (
-    FileIssue,
-    ImportReport,
-    RemoveReport,
-    SegSeriesInfo,
-    SegSummary,
-    SeriesInfo,
-    StudyInfo,
-    UnknownUIDError,
-    VerifyReport,
-    _text,
-    _to_int,
-    build_seg_info,
-    gold_only,
-    iter_files,
-    looks_like_dicom,
-    referencing,
-    seg_summary_from_dataset,
-    sort_segs,
-    trials_in_order,
-)
+from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
+from AdaptiveBrushDicomLib.store.dicom_files import iter_files, looks_like_dicom
+from AdaptiveBrushDicomLib.store.records import FileIssue, ImportReport, RemoveReport, SegSeriesInfo, SegSummary, SeriesInfo, StudyInfo, VerifyReport
+from AdaptiveBrushDicomLib.store.seg_order import gold_only, referencing, sort_segs, trials_in_order
+from AdaptiveBrushDicomLib.store.seg_records import text_value, int_value, build_seg_info, seg_summary_from_dataset
 
 
 class CtkDicomDatabaseLike(Protocol):
@@ -121,12 +105,12 @@ class SlicerDatabaseAdapter:
 
     # -------------------------------------------------------------- navigation helpers
     def _value(self, path: str, name: str) -> str:
-        return _text(self.ctk.fileValue(path, TAGS[name]))
+        return text_value(self.ctk.fileValue(path, TAGS[name]))
 
     def _series_field(self, name: str, series_uid: str, first_file: str | None) -> str:
         value = ""
         try:
-            value = _text(self.ctk.fieldForSeries(name, series_uid))
+            value = text_value(self.ctk.fieldForSeries(name, series_uid))
         except Exception:  # older CTK / stand-ins without the column
             value = ""
         if not value and first_file:
@@ -237,7 +221,7 @@ class SlicerDatabaseAdapter:
                 series_instance_uid=str(series), study_instance_uid=study_uid,
                 modality=self._series_field("Modality", series, first),
                 series_description=self._series_field("SeriesDescription", series, first),
-                series_number=_to_int(self._series_field("SeriesNumber", series, first)),
+                series_number=int_value(self._series_field("SeriesNumber", series, first)),
                 n_instances=len(files), sop_class_uids=classes,
             ))
         return sorted(out, key=lambda s: (s.series_number if s.series_number is not None else -1,
@@ -259,13 +243,13 @@ class SlicerDatabaseAdapter:
 
     def files_for_series(self, series_uid: str) -> list[Path]:
         files = [str(f) for f in self.ctk.filesForSeries(series_uid)]
-        files.sort(key=lambda f: (_to_int(self._value(f, "InstanceNumber")) or 0, f))
+        files.sort(key=lambda f: (int_value(self._value(f, "InstanceNumber")) or 0, f))
         return [Path(f) for f in files]
 
     def file_for_instance(self, sop_instance_uid: str) -> Path | None:
         finder = getattr(self.ctk, "fileForInstance", None)
         if finder is not None:
-            found = _text(finder(sop_instance_uid))
+            found = text_value(finder(sop_instance_uid))
             return Path(found) if found else None
         for _, series in self._all_series():
             for f in self.ctk.filesForSeries(series):

@@ -1,1 +1,1 @@
-"""Where DICOM files are found: records, the SQLite index, DicomManager, DICOMweb."""
+"""Where DICOM files are found: the database protocol and its records, the SQLite index, DICOMweb, DIMSE, DicomManager."""

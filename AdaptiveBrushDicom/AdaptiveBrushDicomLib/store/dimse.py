@@ -45,7 +45,7 @@ from AdaptiveBrushDicomLib.store.dicomweb.stow import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from AdaptiveBrushDicomLib.store.database import SegSeriesInfo
+    from AdaptiveBrushDicomLib.store.records import SegSeriesInfo
 
 #: Our AE title when the caller gives none.
 DEFAULT_CALLING_AET = "ABDICOM"
@@ -444,7 +444,7 @@ def _get_series(peer: DimsePeer, study_uid: str, series_uid: str, on_instance: C
 
 def _series_rows(peer: DimsePeer, series_uid: str) -> tuple[str, list[Any]]:
     """(StudyInstanceUID, IMAGE-level rows with SOPInstanceUID, SOPClassUID) of a series."""
-    from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+    from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
     with _associate(peer, _find_contexts(), what="C-FIND") as assoc:
         rows = _find(assoc, peer, "SERIES", {"SeriesInstanceUID": series_uid}, ["StudyInstanceUID"])
@@ -507,9 +507,8 @@ def segs_for(series_uid: str, peer: DimsePeer) -> list["SegSeriesInfo"]:
     list of SegSeriesInfo
         Sorted gold first, then trials by number; ``files`` is empty (use :func:`pull`).
     """
-    from AdaptiveBrushDicomLib.store.database import (
-        build_seg_info, referencing, seg_summary_from_dataset, sort_segs,
-    )
+    from AdaptiveBrushDicomLib.store.seg_order import referencing, sort_segs
+    from AdaptiveBrushDicomLib.store.seg_records import build_seg_info, seg_summary_from_dataset
 
     study, _images = _series_rows(peer, series_uid)
     with _associate(peer, _find_contexts(), what="C-FIND") as assoc:

@@ -1,12 +1,15 @@
-"""DicomManager: write + index + query + load-by-UID over one DICOM database.
+"""DicomManager: the convenience object on top of one DICOM database (write + index + query + load-by-UID).
+
+Not a database itself and not an implementation of one: the databases implement
+:class:`~AdaptiveBrushDicomLib.store.database_protocol.DicomDatabase` (the embedded SQLite
+index :mod:`~AdaptiveBrushDicomLib.store.sqlite`, Slicer's DICOM database through
+:class:`~AdaptiveBrushDicomLib.slicer.ctk_database.SlicerDatabaseAdapter`, a DICOMweb
+server). The manager ties the core modules together (synthetic series, SEG writing and
+reading, reference series) with one of them: the SQLite index by default.
 
 A convenience object for scripts and the Python console, and what the Slicer module uses for
 its database queries. It is not a facade every surface must use: the CLI's command modules
 call the public modules directly (see docs/architecture.md, "Public API").
-
-It ties the core modules together (synthetic series, SEG writing and reading, reference
-series) with a :class:`~.database.DicomDatabase`: the embedded SQLite index by default,
-or Slicer's DICOM database through :class:`~AdaptiveBrushDicomLib.slicer.ctk_database.SlicerDatabaseAdapter`.
 
 Heavy modules (highdicom via ``seg_write``, ``seg_read``) are imported inside the methods
 that need them, so creating a manager and querying the database stays cheap.
@@ -28,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.store.database import DicomDatabase, ImportReport, SegSeriesInfo, UnknownUIDError, in_run
+from AdaptiveBrushDicomLib.store.database_protocol import DicomDatabase, UnknownUIDError
+from AdaptiveBrushDicomLib.store.records import ImportReport, SegSeriesInfo
+from AdaptiveBrushDicomLib.store.seg_order import in_run
 from AdaptiveBrushDicomLib.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,11 +51,11 @@ class DicomManager:
     Parameters
     ----------
     database : DicomDatabase, optional
-        Database to index and query. Default: a :class:`~.index.SqliteDicomIndex` at
+        Database to index and query. Default: a :class:`~.sqlite.index.SqliteDicomIndex` at
         ``db_path``, opened on first use.
     db_path : str or Path, optional
         Location of the default SQLite index (default: ``$ABDICOM_DB`` or the user data
-        folder, see :func:`~.index.default_database_path`). Ignored when ``database`` is given.
+        folder, see :func:`~.sqlite.index.default_database_path`). Ignored when ``database`` is given.
     auto_import : bool
         Index files this manager writes (synthetic series, SEGs) right after writing them.
     """
@@ -76,7 +81,7 @@ class DicomManager:
             The SQLite index cannot be opened (read-only, newer schema, not an index).
         """
         if self._database is None:
-            from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+            from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 
             self._database = SqliteDicomIndex(self._db_path)
         return self._database
@@ -101,7 +106,7 @@ class DicomManager:
         if not path.exists():
             raise UserError("no such folder; give a folder of DICOM files", path)
         if workers > 1:
-            from AdaptiveBrushDicomLib.store.sqlite_index import SqliteDicomIndex
+            from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 
             if isinstance(self.database, SqliteDicomIndex):
                 return self.database.import_paths([path], workers=workers)

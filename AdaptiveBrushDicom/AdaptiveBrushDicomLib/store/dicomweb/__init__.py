@@ -10,7 +10,7 @@ Healthcare, ...).
 * :func:`pull` -- WADO-RS retrieve of a series' instances, written as Part 10 files. The
   original transfer syntax is asked for (``transfer-syntax=*``) so a Deflated SEG comes back
   byte for byte as it was pushed.
-* :class:`DicomWebDatabase` -- the read side of the :class:`~.database.DicomDatabase`
+* :class:`DicomWebDatabase` -- the read side of the :class:`~AdaptiveBrushDicomLib.store.database_protocol.DicomDatabase`
   protocol answered by a DICOMweb server.
 
 Modules: ``auth`` (credentials), ``connection`` (session, retries through urllib3's

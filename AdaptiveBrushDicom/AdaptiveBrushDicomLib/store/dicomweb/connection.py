@@ -258,7 +258,7 @@ class DicomWebConnection:
 
     def study_of_series(self, series_uid: str) -> dict[str, Any]:
         """QIDO-RS attributes of one series (incl. StudyInstanceUID); UnknownUIDError if absent."""
-        from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+        from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
         found = self.search_series(filters={"SeriesInstanceUID": series_uid},
                                    fields=["StudyInstanceUID", "StudyDescription"])

@@ -17,9 +17,7 @@ from AdaptiveBrushDicomLib.store.dicomweb.connection import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from AdaptiveBrushDicomLib.store.database import (
-        SegSeriesInfo,
-    )
+    from AdaptiveBrushDicomLib.store.records import SegSeriesInfo
 
 
 # ---------------------------------------------------------------------- query
@@ -45,7 +43,7 @@ def _dataset_from_json(item: dict[str, Any], keep: Sequence[str] | None = SEG_SU
 def _seg_infos(conn: DicomWebConnection, study_uid: str, study_description: str,
                series_rows: Sequence[dict[str, Any]]) -> list["SegSeriesInfo"]:
     """:class:`SegSeriesInfo` of SEG series rows (QIDO-RS) via their WADO-RS metadata."""
-    from AdaptiveBrushDicomLib.store.database import build_seg_info, seg_summary_from_dataset
+    from AdaptiveBrushDicomLib.store.seg_records import build_seg_info, seg_summary_from_dataset
 
     out = []
     for row in series_rows:
@@ -121,7 +119,7 @@ def segs_for(
     Returns
     -------
     list of SegSeriesInfo
-        Sorted as :func:`~.database.sort_segs` (gold first, then trials by number);
+        Sorted as :func:`~AdaptiveBrushDicomLib.store.seg_order.sort_segs` (gold first, then trials by number);
         ``files`` is empty (use :func:`pull`), ``segment_labels`` lists the segments.
 
     Raises
@@ -130,7 +128,7 @@ def segs_for(
         The server does not have ``series_uid``.
     AuthError, ServerUnreachableError, RemoteError
     """
-    from AdaptiveBrushDicomLib.store.database import referencing, sort_segs
+    from AdaptiveBrushDicomLib.store.seg_order import referencing, sort_segs
 
     conn = DicomWebConnection(url, auth, retry=retry)
     row = conn.study_of_series(series_uid)

@@ -99,7 +99,7 @@ def pull(
         study_uid = _value(conn.study_of_series(series_uid), "0020000D")
     rows = conn.search_instances(study_uid, series_uid, fields=["SOPInstanceUID", "InstanceNumber"])
     if not rows:
-        from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+        from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
         raise UnknownUIDError(f"{conn.url}: series {series_uid} has no instances on the server")
     rows.sort(key=lambda r: (_int(_value(r, "00200013")), _value(r, "00080018")))

@@ -1,4 +1,4 @@
-"""The read side of the :class:`~AdaptiveBrushDicomLib.store.database.DicomDatabase`
+"""The read side of the :class:`~AdaptiveBrushDicomLib.store.database_protocol.DicomDatabase`
 protocol answered by a DICOMweb server."""
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ from AdaptiveBrushDicomLib.store.dicomweb.retrieve import _int, _to_part10, pull
 from AdaptiveBrushDicomLib.store.dicomweb.stow import push
 
 if TYPE_CHECKING:  # pragma: no cover
-    from AdaptiveBrushDicomLib.store.database import (
-        ImportReport,
-        RemoveReport,
-        SegSeriesInfo,
-        SeriesInfo,
-        StudyInfo,
-        VerifyReport,
-    )
+    from AdaptiveBrushDicomLib.store.records import ImportReport, RemoveReport, SegSeriesInfo, SeriesInfo, StudyInfo, VerifyReport
 
 
 # ---------------------------------------------------------------------- database protocol
 class DicomWebDatabase:
-    """The :class:`~.database.DicomDatabase` queries answered by a DICOMweb server.
+    """The :class:`~AdaptiveBrushDicomLib.store.database_protocol.DicomDatabase` queries answered by a DICOMweb server.
 
     Read side: studies, series, SEGs of a volume, trials of a run, gold standards, files of
     a series (pulled into ``cache_dir``). ``import_paths`` pushes (STOW-RS) instead of
@@ -59,9 +52,9 @@ class DicomWebDatabase:
 
     # -------------------------------------------------------------- write side
     def import_paths(self, paths: Iterable[str | Path]) -> "ImportReport":
-        """Push files (STOW-RS, resuming); reported as an :class:`~.database.ImportReport`
+        """Push files (STOW-RS, resuming); reported as an :class:`~AdaptiveBrushDicomLib.store.records.ImportReport`
         (``added`` = sent, ``unchanged`` = already on the server)."""
-        from AdaptiveBrushDicomLib.store.database import FileIssue, ImportReport
+        from AdaptiveBrushDicomLib.store.records import FileIssue, ImportReport
 
         rep = push(list(paths), self.url, self.auth, retry=self.retry)
         return ImportReport(
@@ -72,7 +65,7 @@ class DicomWebDatabase:
 
     # -------------------------------------------------------------- read side
     def studies(self) -> list["StudyInfo"]:
-        from AdaptiveBrushDicomLib.store.database import StudyInfo
+        from AdaptiveBrushDicomLib.store.records import StudyInfo
 
         rows = self.conn.search_studies(fields=["StudyDescription", "NumberOfStudyRelatedSeries",
                                                 "NumberOfStudyRelatedInstances"])
@@ -84,7 +77,7 @@ class DicomWebDatabase:
         return sorted(out, key=lambda s: (s.patient_id, s.study_description, s.study_instance_uid))
 
     def series_for_study(self, study_uid: str) -> list["SeriesInfo"]:
-        from AdaptiveBrushDicomLib.store.database import SeriesInfo
+        from AdaptiveBrushDicomLib.store.records import SeriesInfo
 
         rows = self.conn.search_series(study_uid, fields=["SeriesDescription", "SeriesNumber",
                                                           "NumberOfSeriesRelatedInstances"])
@@ -100,14 +93,14 @@ class DicomWebDatabase:
         return segs_for(volume_series_uid, self.url, self.auth, retry=self.retry)
 
     def trials_for_run(self, study_uid: str) -> list["SegSeriesInfo"]:
-        from AdaptiveBrushDicomLib.store.database import trials_in_order
+        from AdaptiveBrushDicomLib.store.seg_order import trials_in_order
 
         studies = self.conn.search_studies(filters={"StudyInstanceUID": study_uid}, fields=["StudyDescription"])
         desc = _value(studies[0], "00081030") if studies else ""
         return trials_in_order(_seg_infos(self.conn, study_uid, desc, _seg_series_rows(self.conn, study_uid)))
 
     def gold_for_volume(self, volume_series_uid: str) -> list["SegSeriesInfo"]:
-        from AdaptiveBrushDicomLib.store.database import gold_only
+        from AdaptiveBrushDicomLib.store.seg_order import gold_only
 
         return gold_only(self.segs_for_series(volume_series_uid))
 
@@ -131,7 +124,7 @@ class DicomWebDatabase:
         return target
 
     def show(self, uid: str) -> dict[str, Any]:
-        from AdaptiveBrushDicomLib.store.database import UnknownUIDError
+        from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
         rows = self.conn.search_series(filters={"SeriesInstanceUID": uid},
                                        fields=["StudyInstanceUID", "SeriesDescription", "SeriesNumber",

@@ -144,7 +144,7 @@ def scan_instances(paths: Iterable[str | Path]) -> tuple[list[LocalInstance], li
         A path does not exist.
     """
     import pydicom
-    from AdaptiveBrushDicomLib.store.database import iter_files, looks_like_dicom
+    from AdaptiveBrushDicomLib.store.dicom_files import iter_files, looks_like_dicom
 
     found: list[LocalInstance] = []
     non_dicom: list[str] = []
