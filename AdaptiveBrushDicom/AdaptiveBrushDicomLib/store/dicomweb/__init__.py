@@ -14,7 +14,7 @@ Healthcare, ...).
   protocol answered by a DICOMweb server.
 
 Modules: ``auth`` (credentials), ``connection`` (session, retries through urllib3's
-``Retry``, error mapping, multipart), ``stow`` (push), ``query`` (SEG lookup), ``retrieve``
+``Retry``, error mapping, multipart), ``stow`` (push; what is pushed and its report are in :mod:`~..push_files`, shared with DIMSE), ``query`` (SEG lookup), ``retrieve``
 (pull), ``server_database`` (the protocol). This package re-exports their public names.
 
 QIDO-RS and WADO-RS metadata go through ``dicomweb-client`` (optional dependency, extra
@@ -43,12 +43,12 @@ from AdaptiveBrushDicomLib.store.dicomweb.connection import (
 from AdaptiveBrushDicomLib.store.dicomweb.query import SEG_SUMMARY_TAGS, segs_for
 from AdaptiveBrushDicomLib.store.dicomweb.retrieve import PullReport, pull
 from AdaptiveBrushDicomLib.store.dicomweb.server_database import DicomWebDatabase
-from AdaptiveBrushDicomLib.store.dicomweb.stow import (
+from AdaptiveBrushDicomLib.store.dicomweb.stow import push
+from AdaptiveBrushDicomLib.store.push_files import (
     LocalInstance,
     PushIssue,
     PushProgress,
     PushReport,
-    push,
     scan_instances,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from AdaptiveBrushDicomLib.errors import UserError
@@ -22,6 +22,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ORIGINAL_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 #: Plain Part 10 request (the server picks the transfer syntax; Orthanc: Explicit VR LE).
 ANY_DICOM = 'multipart/related; type="application/dicom"'
+
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------- errors
@@ -180,7 +182,7 @@ class DicomWebConnection:
         detail = f": {body.strip()[:200]}" if body.strip() else ""
         return RemoteError(f"{self.url}: HTTP {status} for {what}{detail}")
 
-    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def call(self, what: str, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` (one HTTP exchange; the session retries transient failures) and map
         what still fails to user errors.
 
@@ -223,27 +225,32 @@ class DicomWebConnection:
                       fields: Sequence[str] = ()) -> list[dict[str, Any]]:
         """QIDO-RS series query (``/series`` or ``/studies/{uid}/series``)."""
         what = f"QIDO-RS series query {filters or {}}"
-        return self.call(what, lambda: self.client.search_for_series(
+        found: list[dict[str, Any]] = self.call(what, lambda: self.client.search_for_series(
             study_instance_uid=study_uid, search_filters=filters or None, fields=list(fields) or None,
             get_remaining=True))
+        return found
 
     def search_studies(self, filters: dict[str, Any] | None = None,
                        fields: Sequence[str] = ()) -> list[dict[str, Any]]:
-        return self.call("QIDO-RS study query", lambda: self.client.search_for_studies(
+        """QIDO-RS study query."""
+        found: list[dict[str, Any]] = self.call("QIDO-RS study query", lambda: self.client.search_for_studies(
             search_filters=filters or None, fields=list(fields) or None, get_remaining=True))
+        return found
 
     def search_instances(self, study_uid: str | None = None, series_uid: str | None = None,
                          filters: dict[str, Any] | None = None,
                          fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """QIDO-RS instance query (an unknown study or series gives no rows, not an error)."""
         what = f"QIDO-RS instance query (series {series_uid})" if series_uid else "QIDO-RS instance query"
 
         def once() -> list[dict[str, Any]]:
             import requests
 
             try:
-                return self.client.search_for_instances(
+                found: list[dict[str, Any]] = self.client.search_for_instances(
                     study_instance_uid=study_uid, series_instance_uid=series_uid,
                     search_filters=filters or None, fields=list(fields) or None, get_remaining=True)
+                return found
             except requests.HTTPError as exc:
                 if exc.response is not None and exc.response.status_code == 404:
                     return []  # unknown study/series: nothing there yet
@@ -253,11 +260,20 @@ class DicomWebConnection:
 
     def series_metadata(self, study_uid: str, series_uid: str) -> list[dict[str, Any]]:
         """WADO-RS metadata of every instance of a series (DICOM JSON)."""
-        return self.call(f"WADO-RS metadata of series {series_uid}",
-                         lambda: self.client.retrieve_series_metadata(study_uid, series_uid))
+        found: list[dict[str, Any]] = self.call(f"WADO-RS metadata of series {series_uid}",
+                                                lambda: self.client.retrieve_series_metadata(study_uid, series_uid))
+        return found
 
     def study_of_series(self, series_uid: str) -> dict[str, Any]:
-        """QIDO-RS attributes of one series (incl. StudyInstanceUID); UnknownUIDError if absent."""
+        """QIDO-RS attributes of one series (incl. StudyInstanceUID).
+
+        Raises
+        ------
+        UnknownUIDError
+            The series is not on the server.
+        RemoteError
+            The query failed (see :meth:`call`).
+        """
         from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
         found = self.search_series(filters={"SeriesInstanceUID": series_uid},
@@ -274,7 +290,7 @@ class DicomWebConnection:
         return {u for u in (_value(r, "00080018") for r in rows) if u}
 
     # -------------------------------------------------------------- STOW / WADO
-    def stow(self, blobs: Sequence[bytes], what: str) -> "_StowOutcome":
+    def stow(self, blobs: Sequence[bytes], what: str) -> "StowOutcome":
         """STOW-RS one multipart request with the given Part 10 files (bytes as they are)."""
         boundary = f"abdicom-{uuid.uuid4().hex}"
         body = bytearray()
@@ -292,7 +308,17 @@ class DicomWebConnection:
 
     def retrieve_instance_bytes(self, study_uid: str, series_uid: str, sop_uid: str) -> tuple[bytes, bool]:
         """WADO-RS one instance as Part 10 bytes; (bytes, original) where ``original`` is
-        False when the server refused ``transfer-syntax=*`` and sent a transcoded copy."""
+        False when the server refused ``transfer-syntax=*`` and sent a transcoded copy.
+
+        Raises
+        ------
+        AuthError
+            Credentials refused.
+        ServerUnreachableError
+            The server cannot be reached (after the retries).
+        RemoteError
+            The server refused both the original and a transcoded copy.
+        """
         url = f"{self.url}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
         what = f"WADO-RS retrieve of instance {sop_uid}"
         try:
@@ -306,14 +332,17 @@ class DicomWebConnection:
         resp = self._request("GET", url, what, headers={"Accept": ANY_DICOM})
         return _single_part(resp, what, self.url), False
 
+
 @dataclass
-class _StowOutcome:
+class StowOutcome:
+    """What one STOW-RS response says: SOPInstanceUIDs stored, failed (with the reason), HTTP status."""
+
     stored: set[str]
     failed: dict[str, str]
     status: int
 
 
-def _parse_stow_response(resp: "requests.Response") -> _StowOutcome:
+def _parse_stow_response(resp: "requests.Response") -> StowOutcome:
     """ReferencedSOPSequence (0008,1199) = stored, FailedSOPSequence (0008,1198) = failed."""
     stored: set[str] = set()
     failed: dict[str, str] = {}
@@ -332,7 +361,7 @@ def _parse_stow_response(resp: "requests.Response") -> _StowOutcome:
         reason = _value(item, "00081197")
         if uid:
             failed[uid] = f"server refused it (FailureReason {reason})" if reason else "server refused it"
-    return _StowOutcome(stored, failed, resp.status_code)
+    return StowOutcome(stored, failed, resp.status_code)
 
 
 def _single_part(resp: "requests.Response", what: str, url: str) -> bytes:

@@ -80,7 +80,15 @@ def _seg_infos(conn: DicomWebConnection, study_uid: str, study_description: str,
 
 def _header_of_instance(conn: DicomWebConnection, study_uid: str, series_uid: str, sop_uid: str,
                         fallback: Any) -> Any:
-    """Header (no pixels) of one instance, retrieved with WADO-RS; ``fallback`` if that fails."""
+    """Header (no pixels) of one instance, retrieved with WADO-RS; ``fallback`` if that fails.
+
+    Raises
+    ------
+    AuthError
+        Credentials refused (not a reason to fall back).
+    ServerUnreachableError
+        The server cannot be reached (not a reason to fall back).
+    """
     import io
 
     import pydicom

@@ -91,6 +91,8 @@ def pull(
         The series is not on the server.
     OutputExistsError
         A different file with the same name exists and ``force`` is not given.
+    UserError
+        The output folder cannot be created.
     """
 
     t0 = time.perf_counter()
