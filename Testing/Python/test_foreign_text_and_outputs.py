@@ -249,7 +249,7 @@ def test_dcmqi_written_tracking_id_that_looks_like_ours_loses_no_voxels(tmp_path
     from pydicom.uid import generate_uid
 
     from AdaptiveBrushDicomLib.core.segment import Segment
-    from AdaptiveBrushDicomLib.io.metadata_tables import write_dcmqi_metadata
+    from AdaptiveBrushDicomLib.io.dcmqi_metadata import write_dcmqi_metadata
     from abdicom_testkit.peers import dcmqi_encode
 
     *_, grid, reference = phantom_series

@@ -13,16 +13,15 @@ import pytest
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
-from AdaptiveBrushDicomLib.io.metadata_tables import (
-    MetadataError,
+from AdaptiveBrushDicomLib.io.dcmqi_metadata import (
     SeriesMetadata,
     apply_dcmqi_metadata,
-    apply_segment_table,
     dcmqi_metadata_dict,
     read_dcmqi_metadata,
-    read_segment_table,
     write_dcmqi_metadata,
 )
+from AdaptiveBrushDicomLib.io.segment_metadata import MetadataError
+from AdaptiveBrushDicomLib.io.segment_table import apply_segment_table, read_segment_table
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment
 from AdaptiveBrushDicomLib.core.terminology import format_terminology_entry
 

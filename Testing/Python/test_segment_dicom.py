@@ -12,7 +12,7 @@ import pytest
 
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.dicom.private_tags import write_segment_private
-from AdaptiveBrushDicomLib.io.metadata_tables import read_dcmqi_metadata
+from AdaptiveBrushDicomLib.io.dcmqi_metadata import read_dcmqi_metadata
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
 from AdaptiveBrushDicomLib.dicom.segment_item import (
     UNSPECIFIED,

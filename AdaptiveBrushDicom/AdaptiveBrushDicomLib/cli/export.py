@@ -122,14 +122,14 @@ def _describe(labelmap: "LabelMap", opts: ExportOptions,
 
     series: dict[str, Any] = {}
     if opts.metadata:
-        from AdaptiveBrushDicomLib.io.metadata_tables import apply_dcmqi_metadata
+        from AdaptiveBrushDicomLib.io.dcmqi_metadata import apply_dcmqi_metadata
 
         labelmap, meta = apply_dcmqi_metadata(labelmap, opts.metadata, allow_unmatched=opts.allow_unmatched,
                                               warnings=warnings)
         series = {"series_description": meta.series_description, "series_number": meta.series_number,
                   "content_creator_name": meta.content_creator_name}
     if opts.segments:
-        from AdaptiveBrushDicomLib.io.metadata_tables import apply_segment_table
+        from AdaptiveBrushDicomLib.io.segment_table import apply_segment_table
 
         labelmap = apply_segment_table(labelmap, opts.segments, allow_unmatched=opts.allow_unmatched,
                                        warnings=warnings)

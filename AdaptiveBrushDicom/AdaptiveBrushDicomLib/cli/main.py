@@ -96,7 +96,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             "decode without --metadata-out", args.metadata_out)
     write_segmentation(lm, out)
     if args.metadata_out:
-        from AdaptiveBrushDicomLib.io.metadata_tables import SeriesMetadata, write_dcmqi_metadata
+        from AdaptiveBrushDicomLib.io.dcmqi_metadata import SeriesMetadata, write_dcmqi_metadata
 
         write_dcmqi_metadata(lm.segments, args.metadata_out, SeriesMetadata.from_dataset(decoded.dataset))
     payload = {
