@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from AdaptiveBrushDicomLib.analysis.metrics import (
 )
 from AdaptiveBrushDicomLib.core.align import Resample
 from AdaptiveBrushDicomLib.core.geometry import Grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 
 Box = tuple[slice, slice, slice]
 
@@ -170,7 +173,8 @@ class ComparisonReport:
 
 
 def _segment_pair(gold_arr: np.ndarray, gold_label: int, gold_box: Box | None,
-                  trial_arr: np.ndarray, trial_label: int, trial_box: Box | None, spacing) -> MaskMetrics:
+                  trial_arr: np.ndarray, trial_label: int, trial_box: Box | None,
+                  spacing: Sequence[float]) -> MaskMetrics:
     box = union_box(gold_box, trial_box)
     if box is None:
         return empty_metrics(0, 0)
@@ -182,7 +186,7 @@ def _layer(array: np.ndarray, layer: int) -> np.ndarray:
 
 
 def compare_trial(gold: Segmentation, trial: Segmentation, *, resample: Resample | str = Resample.NONE,
-                  gold_boxes: dict | None = None) -> TrialComparison:
+                  gold_boxes: dict[tuple[int, int], tuple[Box, int]] | None = None) -> TrialComparison:
     """Compare one trial with the gold standard (both already read).
 
     Parameters
@@ -255,7 +259,7 @@ def _load_gold(gold_path: str, reference: str | None, resample: str) -> None:
     _WORKER.update(gold=gold, reference=ref, resample=resample, boxes=label_boxes(gold.labelmap.array))
 
 
-def _reference(folder: str | Path | None):
+def _reference(folder: str | Path | None) -> ReferenceSeries | None:
     if folder is None:
         return None
     from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries

@@ -58,14 +58,15 @@ def normalized_name(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name).strip().casefold()
 
 
-def _code_key(t: Terminology | None) -> tuple | None:
+def _code_key(t: Terminology | None) -> tuple[tuple[str, str] | None, ...] | None:
+    """The (scheme, value) pairs of every code of ``t`` (None for an absent code or terminology)."""
     if t is None:
         return None
     codes = (t.category, t.type, t.type_modifier, t.anatomic_region, t.anatomic_region_modifier)
     return tuple(None if c is None else (c.scheme, c.value) for c in codes)
 
 
-def _specific_terminology(t: Terminology | None) -> tuple | None:
+def _specific_terminology(t: Terminology | None) -> tuple[tuple[str, str] | None, ...] | None:
     """Code key of ``t`` unless it is absent or the generic Tissue/Tissue default."""
     key = _code_key(t)
     if key is None or t is None:

@@ -101,7 +101,7 @@ def union_box(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple
     return (s[0], s[1], s[2])
 
 
-def _padded_image(mask: np.ndarray, spacing: Sequence[float]):
+def _padded_image(mask: np.ndarray, spacing: Sequence[float]) -> Any:
     """uint8 SimpleITK image of ``mask`` with one voxel of background on every side."""
     import SimpleITK as sitk
 
@@ -119,7 +119,7 @@ def empty_metrics(n_gold: int, n_trial: int) -> MaskMetrics:
     return MaskMetrics(0.0, 0.0, None, None, None, n_gold, n_trial, 0, case)
 
 
-def surface_distances(gold_img, trial_img) -> tuple[np.ndarray, np.ndarray]:
+def surface_distances(gold_img: Any, trial_img: Any) -> tuple[np.ndarray, np.ndarray]:
     """Directed surface distances (mm) between two padded uint8 SimpleITK masks.
 
     Returns

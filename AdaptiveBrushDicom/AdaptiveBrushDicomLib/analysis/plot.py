@@ -28,7 +28,13 @@ MAX_BARS = 30
 
 
 def require_matplotlib() -> None:
-    """Raise a one-line :class:`UserError` when matplotlib is missing."""
+    """Check that matplotlib can be imported (before any work is done).
+
+    Raises
+    ------
+    UserError
+        matplotlib is missing (one line saying what to install).
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -120,7 +126,8 @@ def _summary(t: TrialComparison) -> str:
     return f"{t.name}\nmean Dice {t.mean_dice:.3f}{hd_text}{empty_text}"
 
 
-def _slice_panel(ax: Any, image: np.ndarray | None, gold: np.ndarray, trial: np.ndarray, crop, grid: Grid,
+def _slice_panel(ax: Any, image: np.ndarray | None, gold: np.ndarray, trial: np.ndarray,
+                 crop: tuple[slice, slice], grid: Grid,
                  color: str, title: str) -> None:
     g, t = gold[crop], trial[crop]
     si, sj = grid.spacing_ijk[0], grid.spacing_ijk[1]

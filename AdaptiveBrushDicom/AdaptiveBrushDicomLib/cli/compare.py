@@ -74,7 +74,14 @@ def run_inputs(run_dir: Path, gold_override: str | None = None) -> CompareInputs
 
 
 def resolve_inputs(args: argparse.Namespace) -> CompareInputs:
-    """Decide between ``compare RUN`` and ``compare GOLD TRIAL...``."""
+    """Decide between ``compare RUN`` and ``compare GOLD TRIAL...``.
+
+    Raises
+    ------
+    UserError
+        A run folder mixed with files, ``--gold`` without a run, fewer than two files, or a
+        run with no migrated trial.
+    """
     from AdaptiveBrushDicomLib.runs.results import is_run_dir
 
     paths = [Path(p) for p in args.paths]
@@ -135,7 +142,14 @@ class Progress:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Handler of ``abdicom compare``."""
+    """Handler of ``abdicom compare``.
+
+    Raises
+    ------
+    UserError
+        ``--jobs`` below 1, an output that exists without ``--force``, matplotlib missing for
+        ``--plot``, or bad inputs (see :func:`resolve_inputs`).
+    """
     from AdaptiveBrushDicomLib.analysis.compare import compare_files
     from AdaptiveBrushDicomLib.analysis.report import report_text, write_csv
 
@@ -176,7 +190,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``compare`` to ``abdicom``'s subparsers."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "compare", help="trials vs gold standard: Dice, Jaccard, HD95, ASSD (mm), volumes (mL)",
         description=(
             "Compare trial segmentations with a gold standard: abdicom compare GOLD TRIAL... (SEG files of any "

@@ -17,7 +17,10 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 
 #: Exit code when a command ran but found problems.
 EXIT_PROBLEMS = 1
@@ -30,7 +33,14 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
         print(text)
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> SqliteDicomIndex:
+    """The index of ``--db`` (default location otherwise).
+
+    Raises
+    ------
+    UserError
+        The index cannot be opened (see :class:`~AdaptiveBrushDicomLib.store.sqlite.index.SqliteDicomIndex`).
+    """
     from AdaptiveBrushDicomLib.store.sqlite.index import SqliteDicomIndex
 
     return SqliteDicomIndex(getattr(args, "db", None))
@@ -266,9 +276,9 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
                         "$XDG_DATA_HOME/AdaptiveBrushDicom/index.sqlite)")
 
 
-def register(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``db`` command (with its subcommands) to ``subparsers``; return its parser."""
-    db = subparsers.add_parser(
+    db: argparse.ArgumentParser = subparsers.add_parser(
         "db", help="embedded DICOM index: import, list, find SEGs of a series",
         description="Embedded SQLite index of DICOM files (patients, studies, series, instances, SEG references).",
     )

@@ -37,7 +37,14 @@ def _auth(args: argparse.Namespace) -> Any:
 
 
 def _peer(args: argparse.Namespace) -> Any:
-    """The DIMSE peer of ``--dimse`` (None for DICOMweb); DICOMweb-only options refused."""
+    """The DIMSE peer of ``--dimse`` (None for DICOMweb); DICOMweb-only options refused.
+
+    Raises
+    ------
+    UserError
+        ``--calling-aet`` without ``--dimse``, DICOMweb credentials with ``--dimse``, or a
+        malformed ``AET@HOST:PORT``.
+    """
     if not args.dimse:
         if args.calling_aet:
             raise UserError("--calling-aet goes with --dimse AET@HOST:PORT")

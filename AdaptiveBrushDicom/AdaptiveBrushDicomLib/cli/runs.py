@@ -17,7 +17,13 @@ from AdaptiveBrushDicomLib.errors import UserError
 
 
 def run_folders(paths: list[str]) -> list[Path]:
-    """Run folders named on the command line; a folder of runs stands for every run in it."""
+    """Run folders named on the command line; a folder of runs stands for every run in it.
+
+    Raises
+    ------
+    UserError
+        A path does not exist, or is neither a run nor a folder of runs.
+    """
     from AdaptiveBrushDicomLib.runs.results import is_run_dir
 
     out: list[Path] = []
@@ -107,7 +113,13 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """Handler of ``abdicom runs``."""
+    """Handler of ``abdicom runs``.
+
+    Raises
+    ------
+    UserError
+        ``--jobs`` below 1, or a path that is not a run (see :func:`run_folders`).
+    """
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     summaries = [run_summary(f, dice=not args.no_dice, jobs=args.jobs) for f in run_folders(args.runs)]
@@ -121,7 +133,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``runs`` to ``abdicom``'s subparsers."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "runs", help="a migrated run's trials ranked by value, with SEG, SeriesInstanceUID and mean Dice",
         description=(
             "List the trials of migrated optimization runs, best first (direction from results.json), with "
