@@ -73,6 +73,14 @@ def _add_server(p: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------ push
 def cmd_push(args: argparse.Namespace) -> int:
+    """Handler of ``abdicom push`` (DICOMweb STOW-RS or DIMSE C-STORE); exit 1 when something was not stored.
+
+    Raises
+    ------
+    UserError
+        ``--batch-size`` or ``--retries`` below 1, or what the push itself refuses (see
+        :func:`~AdaptiveBrushDicomLib.store.dicomweb.stow.push`).
+    """
     from AdaptiveBrushDicomLib.store.dicomweb import RetryPolicy, push
 
     if args.batch_size < 1:
@@ -101,6 +109,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ remote segs-for
 def cmd_segs_for(args: argparse.Namespace) -> int:
+    """Handler of ``abdicom remote segs-for``: the SEG series on the server referencing an image series."""
     from AdaptiveBrushDicomLib.store.dicomweb import segs_for
 
     peer = _peer(args)
@@ -129,6 +138,7 @@ def cmd_segs_for(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ remote pull
 def cmd_pull(args: argparse.Namespace) -> int:
+    """Handler of ``abdicom remote pull``: a series into ``--out`` as Part 10 files."""
     from AdaptiveBrushDicomLib.store.dicomweb import pull
 
     peer = _peer(args)

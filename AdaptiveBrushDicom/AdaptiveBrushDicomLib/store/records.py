@@ -55,6 +55,7 @@ class SeriesInfo:
     sop_class_uids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (``--json``)."""
         return asdict(self)
 
 
@@ -71,6 +72,7 @@ class StudyInfo:
     n_instances: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (``--json``)."""
         return asdict(self)
 
 
@@ -125,13 +127,16 @@ class SegSeriesInfo:
 
     @property
     def is_gold(self) -> bool:
+        """True for a gold-standard SEG."""
         return self.kind == SeriesKind.GOLD
 
     @property
     def is_labelmap(self) -> bool:
+        """True for a Label Map Segmentation (SOP class 66.7)."""
         return self.sop_class_uid == SegSopClass.LABELMAP
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (``--json``)."""
         d = asdict(self)
         d["files"] = [str(p) for p in self.files]
         for key in ("sop_instance_uids", "referenced_series_uids", "segment_labels", "algorithms"):
@@ -149,6 +154,7 @@ class FileIssue:
     uid: str | None = None
 
     def __str__(self) -> str:
+        """``path: reason (UID uid)`` for reports."""
         return f"{self.path}: {self.reason}" + (f" (UID {self.uid})" if self.uid else "")
 
 
@@ -191,6 +197,7 @@ class ImportReport:
         return not self.conflicts and not self.errors
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (``--json``)."""
         return {
             "files_seen": self.files_seen, "added": self.added, "unchanged": self.unchanged,
             "relocated": self.relocated, "non_dicom": self.non_dicom,
@@ -199,6 +206,7 @@ class ImportReport:
         }
 
     def to_text(self) -> str:
+        """The report for people: one summary line, then one line per problem."""
         lines = [
             f"{self.files_seen} files: {self.added} added, {self.unchanged} unchanged, "
             f"{self.relocated} relocated, {self.non_dicom} not DICOM, {len(self.conflicts)} conflicts, "
@@ -220,13 +228,16 @@ class VerifyReport:
 
     @property
     def clean(self) -> bool:
+        """True when no indexed file is missing or changed."""
         return not self.missing and not self.changed
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (``--json``)."""
         return {"checked": self.checked, "ok": self.ok, "clean": self.clean,
                 "missing": [asdict(m) for m in self.missing], "changed": [asdict(c) for c in self.changed]}
 
     def to_text(self) -> str:
+        """The report for people: one summary line, then one line per problem."""
         lines = [f"{self.checked} files checked: {self.ok} ok, {len(self.missing)} missing, {len(self.changed)} changed"]
         lines += [f"  missing: {m}" for m in self.missing]
         lines += [f"  changed: {c}" for c in self.changed]
@@ -246,8 +257,10 @@ class RemoveReport:
     paths: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (``--json``)."""
         return asdict(self)
 
     def to_text(self) -> str:
+        """The report for people: one summary line, then one line per problem."""
         return (f"removed {self.instances} instances whose files are gone "
                 f"({self.series} series, {self.studies} studies, {self.patients} patients now empty)")

@@ -41,6 +41,7 @@ class PullReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values (``--json``)."""
         d = asdict(self)
         d["out_dir"] = str(self.out_dir)
         d["files"] = [str(p) for p in self.files]
@@ -48,6 +49,7 @@ class PullReport:
         return d
 
     def to_text(self) -> str:
+        """The report for people: one summary line, then notes."""
         lines = [f"{len(self.files)} instances of series {self.series_instance_uid} in {self.out_dir}: "
                  f"{self.written} written, {self.unchanged} already present ({self.bytes:,} bytes, "
                  f"{self.seconds:.2f} s)"]

@@ -65,6 +65,7 @@ class DicomWebDatabase:
 
     # -------------------------------------------------------------- read side
     def studies(self) -> list["StudyInfo"]:
+        """All studies on the server (QIDO-RS), by patient then study description."""
         from AdaptiveBrushDicomLib.store.records import StudyInfo
 
         rows = self.conn.search_studies(fields=["StudyDescription", "NumberOfStudyRelatedSeries",
@@ -77,6 +78,7 @@ class DicomWebDatabase:
         return sorted(out, key=lambda s: (s.patient_id, s.study_description, s.study_instance_uid))
 
     def series_for_study(self, study_uid: str) -> list["SeriesInfo"]:
+        """Series of a study (QIDO-RS), by SeriesNumber."""
         from AdaptiveBrushDicomLib.store.records import SeriesInfo
 
         rows = self.conn.search_series(study_uid, fields=["SeriesDescription", "SeriesNumber",
@@ -90,9 +92,11 @@ class DicomWebDatabase:
                                           s.series_instance_uid))
 
     def segs_for_series(self, volume_series_uid: str) -> list["SegSeriesInfo"]:
+        """SEG series referencing an image series (see :func:`~.query.segs_for`)."""
         return segs_for(volume_series_uid, self.url, self.auth, retry=self.retry)
 
     def trials_for_run(self, study_uid: str) -> list["SegSeriesInfo"]:
+        """Trial SEGs of a run (study) in trial order."""
         from AdaptiveBrushDicomLib.store.seg_order import trials_in_order
 
         studies = self.conn.search_studies(filters={"StudyInstanceUID": study_uid}, fields=["StudyDescription"])
@@ -100,6 +104,7 @@ class DicomWebDatabase:
         return trials_in_order(_seg_infos(self.conn, study_uid, desc, _seg_series_rows(self.conn, study_uid)))
 
     def gold_for_volume(self, volume_series_uid: str) -> list["SegSeriesInfo"]:
+        """Gold-standard SEGs referencing an image series."""
         from AdaptiveBrushDicomLib.store.seg_order import gold_only
 
         return gold_only(self.segs_for_series(volume_series_uid))
@@ -110,6 +115,7 @@ class DicomWebDatabase:
         return rep.files
 
     def file_for_instance(self, sop_instance_uid: str) -> Path | None:
+        """The instance pulled into the cache folder (None if the server does not have it)."""
         rows = self.conn.search_instances(filters={"SOPInstanceUID": sop_instance_uid},
                                           fields=["StudyInstanceUID", "SeriesInstanceUID"])
         rows = [r for r in rows if _value(r, "00080018") == sop_instance_uid]
@@ -124,6 +130,13 @@ class DicomWebDatabase:
         return target
 
     def show(self, uid: str) -> dict[str, Any]:
+        """What the server holds about a series, study or instance UID.
+
+        Raises
+        ------
+        UnknownUIDError
+            The server knows no series, study or instance with this UID.
+        """
         from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
 
         rows = self.conn.search_series(filters={"SeriesInstanceUID": uid},
@@ -153,7 +166,21 @@ class DicomWebDatabase:
         raise UnknownUIDError(f"{self.url}: UID {uid} is not on the server (no such study, series or instance)")
 
     def verify(self) -> "VerifyReport":
+        """Not available: a DICOMweb server manages its own storage.
+
+        Raises
+        ------
+        UserError
+            Always.
+        """
         raise UserError(f"{self.url}: verify checks local files; a DICOMweb server manages its own storage")
 
     def remove_missing(self) -> "RemoveReport":
+        """Not available: deleting on a server is done with the server's own tools.
+
+        Raises
+        ------
+        UserError
+            Always.
+        """
         raise UserError(f"{self.url}: remove-missing concerns local files; delete on the server with its own tools")
