@@ -252,3 +252,41 @@ def test_uids_depend_on_voxels_and_segment_metadata(tmp_path):
     renamed = [Segment(**{**s.__dict__, "name": s.name + " (edited)"}) for s in segments]
     c = write_seg(LabelMap(labels, grid, renamed), ref, tmp_path / "c.dcm")
     assert c.sop_instance_uid != a.sop_instance_uid
+
+
+def test_layers_without_overlap_are_one_labelmap(tmp_path):
+    """Two layers that share a label value but no voxel: one LABELMAP SEG (not BINARY),
+    the second segment relabelled to a free value, every segment's voxels kept."""
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    layers = np.zeros((2,) + grid.shape_kji, np.uint8)
+    layers[0, 1:4, 5:15, 5:15] = 1
+    layers[0, 1:4, 20:25, 5:15] = 2
+    layers[1, 6:9, 5:15, 5:15] = 1  # same value as layer 0's "A", other voxels
+    segs = [Segment(1, "A", layer=0), Segment(2, "B", layer=0), Segment(1, "C", layer=1)]
+    lm = LabelMap(layers, grid, segs)
+    res = write_seg(lm, ref, tmp_path / "flat.dcm")
+    assert res.sop_class_uid == SegSopClass.LABELMAP and not res.binary_fallback and res.n_segments == 3
+    dec = read_seg(res.path, reference=ref).labelmap
+    assert dec.n_layers == 1
+    by_name = {s.name: s for s in dec.segments}
+    assert (by_name["A"].label, by_name["B"].label, by_name["C"].label) == (1, 2, 3)
+    for s in segs:
+        assert np.array_equal(dec.mask(by_name[s.name]), lm.mask(s)), s.name
+
+
+def test_label_checks_name_the_input(tmp_path):
+    """Duplicate labels, labels < 1 and a labelmap without segments are refused with the
+    input's name, before anything is written."""
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    one = (labels == 1).astype(np.uint8)
+    cases = [
+        ([Segment(1, "A"), Segment(1, "B")], "several segments use label value\\(s\\) \\[1\\]"),
+        ([Segment(1, "A"), Segment(0, "zero")], "segment label values must be >= 1, got \\[0\\]"),
+        ([], "label value\\(s\\) \\[1\\] have no segment description"),
+    ]
+    for segs, message in cases:
+        with pytest.raises(UserError, match=f"trial_7.seg.nrrd: ({message})"):
+            write_seg(LabelMap(one, grid, segs), ref, tmp_path / "x.dcm", source_name="trial_7.seg.nrrd")
+        assert not (tmp_path / "x.dcm").exists()
+    with pytest.raises(UserError, match="trial_7.seg.nrrd: no segments to write"):
+        write_seg(LabelMap(np.zeros_like(one), grid, []), ref, tmp_path / "x.dcm", source_name="trial_7.seg.nrrd")
