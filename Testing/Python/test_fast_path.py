@@ -254,9 +254,14 @@ def test_template_is_not_edited_by_writes(tmp_path):
 
 @pytest.mark.parametrize("broken", ["removed", "signature", "layout"])
 def test_broken_private_api_falls_back_to_highdicom(tmp_path, monkeypatch, broken):
-    """A private highdicom/pydicom API the fast path relies on disappears or changes in a
-    new release: the export still succeeds, through highdicom, voxel-exact."""
-    import highdicom.valuerep as hv
+    """An API of pydicom the fast path relies on disappears or changes in a new release, or
+    the template layout changes: the export still succeeds, through highdicom, voxel-exact.
+    (The fast path no longer uses any highdicom API. It looks up
+    ``pydicom.charset.convert_encodings`` and ``pydicom.filebase.DicomBytesIO`` when it
+    runs, while pydicom's own modules keep the functions they imported, so breaking these
+    breaks only the fast path.)"""
+    import pydicom.charset
+    import pydicom.filebase
 
     def changed(*args, **kwargs):
         raise TypeError("got an unexpected keyword argument (simulated API change)")
@@ -267,10 +272,10 @@ def test_broken_private_api_falls_back_to_highdicom(tmp_path, monkeypatch, broke
     ref = _series(tmp_path, DIRECTIONS["oblique"])
     lm = LabelMap(_blobs(ref.grid.shape_kji, [1, 2, 300]), ref.grid, _segments([1, 2, 300], {"t": 1}))
     seg_fast.TEMPLATES.clear()
-    if broken == "removed":  # the private helper is gone: ImportError inside the fast path
-        monkeypatch.delattr(hv, "_check_code_string")
+    if broken == "removed":  # the helper is gone: ImportError inside the fast path
+        monkeypatch.delattr(pydicom.charset, "convert_encodings")
     elif broken == "signature":
-        monkeypatch.setattr(hv, "_check_long_string", changed)
+        monkeypatch.setattr(pydicom.filebase, "DicomBytesIO", changed)
     else:
         from AdaptiveBrushDicomLib.dicom.seg import fast_template
 
@@ -354,3 +359,92 @@ def test_non_ascii_text_goes_through_highdicom(tmp_path):
     lm2 = LabelMap(lm.array, ref.grid, ascii_segs)
     slow, fast = _both(tmp_path, lm2, ref, tag="desc", series_description="Série 1", expect_fast=False)
     _assert_equivalent(slow, fast, lm2, ref)
+
+
+# ------------------------------------------------------- segment items without highdicom
+def _varied_segments():
+    return [
+        Segment(label=1, name="Liver", color=(200, 90, 40), description="line one\r\nline two",
+                terminology=Terminology(category=Code("123037004", "SCT", "Anatomical Structure"),
+                                        type=Code("10200004", "SCT", "Liver"),
+                                        type_modifier=Code("7771000", "SCT", "Left"),
+                                        anatomic_region=Code("818981001", "SCT", "Abdomen"),
+                                        anatomic_region_modifier=Code("24028007", "SCT", "Right"),
+                                        context_name="My list", anatomic_context_name="My anatomy"),
+                algorithm_type=AlgorithmType.AUTOMATIC, algorithm_name="nnUNet", algorithm_version="2.1",
+                algorithm_parameters={"fold": 3, "name": "Läsion"}, segment_id="Segment_1", layer=1,
+                extra={"tags": {"a": "b"}}),
+        Segment(label=300, name="Odd", color=None, segment_id=None, algorithm_type=AlgorithmType.MANUAL),
+        Segment(label=7, name="Long code", terminology=Terminology(
+            type=Code("1234567890123456789", "99LOCAL", "Long"),
+            category=Code("urn:oid:1.2.3.4.5.6.7.8.9.10", "99URN", "URN code")),
+            algorithm_type=AlgorithmType.SEMIAUTOMATIC, algorithm_name=None),
+    ]
+
+
+def test_small_dataset_encoder_writes_what_pydicom_writes():
+    """encode_small_dataset (the fast path's item encoder) gives pydicom's bytes for every
+    kind of segment item: codes with modifiers, long and URN code values, algorithm
+    identification, descriptions with line breaks, our private block, the Background."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import encode_small_dataset
+    from AdaptiveBrushDicomLib.dicom.seg.fast_segments import _post_process
+    from AdaptiveBrushDicomLib.dicom.segment_dataset import background_dataset, segment_dataset
+    from AdaptiveBrushDicomLib.dicom.segment_values import item_values
+
+    segs = _varied_segments()
+    items = [segment_dataset(item_values(s, n)[0]) for n, s in enumerate(segs, start=1)]
+    holder = _post_process([background_dataset(items[0], keep) for keep in (False, True)] + items, "1.2.3.4", segs)
+    assert len(holder.SegmentSequence) == 5
+    for item in holder.SegmentSequence:
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        write_dataset(buf, item, parent_encoding=["iso8859"])
+        assert encode_small_dataset(item) == buf.getvalue(), item
+
+
+def test_segment_items_equal_highdicom_descriptions():
+    """segment_dataset (pydicom alone) builds the item to_segment_description builds with
+    highdicom, element by element, with the same warnings; also for long/URN code values,
+    modifiers, MANUAL segments without an algorithm, and a colour from the palette."""
+    from AdaptiveBrushDicomLib.dicom.segment_dataset import segment_dataset
+    from AdaptiveBrushDicomLib.dicom.segment_item import to_segment_description
+    from AdaptiveBrushDicomLib.dicom.segment_values import item_values
+
+    for number, seg in enumerate(_varied_segments(), start=1):
+        hd_item, hd_warnings = to_segment_description(seg, number)
+        values, warnings = item_values(seg, number)
+        ours = segment_dataset(values)
+        assert warnings == hd_warnings
+        assert not _diff(hd_item, ours), _diff(hd_item, ours)
+        assert [e.keyword for e in hd_item] == [e.keyword for e in ours]
+
+
+def test_background_item_equals_installed_highdicom(tmp_path):
+    """The Background item the fast path writes is the one the installed highdicom (0.27
+    keeps segment 1's algorithm identification, 0.28 drops it) adds, parameters included."""
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+
+    from AdaptiveBrushDicomLib.dicom.segment_dataset import background_dataset, background_keeps_algorithm
+    from AdaptiveBrushDicomLib.dicom.segment_item import finalize_dataset, to_segment_description
+
+    seg = _varied_segments()[0]
+    desc, _ = to_segment_description(seg, 1)
+    holder = Dataset()
+    holder.StudyInstanceUID = "1.2.3"
+    hd.seg.Segmentation._add_segment_descriptions(holder, [desc], hd.seg.SegmentationTypeValues.LABELMAP)
+    finalize_dataset(holder, [seg])
+    first_desc, _ = to_segment_description(seg, 1)
+    ours = Dataset()
+    ours.StudyInstanceUID = "1.2.3"
+    ours.SegmentSequence = [background_dataset(first_desc, background_keeps_algorithm()), first_desc]
+    finalize_dataset(ours, [seg])
+    assert not _diff(holder.SegmentSequence[0], ours.SegmentSequence[0])
+    keeps = "SegmentationAlgorithmIdentificationSequence" in holder.SegmentSequence[0]
+    assert keeps is background_keeps_algorithm()
+    if keeps:
+        assert ours.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters == \
+            '{"fold":3,"name":"L\\u00e4sion"}'

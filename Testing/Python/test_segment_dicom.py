@@ -14,19 +14,15 @@ from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.dicom.private_tags import write_segment_private
 from AdaptiveBrushDicomLib.io.dcmqi_metadata import read_dcmqi_metadata
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType, Code, Segment, Terminology
+from AdaptiveBrushDicomLib.dicom.algorithm_family import algorithm_family
 from AdaptiveBrushDicomLib.dicom.segment_item import (
-    UNSPECIFIED,
-    SegmentMetadataError,
-    algorithm_family,
-    decode_slicer_extras,
-    encode_slicer_extras,
     finalize_dataset,
-    format_parameters,
     from_segment_item,
-    parse_parameters,
     segments_from_dataset,
     to_segment_description,
 )
+from AdaptiveBrushDicomLib.dicom.segment_text import UNSPECIFIED, SegmentMetadataError, format_parameters, parse_parameters
+from AdaptiveBrushDicomLib.dicom.tracking_id import decode_slicer_extras, encode_slicer_extras
 from AdaptiveBrushDicomLib.core.terminology import same_codes
 
 from conftest import tool_path

@@ -202,8 +202,9 @@ def plan_batch(sources: Sequence[str | Path], out_dir: str | Path, opts: ExportO
     Raises
     ------
     UserError
-        No inputs, an input missing, two inputs with the same stem, an output that exists
-        without ``force``, or ``out_dir`` is a file.
+        No inputs, an input missing, two inputs with the same stem, or ``out_dir`` is a file.
+    OutputExistsError
+        An output exists and ``force`` is not given.
     """
     if not sources:
         raise UserError("no segmentation given")
@@ -382,7 +383,14 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``abdicom export``: one SEG (``--out``) or a batch (``--out-dir``)."""
+    """``abdicom export``: one SEG (``--out``) or a batch (``--out-dir``).
+
+    Raises
+    ------
+    UserError
+        Neither or both of ``--out`` / ``--out-dir``, several inputs with ``--out``, or a
+        negative ``--series-number`` / ``--max-labels`` below 1.
+    """
     if (args.out is None) == (args.out_dir is None):
         raise UserError("give either --out FILE (one segmentation) or --out-dir DIR (one SEG per input)")
     if args.series_number is not None and args.series_number < 0:
@@ -458,7 +466,7 @@ def _export_many(args: argparse.Namespace, opts: ExportOptions) -> int:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``export`` to the ``abdicom`` sub-command parsers; return its parser."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "export", help="segmentations (.seg.nrrd or label images) -> DICOM SEG (one, or a batch with --out-dir)",
         description="Write each segmentation as a DICOM SEG referencing the image series in --reference. "
                     "One input: --out FILE. Several: --out-dir DIR writes DIR/<input name>.dcm each "

@@ -24,269 +24,50 @@ segment_id, label, layer      TrackingID (0062,0020) "<segment_id> (label <L>[, 
                               :func:`encode_slicer_extras`)
 ============================  ==========================================================
 
-Over-long values raise :class:`~.errors.UserError` naming the segment and the attribute;
-nothing is cut silently. highdicom is imported inside the functions.
+The values are decided and checked in :mod:`.segment_values` (over-long values raise
+:class:`~.segment_text.SegmentMetadataError` naming the segment and the attribute;
+nothing is cut silently). This module builds the item with highdicom (the reference path;
+:mod:`.segment_dataset` builds the same item with pydicom alone for the fast writer),
+post-processes a built SEG (:func:`finalize_dataset`) and reads items back
+(:func:`from_segment_item`). highdicom is imported inside the functions.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from AdaptiveBrushDicomLib.core.colors import color_for_terminology, default_color, dicom_lab_to_rgb, rgb_to_dicom_lab
-from AdaptiveBrushDicomLib.errors import UserError
+from AdaptiveBrushDicomLib.core.colors import dicom_lab_to_rgb, rgb_to_dicom_lab
 from AdaptiveBrushDicomLib.core.segment import TISSUE, AlgorithmType, Code, Segment, Terminology
-from AdaptiveBrushDicomLib.core.terminology import TerminologyError, check_code
+from AdaptiveBrushDicomLib.dicom.segment_text import UNSPECIFIED, format_parameters, parse_parameters
+from AdaptiveBrushDicomLib.dicom.segment_values import item_values
+from AdaptiveBrushDicomLib.dicom.tracking_id import decode_slicer_extras, tracking_uid
 
 if TYPE_CHECKING:  # pragma: no cover
     import highdicom
     from pydicom.dataset import Dataset
 
 __all__ = [
-    "SegmentMetadataError",
-    "SlicerExtras",
-    "UNSPECIFIED",
-    "VR_LIMITS",
-    "algorithm_family",
-    "decode_slicer_extras",
-    "encode_slicer_extras",
     "finalize_dataset",
-    "format_parameters",
     "from_segment_item",
-    "parse_parameters",
+    "segments_from_dataset",
     "to_segment_description",
-    "tracking_uid",
 ]
-
-#: Maximum lengths (characters) of the attributes we write (PS3.5 Table 6.2-1).
-VR_LIMITS: dict[str, tuple[str, int]] = {
-    "SegmentLabel": ("LO", 64),
-    "SegmentDescription": ("ST", 1024),
-    "SegmentAlgorithmName": ("LO", 64),
-    "AlgorithmName": ("LO", 64),
-    "AlgorithmVersion": ("LO", 64),
-    "AlgorithmParameters": ("LT", 10240),
-    "CodeMeaning": ("LO", 64),
-    "TrackingID": ("LO", 64),
-}
-
-#: Written as AlgorithmName / AlgorithmVersion when a non-MANUAL segment does not say
-#: (both are Type 1 in the Algorithm Identification macro); read back as None.
-UNSPECIFIED = "unspecified"
-
-
-class SegmentMetadataError(UserError):
-    """A segment attribute cannot be written to DICOM as it is."""
-
-
-# ------------------------------------------------------------------------- checks
-def _check_text(value: str, attribute: str, segment_name: str, what: str | None = None) -> str:
-    """Check ``value`` fits ``attribute``'s VR; raise naming the segment and attribute.
-
-    ``what`` names the field when the attribute alone is ambiguous (e.g. which code's
-    CodeMeaning).
-    """
-    vr, limit = VR_LIMITS[attribute]
-    field = f"{what} {attribute}" if what else attribute
-    if len(value) > limit:
-        raise SegmentMetadataError(
-            f"segment {segment_name!r}: {field} ({vr}) is {len(value)} characters, the limit is {limit}; "
-            f"shorten it: {value[:40]!r}..."
-        )
-    if vr == "LO" and "\\" in value:
-        raise SegmentMetadataError(
-            f"segment {segment_name!r}: {field} ({vr}) must not contain a backslash: {value!r}"
-        )
-    bad = [c for c in value if ord(c) < 32 and (vr == "LO" or c not in "\r\n\t\f\x1b")]
-    if bad:
-        raise SegmentMetadataError(f"segment {segment_name!r}: {field} ({vr}) contains control characters: {value!r}")
-    return value
-
-
-def _coded_concept(code: Code, what: str, segment_name: str) -> "highdicom.sr.CodedConcept":
-    from highdicom.sr import CodedConcept
-
-    try:
-        check_code(code, f"segment {segment_name!r} {what}")
-    except TerminologyError as exc:
-        raise SegmentMetadataError(str(exc)) from None
-    _check_text(code.meaning, "CodeMeaning", segment_name, what)
-    return CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=code.meaning)
-
-
-# ----------------------------------------------------------------------- parameters
-def format_parameters(parameters: dict[str, Any], segment_name: str = "?") -> str:
-    """Algorithm parameters as compact, key-sorted JSON (the AlgorithmParameters value).
-
-    ``json.dumps(parameters, sort_keys=True, separators=(",", ":"), ensure_ascii=True)``:
-    non-ASCII characters are escaped, so the value stays in the default character
-    repertoire, and ``json.loads`` gives the dict back exactly.
-
-    Raises
-    ------
-    SegmentMetadataError
-        When the parameters are not JSON-serialisable (NaN / infinity included) or the
-        JSON is longer than 10240 characters (LT).
-    """
-    try:
-        text = json.dumps(parameters, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SegmentMetadataError(
-            f"segment {segment_name!r}: algorithm parameters are not JSON-serialisable ({exc})"
-        ) from None
-    return _check_text(text, "AlgorithmParameters", segment_name)
-
-
-def parse_parameters(text: str) -> tuple[dict[str, Any] | None, str | None]:
-    """Read AlgorithmParameters: our JSON, or highdicom's ``key=value,key=value``.
-
-    Returns
-    -------
-    (parameters, raw)
-        ``parameters`` is a dict when the text is a JSON object or ``k=v`` pairs, else
-        None and ``raw`` is the unparsed text.
-    """
-    text = str(text).strip()
-    if not text:
-        return None, None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if isinstance(value, dict):
-        return value, None
-    pairs = [p for p in text.split(",")]
-    if all("=" in p for p in pairs):
-        return {k.strip(): v for k, v in (p.split("=", 1) for p in pairs)}, None
-    return None, text
-
-
-# ------------------------------------------------------------------ algorithm family
-#: (substrings of the normalised name, whole tokens, CID 7162 attribute), first match wins.
-_FAMILY_RULES: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
-    (("manual", "paint", "draw", "eras", "scissor"), (), "ManualProcessing"),
-    (("level_set", "levelset", "geodesic", "snake", "active_contour", "deformable", "chan_vese"), (),
-     "DeformableModels"),
-    (("nnunet", "unet", "monai", "totalseg", "deep", "neural", "segment_anything", "medsam"),
-     ("sam", "ai", "cnn", "dl"), "ArtificialIntelligence"),
-    (("watershed", "morpholog", "dilat", "erosion", "erode"), ("opening", "closing"), "MorphologicalOperations"),
-    (("threshold", "otsu", "histogram"), (), "HistogramAnalysis"),
-    (("kmeans", "k_means", "cluster", "fuzzy_c"), ("gmm",), "ClusterAnalysis"),
-    (("edge", "canny", "sobel", "gradient"), (), "EdgeDetection"),
-    (("region_grow", "regiongrow", "connected", "flood", "grow", "random_walk", "graph_cut", "graphcut",
-      "fast_march", "brush", "neighbo"), (), "NeighborhoodAnalysis"),
-)
-
-
-def algorithm_family(name: str | None, algorithm_type: AlgorithmType) -> Any:
-    """AlgorithmFamilyCodeSequence code (DICOM CID 7162) for an algorithm name.
-
-    Chosen by keywords in the name, lower-cased with runs of other characters turned into
-    ``_`` (e.g. ``watershed`` -> Morphological Operations, ``level_set`` / ``geodesic`` ->
-    Deformable Models, ``region_growing`` / ``brush`` -> Neighborhood Analysis,
-    ``threshold`` -> Histogram Analysis, ``nnUNet`` / token ``sam`` -> Artificial
-    Intelligence, ``manual...`` -> Manual Processing); a MANUAL segment without a
-    recognised name -> Manual Processing; anything else -> Neighborhood Analysis (what an
-    adaptive brush does: classify voxels around a click).
-
-    Returns
-    -------
-    pydicom.sr.coding.Code
-    """
-    from pydicom.sr.codedict import codes
-
-    tokens = [t for t in re.split(r"[^a-z0-9]+", (name or "").lower()) if t]
-    key = "_".join(tokens)
-    for substrings, whole, attr in _FAMILY_RULES:
-        if any(sub in key for sub in substrings) or any(t in whole for t in tokens):
-            return getattr(codes.cid7162, attr)
-    if algorithm_type is AlgorithmType.MANUAL:
-        return codes.cid7162.ManualProcessing
-    return codes.cid7162.NeighborhoodAnalysis
-
-
-# --------------------------------------------------------------------- Slicer extras
-@dataclass(frozen=True)
-class SlicerExtras:
-    """Slicer-only segment attributes with no DICOM attribute of their own."""
-
-    label: int
-    layer: int = 0
-    segment_id: str | None = None
-
-
-_EXTRAS_RE = re.compile(r"^(?:(?P<id>.*\S) )?\(label (?P<label>\d+)(?:, layer (?P<layer>\d+))?\)$")
-
-
-def encode_slicer_extras(segment: Segment) -> tuple[str, list[str]]:
-    """Encode Slicer segment ID, label value and layer as a TrackingID (0062,0020) value.
-
-    Format: ``"<segment_id> (label <L>)"``, with ``", layer <n>"`` before the closing
-    parenthesis when the layer is not 0, e.g. ``"Segment_1 (label 300)"``,
-    ``"Edema (label 2, layer 1)"``, or ``"(label 5)"`` when there is no segment ID.
-
-    TrackingID is a standard Type 1C attribute of the Segment Description macro meant to
-    track the same finding across objects: the Slicer segment ID is exactly that (the
-    same segment across trial SEGs and the gold standard). It is LO (64 characters).
-
-    Returns
-    -------
-    (tracking_id, warnings)
-        When the segment ID does not fit (too long, backslash, control character) it is
-        left out and a warning says so; label and layer are always kept.
-    """
-    suffix = f"(label {int(segment.label)}" + (f", layer {int(segment.layer)})" if segment.layer else ")")
-    sid = segment.segment_id
-    warnings: list[str] = []
-    if sid is not None and sid.strip():
-        sid = sid.strip()
-        candidate = f"{sid} {suffix}"
-        ok = len(candidate) <= 64 and "\\" not in sid and all(ord(c) >= 32 for c in sid)
-        decoded = decode_slicer_extras(candidate) if ok else None
-        if decoded is not None and decoded.segment_id == sid:
-            return candidate, warnings
-        warnings.append(
-            f"segment {segment.name!r}: Slicer segment ID {sid!r} does not fit DICOM TrackingID (LO, 64 "
-            "characters, no backslash); it is not stored (name, label value and layer are)"
-        )
-    return suffix, warnings
-
-
-def decode_slicer_extras(tracking_id: str | None) -> SlicerExtras | None:
-    """Inverse of :func:`encode_slicer_extras`; None when ``tracking_id`` is not ours."""
-    if not tracking_id:
-        return None
-    m = _EXTRAS_RE.match(str(tracking_id).strip())
-    if m is None:
-        return None
-    return SlicerExtras(
-        label=int(m.group("label")),
-        layer=int(m.group("layer") or 0),
-        segment_id=m.group("id"),
-    )
-
-
-def tracking_uid(tracking_id: str, scope: str | None = None) -> str:
-    """Deterministic TrackingUID for a TrackingID within ``scope`` (e.g. the StudyInstanceUID).
-
-    The same segment ID in the same study (every trial and the gold standard of one run)
-    gets the same UID, which is what tracking across objects means in DICOM.
-    """
-    from AdaptiveBrushDicomLib.dicom.uids import derive_uid
-
-    return derive_uid("segment-tracking", scope or "", tracking_id)
 
 
 # --------------------------------------------------------------------------- writing
+def _concept(code: Code) -> "highdicom.sr.CodedConcept":
+    from highdicom.sr import CodedConcept
+
+    return CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=code.meaning)
+
+
 def to_segment_description(
     segment: Segment,
     segment_number: int,
     *,
     tracking_scope: str | None = None,
 ) -> tuple["highdicom.seg.SegmentDescription", list[str]]:
-    """Build the SegmentSequence item for one segment.
+    """Build the SegmentSequence item for one segment with highdicom.
 
     Parameters
     ----------
@@ -308,95 +89,42 @@ def to_segment_description(
     SegmentMetadataError
         A value exceeds its VR limit, contains forbidden characters, a coding scheme is
         unknown, or parameters are not JSON-serialisable; the message names the segment
-        and the attribute.
+        and the attribute (:func:`~.segment_values.item_values`).
     """
     import highdicom as hd
 
-    warnings: list[str] = []
-    name = segment.name
-    if not isinstance(name, str) or not name.strip():
-        raise SegmentMetadataError(f"segment with label value {segment.label}: SegmentLabel (name) is empty")
-    _check_text(name, "SegmentLabel", name)
-
-    terminology = segment.terminology
-    if terminology is None:
-        terminology = Terminology()
-        warnings.append(
-            f"segment {name!r}: no terminology; written as category and type "
-            f"{TISSUE.meaning} ({TISSUE.scheme} {TISSUE.value})"
-        )
-    category = _coded_concept(terminology.category, "category", name)
-    type_ = _coded_concept(terminology.type, "type", name)
-    region = (
-        None if terminology.anatomic_region is None
-        else _coded_concept(terminology.anatomic_region, "anatomic region", name)
-    )
-
-    try:
-        algorithm_type = AlgorithmType(segment.algorithm_type)
-    except ValueError:
-        raise SegmentMetadataError(
-            f"segment {name!r}: SegmentAlgorithmType {segment.algorithm_type!r} is not AUTOMATIC, "
-            "SEMIAUTOMATIC or MANUAL"
-        ) from None
+    values, warnings = item_values(segment, segment_number, tracking_scope=tracking_scope)
     identification = None
-    has_algorithm = bool(segment.algorithm_name or segment.algorithm_version) or segment.algorithm_parameters is not None
-    params_text = None
-    if segment.algorithm_parameters is not None:
-        params_text = format_parameters(segment.algorithm_parameters, name)
-    if algorithm_type is not AlgorithmType.MANUAL or has_algorithm:
-        alg_name = segment.algorithm_name or UNSPECIFIED
-        if not segment.algorithm_name and algorithm_type is not AlgorithmType.MANUAL:
-            warnings.append(
-                f"segment {name!r}: {algorithm_type.value} segment without an algorithm name; "
-                f"AlgorithmName written as {UNSPECIFIED!r}"
-            )
-        _check_text(alg_name, "AlgorithmName", name)
-        version = segment.algorithm_version or UNSPECIFIED
-        _check_text(version, "AlgorithmVersion", name)
+    if values.algorithm is not None:
+        family = values.algorithm.family
         identification = hd.AlgorithmIdentificationSequence(
-            name=alg_name,
-            family=algorithm_family(segment.algorithm_name, algorithm_type),
-            version=version,
+            name=values.algorithm.name,
+            family=hd.sr.CodedConcept(family.value, family.scheme, family.meaning),
+            version=values.algorithm.version,
         )
-        if params_text is not None:
-            identification[0].AlgorithmParameters = params_text
-
-    tracking_id, extra_warnings = encode_slicer_extras(segment)
-    warnings.extend(extra_warnings)
-
-    color = segment.color
-    if color is None:
-        # no terminology either: a palette colour, so segments stay distinguishable
-        color = (color_for_terminology(terminology.type) if segment.terminology is not None else None) \
-            or default_color(segment_number - 1)
-
+        if values.algorithm.parameters is not None:
+            identification[0].AlgorithmParameters = values.algorithm.parameters
+    region = None if values.anatomic_region is None else _concept(values.anatomic_region)
     desc = hd.seg.SegmentDescription(
-        segment_number=int(segment_number),
-        segment_label=name,
-        segmented_property_category=category,
-        segmented_property_type=type_,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues(algorithm_type.value),
+        segment_number=values.number,
+        segment_label=values.label,
+        segmented_property_category=_concept(values.category),
+        segmented_property_type=_concept(values.type),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues(values.algorithm_type.value),
         algorithm_identification=identification,
-        tracking_id=tracking_id,
-        tracking_uid=tracking_uid(tracking_id, tracking_scope),
+        tracking_id=values.tracking_id,
+        tracking_uid=values.tracking_uid,
         anatomic_regions=None if region is None else [region],
     )
-    if terminology.type_modifier is not None:
+    if values.type_modifier is not None:
         desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
-            _coded_concept(terminology.type_modifier, "type modifier", name)
-        ]
-    if region is not None and terminology.anatomic_region_modifier is not None:
-        desc.AnatomicRegionSequence[0].AnatomicRegionModifierSequence = [
-            _coded_concept(terminology.anatomic_region_modifier, "anatomic region modifier", name)
-        ]
-    if segment.description:
-        desc.SegmentDescription = _check_text(segment.description, "SegmentDescription", name)
+            _concept(values.type_modifier)]
+    if region is not None and values.anatomic_region_modifier is not None:
+        desc.AnatomicRegionSequence[0].AnatomicRegionModifierSequence = [_concept(values.anatomic_region_modifier)]
+    if values.description is not None:
+        desc.SegmentDescription = values.description
     # set the uint16 triple directly: highdicom's CIELabColor rounds its own conversion
-    try:
-        desc.RecommendedDisplayCIELabValue = list(rgb_to_dicom_lab(tuple(color)))
-    except (UserError, TypeError, ValueError) as exc:
-        raise SegmentMetadataError(f"segment {name!r}: colour {color!r} is not an 8-bit RGB triple ({exc})") from None
+    desc.RecommendedDisplayCIELabValue = list(values.lab)
     return desc, warnings
 
 
@@ -482,48 +210,33 @@ def _first(ds: "Dataset", keyword: str) -> "Dataset | None":
     return seq[0] if seq else None
 
 
-def from_segment_item(item: "Dataset", *, written_by_us: bool = False) -> tuple[int, Segment]:
-    """Read one SegmentSequence item (ours, highdicom's, dcmqi's, anyone's).
-
-    Parameters
-    ----------
-    item : one SegmentSequence item.
-    written_by_us : the file says it was written by this package
-        (:func:`~.private_tags.written_by_us`); lets the TrackingID of files from before
-        our private label element be trusted.
-
-    Returns
-    -------
-    (segment_number, Segment)
-        The segment's ``label`` is the original Slicer label value when the item is ours
-        (our private block, :func:`~.private_tags.ours_label`, or ``written_by_us`` and
-        our TrackingID encoding, :func:`encode_slicer_extras`), else the SegmentNumber:
-        a foreign TrackingID is never parsed for a label.
-        Foreign TrackingID / TrackingUID values are kept in ``segment.extra``
-        (``"tracking_id"``, ``"tracking_uid"``). Context names are not stored in DICOM:
-        the terminology gets Slicer's DICOM master list context names.
-    """
-    number = int(item.SegmentNumber)
-    extra: dict[str, Any] = {}
-    name = str(item.get("SegmentLabel") or "").strip() or f"Segment {number}"
-
+def _terminology_from_item(item: "Dataset") -> Terminology | None:
+    """The item's codes; None when it has neither a category nor a type."""
     type_item = _first(item, "SegmentedPropertyTypeCodeSequence")
     category = _code_from_item(_first(item, "SegmentedPropertyCategoryCodeSequence"))
     type_ = _code_from_item(type_item)
-    modifier = None if type_item is None else _code_from_item(_first(type_item, "SegmentedPropertyTypeModifierCodeSequence"))
+    if category is None and type_ is None:
+        return None
+    modifier = None if type_item is None else _code_from_item(
+        _first(type_item, "SegmentedPropertyTypeModifierCodeSequence"))
     region_item = _first(item, "AnatomicRegionSequence")
     region = _code_from_item(region_item)
-    region_modifier = None if region_item is None else _code_from_item(_first(region_item, "AnatomicRegionModifierSequence"))
-    terminology = None
-    if category is not None or type_ is not None:
-        terminology = Terminology(
-            category=category or TISSUE,
-            type=type_ or TISSUE,
-            type_modifier=modifier,
-            anatomic_region=region,
-            anatomic_region_modifier=region_modifier,
-        )
+    region_modifier = None if region_item is None else _code_from_item(
+        _first(region_item, "AnatomicRegionModifierSequence"))
+    return Terminology(
+        category=category or TISSUE,
+        type=type_ or TISSUE,
+        type_modifier=modifier,
+        anatomic_region=region,
+        anatomic_region_modifier=region_modifier,
+    )
 
+
+def _algorithm_from_item(
+    item: "Dataset", extra: dict[str, Any],
+) -> tuple[AlgorithmType, str | None, str | None, dict[str, Any] | None]:
+    """(algorithm type, name, version, parameters) of the item; what has no Segment field
+    (a foreign algorithm type, unparsed parameters, the family code) goes into ``extra``."""
     raw_type = str(item.get("SegmentAlgorithmType") or "").strip().upper()
     try:
         algorithm_type = AlgorithmType(raw_type)
@@ -531,7 +244,6 @@ def from_segment_item(item: "Dataset", *, written_by_us: bool = False) -> tuple[
         algorithm_type = AlgorithmType.SEMIAUTOMATIC
         if raw_type:
             extra["dicom_algorithm_type"] = raw_type
-
     alg = _first(item, "SegmentationAlgorithmIdentificationSequence")
     alg_name = str(item.get("SegmentAlgorithmName") or "") or None
     version = None
@@ -546,19 +258,14 @@ def from_segment_item(item: "Dataset", *, written_by_us: bool = False) -> tuple[
         family = _code_from_item(_first(alg, "AlgorithmFamilyCodeSequence"))
         if family is not None:
             extra["algorithm_family"] = family
-    if alg_name == UNSPECIFIED:
-        alg_name = None
-    if version == UNSPECIFIED:
-        version = None
+    return (algorithm_type, None if alg_name == UNSPECIFIED else alg_name,
+            None if version == UNSPECIFIED else version, parameters)
 
-    color = None
-    lab = item.get("RecommendedDisplayCIELabValue")
-    if lab is not None and len(lab) == 3:
-        color = dicom_lab_to_rgb([int(v) for v in lab])
 
-    description = item.get("SegmentDescription")
-    description = str(description) if description not in (None, "") else None
-
+def _slicer_fields(item: "Dataset", number: int, written_by_us: bool,
+                   extra: dict[str, Any]) -> tuple[int, int, str | None]:
+    """(label, layer, segment_id): ours from the private block / our TrackingID, else the
+    SegmentNumber; a foreign TrackingID / TrackingUID goes into ``extra``."""
     from AdaptiveBrushDicomLib.dicom.private_tags import ours_label
 
     label, layer, segment_id = number, 0, None
@@ -576,7 +283,42 @@ def from_segment_item(item: "Dataset", *, written_by_us: bool = False) -> tuple[
         extra["tracking_id"] = str(tid)
         if item.get("TrackingUID"):
             extra["tracking_uid"] = str(item.TrackingUID)
+    return label, layer, segment_id
 
+
+def from_segment_item(item: "Dataset", *, written_by_us: bool = False) -> tuple[int, Segment]:
+    """Read one SegmentSequence item (ours, highdicom's, dcmqi's, anyone's).
+
+    Parameters
+    ----------
+    item : one SegmentSequence item.
+    written_by_us : the file says it was written by this package
+        (:func:`~.private_tags.written_by_us`); lets the TrackingID of files from before
+        our private label element be trusted.
+
+    Returns
+    -------
+    (segment_number, Segment)
+        The segment's ``label`` is the original Slicer label value when the item is ours
+        (our private block, :func:`~.private_tags.ours_label`, or ``written_by_us`` and
+        our TrackingID encoding, :func:`~.tracking_id.encode_slicer_extras`), else the
+        SegmentNumber: a foreign TrackingID is never parsed for a label.
+        Foreign TrackingID / TrackingUID values are kept in ``segment.extra``
+        (``"tracking_id"``, ``"tracking_uid"``). Context names are not stored in DICOM:
+        the terminology gets Slicer's DICOM master list context names.
+    """
+    number = int(item.SegmentNumber)
+    extra: dict[str, Any] = {}
+    name = str(item.get("SegmentLabel") or "").strip() or f"Segment {number}"
+    terminology = _terminology_from_item(item)
+    algorithm_type, alg_name, version, parameters = _algorithm_from_item(item, extra)
+    color = None
+    lab = item.get("RecommendedDisplayCIELabValue")
+    if lab is not None and len(lab) == 3:
+        color = dicom_lab_to_rgb([int(v) for v in lab])
+    description = item.get("SegmentDescription")
+    description = str(description) if description not in (None, "") else None
+    label, layer, segment_id = _slicer_fields(item, number, written_by_us, extra)
     return number, Segment(
         label=label,
         name=name,

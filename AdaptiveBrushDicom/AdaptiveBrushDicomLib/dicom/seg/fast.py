@@ -39,12 +39,13 @@ encapsulated syntaxes (RLE, JPEG 2000, JPEG-LS) use the highdicom path.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -175,17 +176,30 @@ def _pixel_array(pixel: np.ndarray, n_segments: int) -> np.ndarray:
     return np.ascontiguousarray(pixel)
 
 
-def _check_text(series_description: str | None, content_description: str | None, content_label: str) -> None:
-    """ASCII only (else :class:`NotSupported`), and the VR limits highdicom enforces."""
-    from highdicom.valuerep import _check_code_string, _check_long_string
+#: What highdicom accepts as a ContentLabel (``highdicom.valuerep._check_code_string``):
+#: 1-16 upper-case letters, digits, spaces or underscores, not starting with a digit,
+#: space or underscore, not ending with a space or underscore.
+_CODE_STRING = re.compile(r"[A-Z][A-Z0-9_ ]{0,14}[A-Z0-9]$|[A-Z]$")
 
+
+def _check_text(series_description: str | None, content_description: str | None, content_label: str) -> None:
+    """ASCII only, and the VR rules highdicom enforces on these values.
+
+    Raises
+    ------
+    NotSupported
+        Non-ASCII text (the highdicom path writes it with a UTF-8 character set), or a
+        value highdicom refuses (a ContentLabel that is not a code string, a LO value over
+        64 characters or with a backslash): the highdicom path then reports it.
+    """
     for value in (series_description, content_description, content_label):
         if value is not None and not str(value).isascii():
             raise NotSupported("non-ASCII series text")
-    _check_code_string(content_label)
+    if not isinstance(content_label, str) or _CODE_STRING.match(content_label) is None:
+        raise NotSupported("ContentLabel is not a code string highdicom accepts")
     for value in (content_description, series_description):
-        if value is not None:
-            _check_long_string(value)
+        if value is not None and (len(value) > 64 or "\\" in value):
+            raise NotSupported("a LO value highdicom refuses")
 
 
 def _segment_items(segments: Sequence[Any], study: str, encodings: list[str]) -> tuple[list[bytes], list[str]]:
@@ -193,7 +207,7 @@ def _segment_items(segments: Sequence[Any], study: str, encodings: list[str]) ->
     items = [_background_item(segments[0], study, encodings)]
     msgs: list[str] = []
     for number, seg in enumerate(segments, start=1):
-        data, _item_ds, seg_msgs = _segment_item(seg, number, study, encodings)
+        data, seg_msgs = _segment_item(seg, number, study, encodings)
         items.append(data)
         msgs.extend(seg_msgs)
     return items, msgs
@@ -332,7 +346,7 @@ def _deflate_frames(pixel: np.ndarray, order: list[int], pad: int) -> list[bytes
         return [f.result() for f in futures]
 
 
-def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int):
+def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int) -> Iterator[bytes | memoryview]:
     """The header, then each frame as a zero-copy view of the (C-contiguous) array."""
     yield header
     for k in order:

@@ -22,13 +22,13 @@ def _encoder(encodings: Sequence[str]) -> tuple[Callable[[Any], bytes], Callable
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_data_element, write_dataset
 
-    def element(elem) -> bytes:
+    def element(elem: Any) -> bytes:
         buf = DicomBytesIO()
         buf.is_little_endian, buf.is_implicit_VR = True, False
         write_data_element(buf, elem, list(encodings))
         return buf.getvalue()
 
-    def dataset(ds) -> bytes:
+    def dataset(ds: Any) -> bytes:
         buf = DicomBytesIO()
         buf.is_little_endian, buf.is_implicit_VR = True, False
         write_dataset(buf, ds, parent_encoding=list(encodings))
@@ -78,3 +78,66 @@ def encode_text(tag: int, vr: str, text: str) -> bytes:
 def encode_sequence(tag: int, item_bodies: Sequence[bytes]) -> bytes:
     """A sequence with explicit lengths from its items' encoded bodies."""
     return _sequence(tag, [_item(body) for body in item_bodies])
+
+
+#: Text VRs :func:`encode_small_dataset` writes itself (ASCII values only).
+_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+#: Binary VRs it writes itself: struct format of one value.
+_BINARY_VRS = {"US": "<H", "UL": "<I", "SS": "<h", "SL": "<i"}
+
+
+def _value_bytes(vr: str, value: Any) -> bytes:
+    """The encoded, even-length value of one element.
+
+    Raises
+    ------
+    NotSupported
+        A VR or value this encoder leaves to pydicom (numbers as text, person names,
+        non-ASCII text, floats, bytes).
+    """
+    if value is None or value == "":
+        return b""
+    many = isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+    values = list(value) if many else [value]
+    if vr in _TEXT_VRS:
+        if not all(isinstance(v, str) for v in values):
+            raise NotSupported(f"{vr} value that is not a str")
+        text = "\\".join(values)
+        if not text.isascii():
+            raise NotSupported("non-ASCII text")
+        raw = text.encode("ascii")
+        if len(raw) % 2:
+            raw += b"\x00" if vr == "UI" else b" "
+        return raw
+    fmt = _BINARY_VRS.get(vr)
+    if fmt is None or not all(isinstance(v, int) for v in values):
+        raise NotSupported(f"VR {vr}")
+    return b"".join(struct.pack(fmt, v) for v in values)
+
+
+def encode_small_dataset(ds: Any) -> bytes:
+    """A small dataset (a SegmentSequence item: text, integers, sequences) in Explicit VR
+    Little Endian, byte for byte what pydicom's ``write_dataset`` writes for it (tested in
+    ``Testing/Python/test_fast_path.py``), ~10x faster: sequences and items get explicit
+    lengths, text is padded to even length (UI with NULL, other VRs with a space).
+
+    Raises
+    ------
+    NotSupported
+        An element this encoder leaves to pydicom (see :func:`_value_bytes`).
+    """
+    return b"".join(encode_small_element(elem) for elem in ds)
+
+
+def encode_small_element(elem: Any) -> bytes:
+    """One element of a small dataset (see :func:`encode_small_dataset`).
+
+    Raises
+    ------
+    NotSupported
+        An element this encoder leaves to pydicom (see :func:`_value_bytes`).
+    """
+    tag, vr = int(elem.tag), elem.VR
+    if vr == "SQ":
+        return _sequence(tag, [_item(encode_small_dataset(item)) for item in elem.value])
+    return encode_element(tag, vr, _value_bytes(vr, elem.value))

@@ -109,8 +109,14 @@ def _ds_values(values: Sequence[Any]) -> list[Any]:
 
 
 def check_sources(sources: Sequence[Any]) -> None:
-    """Raise :class:`NotSupported` unless these are single-frame images of one series with
-    a frame of reference, one orientation and one size (what this module builds for)."""
+    """Check that these are single-frame images of one series with a frame of reference,
+    one orientation and one size (what this module builds for).
+
+    Raises
+    ------
+    NotSupported
+        They are not (the highdicom path writes such SEGs).
+    """
     if not sources:
         raise NotSupported("no source images")
     first = sources[0]
@@ -128,7 +134,13 @@ def check_sources(sources: Sequence[Any]) -> None:
 
 def frame_order(sources: Sequence[Any]) -> list[int]:
     """Indices of ``sources`` in highdicom's frame order: ascending distance along the
-    normal ``column x row`` of ImageOrientationPatient (LPS, mm)."""
+    normal ``column x row`` of ImageOrientationPatient (LPS, mm).
+
+    Raises
+    ------
+    NotSupported
+        Two sources at the same position along the normal.
+    """
     iop = np.array([float(v) for v in sources[0].ImageOrientationPatient])
     normal = np.cross(iop[3:], iop[:3])
     positions = np.array([[float(v) for v in s.ImagePositionPatient] for s in sources])

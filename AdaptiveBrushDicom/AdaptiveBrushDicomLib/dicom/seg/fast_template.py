@@ -58,11 +58,11 @@ class TemplateCache:
 
     def __init__(self, max_entries: int = 8) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, _Template] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], _Template] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(reference: Any, bits: int, hd_kwargs: dict[str, Any], algorithm_type: Any) -> tuple:
+    def key(reference: Any, bits: int, hd_kwargs: dict[str, Any], algorithm_type: Any) -> tuple[Any, ...]:
         grid = reference.grid
         sources = tuple(str(getattr(ds, "SOPInstanceUID", "")) for ds in reference.datasets)
         return (str(reference.series_instance_uid), grid.describe(), sources, bits,
@@ -101,6 +101,10 @@ def _build_template(reference: Any, bits: int, hd_kwargs: dict[str, Any], first_
     ------
     NotSupported
         A reference this writer has no template for (multi-frame images, ...).
+    RuntimeError
+        The header does not have the layout this writer relies on (an element after
+        PixelData, a per-frame item without one DimensionIndexValues, frames not covering
+        every slice once); :func:`~.write.write_seg` then writes with highdicom.
     """
     from AdaptiveBrushDicomLib.dicom import uids
     from AdaptiveBrushDicomLib.dicom.seg.fast_header import labelmap_header

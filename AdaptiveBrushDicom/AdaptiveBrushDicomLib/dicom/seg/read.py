@@ -315,7 +315,7 @@ def _with_parameters(base: Segment, raw_value: bytes) -> Segment:
     """What ``from_segment_item`` makes of AlgorithmParameters (see segment_dicom)."""
     from pydicom.values import convert_single_string
 
-    from AdaptiveBrushDicomLib.dicom.segment_item import parse_parameters
+    from AdaptiveBrushDicomLib.dicom.segment_text import parse_parameters
 
     parameters, raw = parse_parameters(str(convert_single_string(raw_value, ["iso8859"], "LT")))
     extra = dict(base.extra)
