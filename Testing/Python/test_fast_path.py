@@ -448,3 +448,64 @@ def test_background_item_equals_installed_highdicom(tmp_path):
     if keeps:
         assert ours.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters == \
             '{"fold":3,"name":"L\\u00e4sion"}'
+
+
+def _raw_tags_ascending(data: bytes, where: str = "") -> list[str]:
+    """Walk Explicit VR Little Endian bytes (explicit lengths, as our writer writes them);
+    the places where a tag is not greater than the one before it (PS3.5 7.1: ascending)."""
+    import struct
+
+    long_vrs = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+    bad, pos, last = [], 0, -1
+    while pos < len(data):
+        group, elem = struct.unpack_from("<HH", data, pos)
+        tag = (group << 16) | elem
+        if tag <= last:
+            bad.append(f"{where}({group:04X},{elem:04X}) after ({last >> 16:04X},{last & 0xFFFF:04X})")
+        last = tag
+        vr = data[pos + 4:pos + 6]
+        if vr in long_vrs:
+            (length,) = struct.unpack_from("<I", data, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", data, pos + 6)
+            start = pos + 8
+        if vr == b"SQ":
+            ipos, n = start, 0
+            while ipos < start + length:
+                (ilen,) = struct.unpack_from("<I", data, ipos + 4)
+                bad += _raw_tags_ascending(data[ipos + 8:ipos + 8 + ilen], f"{where}({group:04X},{elem:04X})[{n}]/")
+                ipos, n = ipos + 8 + ilen, n + 1
+        if tag == 0x7FE00010:
+            break
+        pos = start + length
+    return bad
+
+
+def test_fast_path_elements_are_in_ascending_order(tmp_path):
+    """Every dataset the fast path writes (top level, per-frame items, segment items with
+    and without parameters, the Background, ContributingEquipment items) has its elements
+    in ascending tag order, as PS3.5 requires; pydicom would hide a disorder on reading.
+    (Items built as pydicom Datasets keep insertion order in ``keys()``: the writer sorts.)"""
+    import zlib
+
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    ref = _series(tmp_path, DIRECTIONS["oblique"])
+    labels = [1, 2, 3]
+    segs = _segments(labels, {"threshold": 0.5})
+    segs[0] = _varied_segments()[0]
+    segs[0] = Segment(**{**segs[0].__dict__, "label": 1, "algorithm_parameters": {"fold": 3}})
+    lm = LabelMap(_blobs(ref.grid.shape_kji, labels), ref.grid, segs)
+    for compression, dt in ((Compression.DEFLATE, None), (Compression.EXPLICIT, datetime(2021, 2, 3, 4, 5, 6))):
+        path = tmp_path / f"order_{compression.name}.dcm"
+        res = write_seg(lm, ref, path, compression=compression, content_datetime=dt)
+        assert res.writer is SegWriter.FAST
+        with open(path, "rb") as fh:
+            read_preamble(fh, False)
+            _read_file_meta_info(fh)
+            body = fh.read()
+        if compression is Compression.DEFLATE:
+            body = zlib.decompress(body, -15)
+        bad = _raw_tags_ascending(body)
+        assert not bad, bad[:10]

@@ -132,15 +132,17 @@ def _split_encoded(item: "Dataset", encodings: list[str], warnings: list[str], n
 def _split(item: "Dataset", enc_element: Callable[[Any], bytes], enc_dataset: Callable[[Any], bytes],
            warnings: list[str]) -> _EncodedSegment:
     """:func:`_split_encoded` with the given element and dataset encoders."""
-    before = b"".join(enc_element(item[t]) for t in item.keys() if int(t) < _ALG_SEQ_TAG)
-    after = b"".join(enc_element(item[t]) for t in item.keys() if int(t) > _ALG_SEQ_TAG)
+    tags = sorted(int(t) for t in item.keys())  # keys() is insertion order; files are ascending
+    before = b"".join(enc_element(item[t]) for t in tags if t < _ALG_SEQ_TAG)
+    after = b"".join(enc_element(item[t]) for t in tags if t > _ALG_SEQ_TAG)
     alg = item.get("SegmentationAlgorithmIdentificationSequence")
     alg_before = alg_after = b""
     has_params = bool(alg) and "AlgorithmParameters" in alg[0]
     if has_params:
         a = alg[0]
-        alg_before = b"".join(enc_element(a[t]) for t in a.keys() if int(t) < _ALG_PARAMS_TAG)
-        alg_after = b"".join(enc_element(a[t]) for t in a.keys() if int(t) > _ALG_PARAMS_TAG)
+        alg_tags = sorted(int(t) for t in a.keys())
+        alg_before = b"".join(enc_element(a[t]) for t in alg_tags if t < _ALG_PARAMS_TAG)
+        alg_after = b"".join(enc_element(a[t]) for t in alg_tags if t > _ALG_PARAMS_TAG)
     return _EncodedSegment(before, alg_before, alg_after, after, has_params, _item(enc_dataset(item)),
                            tuple(warnings))
 
