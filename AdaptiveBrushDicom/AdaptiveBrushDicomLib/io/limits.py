@@ -394,13 +394,15 @@ _NRRD_TYPE_BYTES = {
 MAX_NRRD_HEADER_BYTES = 1 << 20
 
 
-def check_image(path: str | Path) -> None:
+def check_image(path: str | Path, *, inflate: bool = True) -> None:
     """Check an image / segmentation file before SimpleITK or slicerio reads it.
 
     * a regular file (not a FIFO or device);
     * NRRD (``.nrrd``, ``.nhdr``): the header's sizes within ``--max-voxels``; a detached
       ``data file`` must be a regular file inside the header's folder; gzip/bzip2 data is
-      stream-inflated once, discarding output, and refused past what the sizes imply;
+      stream-inflated once, discarding output, and refused past what the sizes imply
+      (``inflate=False`` leaves that out, for a reader that never inflates past the
+      sizes itself: :func:`~.volumes.read_nrrd_data`);
     * any other format: the size SimpleITK reads from the header within ``--max-voxels``.
 
     Raises
@@ -414,7 +416,7 @@ def check_image(path: str | Path) -> None:
     path = Path(path)
     check_file(path, what="image file")
     if path.suffix.lower() in (".nrrd", ".nhdr"):
-        _check_nrrd(path)
+        _check_nrrd(path, inflate)
         return
     import SimpleITK as sitk
 
@@ -430,7 +432,7 @@ def check_image(path: str | Path) -> None:
     check_voxels(count * max(1, reader.GetNumberOfComponents()), "the image header's size", path)
 
 
-def _check_nrrd(path: Path) -> None:
+def _check_nrrd(path: Path, inflate: bool = True) -> None:
     import nrrd
 
     with open(path, "rb") as fh:
@@ -467,6 +469,8 @@ def _check_nrrd(path: Path) -> None:
         offset = end + 2 if end >= 0 else 0
         target = path
     encoding = str(header.get("encoding", "raw")).lower()
+    if not inflate:
+        return
     if encoding in ("gzip", "gz"):
         with open(target, "rb") as fh:
             fh.seek(offset)

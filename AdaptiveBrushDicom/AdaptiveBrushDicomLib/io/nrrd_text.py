@@ -22,7 +22,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -77,14 +77,22 @@ def read_header(fh: BinaryIO) -> tuple[dict[str, Any], int]:
     return header, size
 
 
-def read_nrrd(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """``nrrd.read`` (Fortran index order), with the header text decoded as UTF-8."""
+#: Reads the voxels after the header: ``(header, file at the data, path) -> array``.
+DataReader = Callable[[dict[str, Any], BinaryIO, str], np.ndarray]
+
+
+def read_nrrd(path: str | Path, read_data: DataReader | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """``nrrd.read`` (Fortran index order), with the header text decoded as UTF-8.
+
+    ``read_data`` reads the voxels instead of ``nrrd.read_data`` (which it must equal),
+    e.g. :func:`~.volumes.read_nrrd_data`, which inflates into a preallocated array.
+    """
     import nrrd
 
     with open(path, "rb") as fh:
         header, size = read_header(fh)
         fh.seek(size)
-        data = nrrd.read_data(header, fh, str(path))
+        data = (read_data or nrrd.read_data)(header, fh, str(path))
     return data, header
 
 
@@ -103,11 +111,12 @@ def _slicerio_reads(voxels: np.ndarray | None, header: dict[str, Any]) -> Iterat
             nrrd.read, nrrd.read_header = saved
 
 
-def read_segmentation(path: str | Path) -> dict[str, Any]:
-    """``slicerio.read_segmentation`` with UTF-8 header text (see module docstring)."""
+def read_segmentation(path: str | Path, read_data: DataReader | None = None) -> dict[str, Any]:
+    """``slicerio.read_segmentation`` with UTF-8 header text (see module docstring);
+    ``read_data`` as for :func:`read_nrrd`."""
     import slicerio
 
-    voxels, header = read_nrrd(path)
+    voxels, header = read_nrrd(path, read_data)
     with _slicerio_reads(voxels, header):
         segmentation: dict[str, Any] = slicerio.read_segmentation(str(path))  # slicerio is untyped
     return segmentation
