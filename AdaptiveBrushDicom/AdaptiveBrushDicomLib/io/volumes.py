@@ -236,7 +236,7 @@ def _segment_metadata_from_tags(segment: Segment) -> Segment:
 
 
 #: Largest piece inflated per call while reading a ``.seg.nrrd``'s gzip data into its array.
-_INFLATE_PIECE = 4 << 20
+_INFLATE_PIECE = 256 << 10
 
 
 def _zlib_module() -> Any:

@@ -50,10 +50,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from AdaptiveBrushDicomLib.dicom.compression import Compression
-from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, _encoder, _sequence
+from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, _encoder, _item, _sequence, encode_text
 from AdaptiveBrushDicomLib.dicom.seg.fast_segments import _background_item, _segment_item
 from AdaptiveBrushDicomLib.dicom.seg.fast_template import (
-    _PFFG_TAG, _SEGMENT_SEQUENCE_TAG, TEMPLATES, TemplateCache, _Template,
+    _CONTRIBUTION_DATETIME, _PFFG_TAG, _SEGMENT_SEQUENCE_TAG, TEMPLATES, TemplateCache, _Template,
 )
 
 # zlib-ng (optional extra `fast`): the same deflate format, 2-3x faster at the same level.
@@ -269,14 +269,10 @@ def _per_write_elements(tpl: _Template, enc_element: Any, order: list[int], cont
     if tpl.contributing is not None:
         # highdicom stamps ContributionDateTime with the template's build time: use this
         # write's time (content_datetime when given, so re-writing gives identical bytes),
-        # on a copy: the template stays as built
-        import copy
-
-        contributing = copy.deepcopy(tpl.contributing)
-        for item in contributing.value:
-            if "ContributionDateTime" in item:
-                item.ContributionDateTime = date + tm
-        per[int(contributing.tag)] = enc_element(contributing)
+        # between the template's pre-encoded parts (the template stays as built)
+        stamp = encode_text(_CONTRIBUTION_DATETIME, "DT", date + tm)
+        items = [_item(before + (stamp if has else b"") + after) for before, after, has in tpl.contributing_parts]
+        per[int(tpl.contributing.tag)] = _sequence(int(tpl.contributing.tag), items)
     put(0x00280008, "IS", len(order))
     # highdicom: "3D" when more than one frame remains and the frames are regularly spaced
     steps = np.diff(order)

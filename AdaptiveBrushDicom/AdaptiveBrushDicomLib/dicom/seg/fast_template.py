@@ -13,15 +13,16 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, _encoder, _item
+from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, _encoder, _item, encode_small_element
 
 _PFFG_TAG = 0x52009230
 _SEGMENT_SEQUENCE_TAG = 0x00620002
 _PIXEL_DATA_TAG = 0x7FE00010
+_CONTRIBUTION_DATETIME = 0x0018A002
 _DIM_INDEX_VALUES = struct.pack("<HH", 0x0020, 0x9157) + b"UL" + struct.pack("<H", 4)
 #: Top-level elements set per segmentation (never taken from the template).
 _PER_SEG_KEYWORDS = (
@@ -44,7 +45,10 @@ class _Template:
     encodings: tuple[str, ...]
     pixel_vr: bytes
     sop_class_uid: str
-    contributing: Any = None  # ContributingEquipmentSequence element: copied per write (its date)
+    contributing: Any = None  # ContributingEquipmentSequence element, as built (not written as is)
+    #: ContributingEquipmentSequence items pre-encoded around their ContributionDateTime:
+    #: (elements before it, elements after it, whether the item has one); see _contributing
+    contributing_parts: tuple[tuple[bytes, bytes, bool], ...] = ()
 
 
 class TemplateCache:
@@ -156,6 +160,25 @@ def _build_template(reference: Any, bits: int, hd_kwargs: dict[str, Any], first_
     pixel_vr = seg["PixelData"].VR.encode()
     contributing = seg["ContributingEquipmentSequence"] if "ContributingEquipmentSequence" in seg else None
     meta = tuple((int(e.tag), str(e.VR), e.value) for e in seg.file_meta)
+    parts = () if contributing is None else tuple(_split_item(item, enc_element, _CONTRIBUTION_DATETIME)
+                                                  for item in contributing.value)
     return _Template(MappingProxyType(elements), tuple(frame_k), MappingProxyType(items),
                      MappingProxyType(dim_offset), meta, tuple(encodings), pixel_vr,
-                     str(seg.SOPClassUID), contributing)
+                     str(seg.SOPClassUID), contributing, parts)
+
+
+def _split_item(item: Any, enc_element: Callable[[Any], bytes], tag: int) -> tuple[bytes, bytes, bool]:
+    """An item's encoded elements before and after ``tag``, and whether it has ``tag``
+    (small elements with :func:`~.fast_encoding.encode_small_element`, the rest with
+    pydicom's encoder ``enc_element``)."""
+
+    def encode(elem: Any) -> bytes:
+        try:
+            return encode_small_element(elem)
+        except NotSupported:
+            return enc_element(elem)
+
+    tags = sorted(int(t) for t in item.keys())  # keys() is insertion order; files are ascending
+    before = b"".join(encode(item[t]) for t in tags if t < tag)
+    after = b"".join(encode(item[t]) for t in tags if t > tag)
+    return before, after, tag in item
