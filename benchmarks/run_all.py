@@ -72,12 +72,16 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dic
                 rss = int(text[-1]) * 1024
             except (IndexError, ValueError):
                 pass
-    return {"wall_s": wall, "rss_bytes": rss, "rc": p.returncode, "stdout": stdout, "stderr": stderr[-2000:]}
+    # CPU (user + sys) of the command and everything it waited for (GNU time's child
+    # included): what the 2 shared cores' load distorts least
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu, "rss_bytes": rss, "rc": p.returncode, "stdout": stdout,
+            "stderr": stderr[-2000:]}
 
 
 def repeat(cmd_for, n: int, prep=None, env: dict | None = None) -> dict:
     """Run ``cmd_for(i)`` n times (``prep(i)`` before each, untimed); medians."""
-    walls, rss, last = [], [], None
+    walls, cpus, rss, last = [], [], [], None
     for i in range(n):
         if prep:
             prep(i)
@@ -86,13 +90,15 @@ def repeat(cmd_for, n: int, prep=None, env: dict | None = None) -> dict:
             return {"ok": False, "error": (last["stderr"] or last["stdout"]).strip().splitlines()[-1:] or ["?"],
                     "repeats": i + 1}
         walls.append(last["wall_s"])
+        cpus.append(last["cpu_s"])
         rss.append(last["rss_bytes"])
     return {"ok": True, "repeats": n, "wall_s": statistics.median(walls), "wall_s_all": walls,
+            "cpu_s": statistics.median(cpus), "cpu_s_all": cpus,
             "rss_bytes": int(statistics.median(rss)), "rss_bytes_max": max(rss), "stdout": last["stdout"]}
 
 
-def worker(args: list[str]) -> dict:
-    r = run([PY, str(HERE / "worker.py"), *args])
+def worker(args: list[str], env: dict | None = None) -> dict:
+    r = run([PY, str(HERE / "worker.py"), *args], env=env)
     if r["rc"] != 0:
         return {"ok": False, "error": r["stderr"].strip().splitlines()[-1:]}
     d = json.loads(r["stdout"].strip().splitlines()[-1])
@@ -124,7 +130,7 @@ def measure_workload(wl: W.Workload, out: Path, reps: int, warm: int, syntaxes: 
     def row(contender, kind, res, path=None, inproc=None, note=""):
         r = {"workload": wl.name, "contender": contender, "kind": kind, "ok": res.get("ok", False),
              "bytes": size(path) if path else res.get("bytes"), "wall_s": res.get("wall_s"),
-             "wall_s_all": res.get("wall_s_all"), "rss_bytes": res.get("rss_bytes"),
+             "wall_s_all": res.get("wall_s_all"), "cpu_s": res.get("cpu_s"), "rss_bytes": res.get("rss_bytes"),
              "repeats": res.get("repeats"), "note": note}
         if not r["ok"]:
             r["note"] = (note + " FAILED: " + " ".join(res.get("error", []))).strip()
@@ -280,12 +286,12 @@ def measure_w3(work: Path, w1: W.Workload, reps: int, log, trials: int = 100, ba
         log(f"  W3 ours migrate --jobs {jobs}: {res2.get('wall_s') or 0:.2f} s  "
             f"rss {(res2.get('rss_bytes') or 0) / 2**20:.0f} MB")
     if tool("itkimage2segimage"):
-        totals, rss = [], []
+        totals, cpus, rss = [], [], []
         dq = root / "dcmqi_out"
         for r in range(reps):
             shutil.rmtree(dq, ignore_errors=True)
             dq.mkdir()
-            t = 0.0
+            t = cpu = 0.0
             peak = 0
             for n in range(TRIALS):
                 rr = run(dcmqi_encode_cmd(w1, root / "labels" / f"trial_{n:03d}.nrrd", dq / f"trial_{n:03d}.dcm",
@@ -294,10 +300,13 @@ def measure_w3(work: Path, w1: W.Workload, reps: int, log, trials: int = 100, ba
                     out["dcmqi_error"] = rr["stderr"][-300:]
                     break
                 t += rr["wall_s"]
+                cpu += rr["cpu_s"]
                 peak = max(peak, rr["rss_bytes"])
             totals.append(t)
+            cpus.append(cpu)
             rss.append(peak)
         out["dcmqi"] = {"ok": "dcmqi_error" not in out, "wall_s": statistics.median(totals), "wall_s_all": totals,
+                        "cpu_s": statistics.median(cpus),
                         "rss_bytes": int(statistics.median(rss)), "repeats": reps,
                         "seg_bytes_total": sum(p.stat().st_size for p in dq.glob("*.dcm")),
                         "command": "itkimage2segimage --segmentationType labelmap --compress deflate, once per trial"}
@@ -324,7 +333,14 @@ def measure_batch_export(root: Path, w1: W.Workload, reps: int, log, trials: int
                  reps, prep)
     res.pop("stdout", None)
     res["command"] = f"abdicom export {len(segs)} x trial.seg.nrrd --reference W1/ref --out-dir OUT"
-    log(f"  batch export of {len(segs)} trials: {res.get('wall_s') or 0:.2f} s  {'' if res.get('ok') else res}")
+    log(f"  batch export of {len(segs)} trials: {res.get('wall_s') or 0:.2f} s (CPU {res.get('cpu_s') or 0:.2f} s)  "
+        f"{'' if res.get('ok') else res}")
+    # the same without zlib-ng (a plain pip install, Slicer)
+    std = repeat(lambda i: [abd, "export", *segs, "--reference", str(w1.ref_dir), "--out-dir", str(dst)],
+                 reps, prep, env=dict(os.environ, ABDICOM_ZLIB="stdlib"))
+    std.pop("stdout", None)
+    res["stdlib"] = std
+    log(f"  batch export, standard zlib: {std.get('wall_s') or 0:.2f} s (CPU {std.get('cpu_s') or 0:.2f} s)")
     return res
 
 
@@ -343,11 +359,17 @@ def measure_scaling(work: Path, w1: W.Workload, reps: int, warm: int, log) -> li
         out.mkdir(parents=True, exist_ok=True)
         exp = worker(["ours-export", str(wl.seg_nrrd), str(wl.ref_dir), str(out / "s.dcm"), "deflate", str(warm)])
         dec = worker(["ours-decode", str(out / "s.dcm"), str(wl.ref_dir), str(warm)]) if exp.get("ok") else {}
+        std = {}
+        if axis == "segments" and value in (10, 255):  # the flat-in-segments target without zlib-ng
+            std = worker(["ours-export", str(wl.seg_nrrd), str(wl.ref_dir), str(out / "s_std.dcm"), "deflate",
+                          str(warm)], env=dict(os.environ, ABDICOM_ZLIB="stdlib"))
         dq = {}
         if tool("itkimage2segimage"):
             dq = repeat(lambda i: dcmqi_encode_cmd(wl, wl.label_nrrd, out / "dq.dcm", "deflate"), reps)
         r = {"axis": axis, "value": value, "shape": list(shape), "voxels": int(np.prod(shape)), "segments": nseg,
              "export_warm_s": exp.get("warm_median_s"), "export_cold_s": exp.get("cold_s"),
+             "export_warm_cpu_s": exp.get("warm_cpu_median_s"), "export_warm_stdlib_s": std.get("warm_median_s"),
+             "export_warm_cpu_stdlib_s": std.get("warm_cpu_median_s"),
              "decode_warm_s": dec.get("warm_median_s"), "bytes": exp.get("bytes"),
              "export_rss_bytes": exp.get("rss_bytes"),
              "dcmqi_wall_s": dq.get("wall_s"), "dcmqi_bytes": size(out / "dq.dcm")}
@@ -390,7 +412,15 @@ def targets(rows, w3, scaling, info, wls) -> list[dict]:
     t = []
 
     def add(name, value, limit, unit, met, detail):
+        if not met and value == value and limit:  # not NaN: say by how much it misses
+            miss = f"misses by {value - limit:.3g}{'x' if unit == 'x' else ' ' + unit} ({(value / limit - 1) * 100:.0f} %)"
+            detail = f"{detail}; {miss}" if detail else miss
         t.append({"target": name, "value": value, "limit": limit, "unit": unit, "met": bool(met), "detail": detail})
+
+    def cpu_vs(ours, theirs, who="dcmqi"):
+        """'; CPU ours x s vs dcmqi y s (r x)' when both have CPU times."""
+        a, b = (ours or {}).get("cpu_s"), (theirs or {}).get("cpu_s")
+        return f"; CPU {a:.2f} s vs {who} {b:.2f} s ({a / b:.2f}x)" if a and b else ""
 
     if w3.get("ours", {}).get("ok") and w3.get("dcmqi", {}).get("ok"):
         ratio = w3["ours"]["wall_s"] / w3["dcmqi"]["wall_s"]
@@ -409,7 +439,12 @@ def targets(rows, w3, scaling, info, wls) -> list[dict]:
     if batch.get("ok") and w20.get("dcmqi", {}).get("ok"):
         ratio = batch["wall_s"] / w20["dcmqi"]["wall_s"]
         add("batch export of 20 W1 trials vs dcmqi x20", ratio, 0.3, "x", ratio <= 0.3,
-            f"{batch['wall_s']:.2f} s vs {w20['dcmqi']['wall_s']:.2f} s")
+            f"{batch['wall_s']:.2f} s vs {w20['dcmqi']['wall_s']:.2f} s" + cpu_vs(batch, w20["dcmqi"]))
+        std = batch.get("stdlib") or {}
+        if std.get("ok"):
+            ratio = std["wall_s"] / w20["dcmqi"]["wall_s"]
+            add("batch export of 20 W1 trials vs dcmqi x20, standard zlib", ratio, 0.3, "x", ratio <= 0.3,
+                f"{std['wall_s']:.2f} s vs {w20['dcmqi']['wall_s']:.2f} s" + cpu_vs(std, w20["dcmqi"]))
     elif w20:
         add("batch export of 20 W1 trials vs dcmqi x20", float("nan"), 0.3, "x", False,
             "not measured: " + " ".join(batch.get("error", ["no result"])))
@@ -426,6 +461,7 @@ def targets(rows, w3, scaling, info, wls) -> list[dict]:
         if ours.get("wall_s"):
             vs = f"; dcmqi {dq['wall_s']:.2f} s, ours/dcmqi {ours['wall_s'] / dq['wall_s']:.2f}x" if dq.get("wall_s") \
                 else ""
+            vs += cpu_vs(ours, dq)
             add(label, ours["wall_s"], limit, "s", ours["wall_s"] <= limit,
                 f"median of {ours.get('repeats')}{vs}")
     exp = find("W1", "ours export deflate, a migration trial")
@@ -444,12 +480,14 @@ def targets(rows, w3, scaling, info, wls) -> list[dict]:
             ratio = ours["bytes"] / dq["bytes"]
             add(f"{wl} default file size vs dcmqi labelmap+deflate", ratio, 1.0, "x", ratio <= 1.0,
                 f"{ours['bytes']:,} B vs {dq['bytes']:,} B")
-    w2 = find("W2", "ours export deflate (default)")
-    if w2.get("rss_bytes") and "W2" in wls:
-        lab = wls["W2"].voxels  # uint8 labelmap
-        ratio = w2["rss_bytes"] / lab
-        add("W2 peak RSS of `abdicom export` vs labelmap bytes", ratio, 2.5, "x", ratio <= 2.5,
-            f"{w2['rss_bytes'] / 2**20:.0f} MB vs labelmap {lab / 2**20:.0f} MB")
+    for contender, suffix in (("ours export deflate (default)", ""), ("ours export deflate, standard zlib",
+                                                                      ", standard zlib")):
+        w2 = find("W2", contender)
+        if w2.get("rss_bytes") and "W2" in wls:
+            lab = wls["W2"].voxels  # uint8 labelmap
+            ratio = w2["rss_bytes"] / lab
+            add(f"W2 peak RSS of `abdicom export` vs labelmap bytes{suffix}", ratio, 2.5, "x", ratio <= 2.5,
+                f"{w2['rss_bytes'] / 2**20:.0f} MB vs labelmap {lab / 2**20:.0f} MB")
     vox = [s for s in scaling if s["axis"] == "voxels" and s["export_warm_s"]]
     if len(vox) >= 2:
         a, b = vox[0], vox[-1]
@@ -459,9 +497,17 @@ def targets(rows, w3, scaling, info, wls) -> list[dict]:
             f"{b['voxels']:,} voxels")
     seg = {s["value"]: s for s in scaling if s["axis"] == "segments" and s["export_warm_s"]}
     if 10 in seg and 255 in seg:
-        ratio = seg[255]["export_warm_s"] / seg[10]["export_warm_s"]
+        a, b = seg[10], seg[255]
+        ratio = b["export_warm_s"] / a["export_warm_s"]
+        cpu = (f"; CPU {a['export_warm_cpu_s'] * 1000:.1f} ms vs {b['export_warm_cpu_s'] * 1000:.1f} ms "
+               f"({b['export_warm_cpu_s'] / a['export_warm_cpu_s']:.2f}x)") if a.get("export_warm_cpu_s") and \
+            b.get("export_warm_cpu_s") else ""
         add("export time 255 vs 10 segments (flat = 1)", ratio, 2.0, "x", ratio <= 2.0,
-            f"{seg[10]['export_warm_s'] * 1000:.1f} ms vs {seg[255]['export_warm_s'] * 1000:.1f} ms")
+            f"{a['export_warm_s'] * 1000:.1f} ms vs {b['export_warm_s'] * 1000:.1f} ms{cpu}")
+        if a.get("export_warm_stdlib_s") and b.get("export_warm_stdlib_s"):
+            ratio = b["export_warm_stdlib_s"] / a["export_warm_stdlib_s"]
+            add("export time 255 vs 10 segments, standard zlib", ratio, 2.0, "x", ratio <= 2.0,
+                f"{a['export_warm_stdlib_s'] * 1000:.1f} ms vs {b['export_warm_stdlib_s'] * 1000:.1f} ms")
     if info.get("ok"):
         add("`abdicom info --no-voxels` whole process", info["wall_s"], 0.3, "s", info["wall_s"] <= 0.3,
             f"with voxel counts (default `info`): {info.get('with_voxels_wall_s') or 0:.2f} s")

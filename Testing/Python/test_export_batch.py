@@ -16,7 +16,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from AdaptiveBrushDicomLib.cli.export import ExportOptions, export_batch, input_stem
+from AdaptiveBrushDicomLib.cli.export import ExportOptions
+from AdaptiveBrushDicomLib.cli.export_batch import export_batch, input_stem
 
 ABDICOM = [sys.executable, "-m", "AdaptiveBrushDicomLib"]
 

@@ -332,14 +332,32 @@ def _deflate_frames(pixel: np.ndarray, order: list[int], pad: int) -> list[bytes
     n = DEFLATE_THREADS if len(order) >= 4 * DEFLATE_THREADS and pixel[0].nbytes * len(order) > 1 << 20 else 1
     if n == 1:
         return [_deflate_part(pixel, order, True, pad)]
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
     bounds = [round(i * len(order) / n) for i in range(n + 1)]
     parts = [order[bounds[i]:bounds[i + 1]] for i in range(n)]
-    # a pool per write (thread start-up is ~0.1 ms): nothing outlives the call
-    with ThreadPoolExecutor(n, thread_name_prefix="abdicom-deflate") as pool:
-        futures = [pool.submit(_deflate_part, pixel, part, i == n - 1, pad) for i, part in enumerate(parts)]
-        return [f.result() for f in futures]
+    # the first n - 1 parts in threads started per write (nothing outlives the call), the
+    # last one here: one thread start fewer, and this thread works instead of waiting
+    out: list[bytes] = [b""] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            out[i] = _deflate_part(pixel, parts[i], False, pad)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), name="abdicom-deflate") for i in range(n - 1)]
+    for t in threads:
+        t.start()
+    try:
+        out[-1] = _deflate_part(pixel, parts[-1], True, pad)
+    finally:
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return out
 
 
 def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int) -> Iterator[bytes | memoryview]:
