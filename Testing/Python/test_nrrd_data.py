@@ -1,4 +1,4 @@
-"""``volumes.read_nrrd_data`` (the voxels of a .seg.nrrd inflated straight into their
+"""``nrrd_data.read_nrrd_data`` (the voxels of a .seg.nrrd inflated straight into their
 array) returns what pynrrd's ``nrrd.read_data`` returns: same dtype, shape, index order and
 values, on real corpus files (Slicer, dcmqi) and on every encoding / type / layout we
 write or meet; broken data is refused like pynrrd refuses it; ``read_seg_nrrd`` gives the
@@ -14,8 +14,9 @@ import nrrd
 import numpy as np
 import pytest
 
-from AdaptiveBrushDicomLib.io import nrrd_text, volumes
-from AdaptiveBrushDicomLib.io.volumes import read_nrrd_data, read_seg_nrrd
+from AdaptiveBrushDicomLib.io import nrrd_data, nrrd_text, volumes
+from AdaptiveBrushDicomLib.io.nrrd_data import read_nrrd_data
+from AdaptiveBrushDicomLib.io.volumes import read_seg_nrrd
 
 from conftest import corpus_path
 
@@ -59,7 +60,7 @@ def test_corpus_files_read_as_pynrrd_reads_them(parts):
 def test_read_seg_nrrd_equals_the_pynrrd_path(parts, monkeypatch):
     path = corpus_path(*parts)
     ours = read_seg_nrrd(path)
-    monkeypatch.setattr(volumes, "read_nrrd_data", nrrd.read_data)
+    monkeypatch.setattr(nrrd_data, "read_nrrd_data", nrrd.read_data)
     theirs = read_seg_nrrd(path)
     assert ours.array.dtype == theirs.array.dtype and ours.array.flags.c_contiguous
     np.testing.assert_array_equal(ours.array, theirs.array)
@@ -84,7 +85,7 @@ def test_types_endianness_and_encodings(tmp_path, dtype, encoding):
 
 def test_layers_and_large_gzip_data_in_pieces(tmp_path, monkeypatch):
     """4D (layers, i, j, k) data, inflated in many small pieces (the piece size shrunk)."""
-    monkeypatch.setattr(volumes, "_INFLATE_PIECE", 1000)
+    monkeypatch.setattr(nrrd_data, "_INFLATE_PIECE", 1000)
     rng = np.random.default_rng(2)
     data = rng.integers(0, 4, size=(2, 40, 30, 20)).astype(np.uint8)
     path = _write(tmp_path, "layers.nrrd", data, encoding="gzip",
@@ -160,7 +161,7 @@ def test_gzip_bomb_is_not_inflated_past_the_sizes(tmp_path, monkeypatch):
     with open(path, "rb") as fh:
         fh.seek(size)
         pieces = []
-        real = volumes._zlib_module
+        real = nrrd_data._zlib_module
 
         class Counting:
             MAX_WBITS = 15
@@ -181,9 +182,9 @@ def test_gzip_bomb_is_not_inflated_past_the_sizes(tmp_path, monkeypatch):
 
                 return Wrap()
 
-        monkeypatch.setattr(volumes, "_zlib_module", lambda: Counting)
+        monkeypatch.setattr(nrrd_data, "_zlib_module", lambda: Counting)
         with pytest.raises(LimitError):
-            volumes._inflate_into(np.empty(512, np.uint8), fh, str(path))
+            nrrd_data._inflate_into(np.empty(512, np.uint8), fh, str(path))
     assert sum(pieces) <= 512 + (1 << 16) + 1
 
 

@@ -402,7 +402,7 @@ def check_image(path: str | Path, *, inflate: bool = True) -> None:
       ``data file`` must be a regular file inside the header's folder; gzip/bzip2 data is
       stream-inflated once, discarding output, and refused past what the sizes imply
       (``inflate=False`` leaves that out, for a reader that never inflates past the
-      sizes itself: :func:`~.volumes.read_nrrd_data`);
+      sizes itself: :func:`~.nrrd_data.read_nrrd_data`);
     * any other format: the size SimpleITK reads from the header within ``--max-voxels``.
 
     Raises

@@ -85,7 +85,7 @@ def read_nrrd(path: str | Path, read_data: DataReader | None = None) -> tuple[np
     """``nrrd.read`` (Fortran index order), with the header text decoded as UTF-8.
 
     ``read_data`` reads the voxels instead of ``nrrd.read_data`` (which it must equal),
-    e.g. :func:`~.volumes.read_nrrd_data`, which inflates into a preallocated array.
+    e.g. :func:`~.nrrd_data.read_nrrd_data`, which inflates into a preallocated array.
     """
     import nrrd
 
