@@ -1,5 +1,6 @@
-"""Fast LABELMAP SEG writer: highdicom builds a template once per reference series, then
-each segmentation only fills in what differs.
+"""Fast LABELMAP SEG writer: a template once per reference series, then each segmentation
+only fills in what differs. Built with pydicom alone (what highdicom would build, tested
+element by element); an export through this writer never imports highdicom.
 
 Why: ``highdicom.seg.Segmentation`` spends most of its time on work that is the same for
 every segmentation of one image series (checking each source image against the IOD,
@@ -10,25 +11,25 @@ migration of 100 trials on one series that work is repeated 100 times.
 How:
 
 * **Template** (per reference series, bit depth and the arguments that are constant
-  across trials): highdicom builds a LABELMAP Segmentation whose every slice holds one
-  labelled voxel, so it contains a per-frame functional group item for every slice. We
-  keep its top-level elements pre-encoded (Explicit VR Little Endian bytes, one entry per
+  across trials): the LABELMAP header highdicom would build (:mod:`.fast_header`), with
+  a per-frame functional group item for every slice. We keep its top-level elements pre-encoded (Explicit VR Little Endian bytes, one entry per
   tag) and each per-frame item pre-encoded, together with the slice (k) it belongs to and
   the byte offset of its DimensionIndexValues.
 * **Per segmentation**: the frames present are the non-empty slices (one vectorised
   ``any`` per slice); the PerFrameFunctionalGroupsSequence is the concatenation of the
   template items of those slices in highdicom's frame order, with DimensionIndexValues
   renumbered 1..n (what highdicom writes when empty frames are omitted). The
-  SegmentSequence items are built with :func:`~.segment_dicom.to_segment_description`
+  SegmentSequence items are built with :mod:`~AdaptiveBrushDicomLib.dicom.segment_dataset`
   (cached per segment; only AlgorithmParameters is re-encoded when just the parameters
   change). Elements are merged in tag order and written with the pixel frames streamed
   straight from the array into the file (or into a zlib stream for Deflated Explicit VR
   Little Endian): no copy of the pixel data is made.
 
-Modules: :mod:`.fast_template` (the per-series template and its cache),
-:mod:`.fast_segments` (SegmentSequence items), :mod:`.fast_encoding` (byte encoding);
-this module assembles and writes one SEG. Any failure of the private highdicom/pydicom
-APIs these use makes :func:`~.write.write_seg` write the SEG with highdicom instead.
+Modules: :mod:`.fast_template` (the per-series template and its cache), :mod:`.fast_header`
+(its header, with pydicom), :mod:`.fast_segments` (SegmentSequence items, from
+:mod:`~AdaptiveBrushDicomLib.dicom.segment_dataset`), :mod:`.fast_encoding` (byte
+encoding); this module assembles and writes one SEG. Any failure of the pydicom APIs these
+use makes :func:`~.write.write_seg` write the SEG with highdicom instead.
 
 ``Testing/Python/test_fast_path.py`` proves that the result equals the highdicom path
 element by element (except UIDs highdicom makes up and dates) and decodes voxel-exactly.

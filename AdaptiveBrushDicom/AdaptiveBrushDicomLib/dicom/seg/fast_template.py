@@ -1,8 +1,8 @@
 """Per-series templates of the fast SEG writer (:mod:`.fast`).
 
-highdicom builds a LABELMAP Segmentation once per reference series (on 2x2 frames, every
-slice holding one labelled voxel, so that every slice has its per-frame functional group
-item); the template keeps its top-level elements and per-frame items pre-encoded. A
+:mod:`.fast_header` builds the LABELMAP header of a reference series once (with pydicom,
+what highdicom's Segmentation would hold: one per-frame functional group item per slice);
+the template keeps its top-level elements and per-frame items pre-encoded. A
 :class:`TemplateCache` holds the templates of the series written to.
 """
 
