@@ -267,7 +267,7 @@ def test_70000_labels_duplicate_check_is_linear():
 
 # ------------------------------------------------------------------ run folders
 def test_config_yaml_fifo_does_not_hang(tmp_path):
-    from AdaptiveBrushDicomLib.runs.results import read_config
+    from AdaptiveBrushDicomLib.runs.schema import read_config
 
     os.mkfifo(tmp_path / "config.yaml")
     with pytest.raises(limits.LimitError, match="FIFO"):
@@ -275,7 +275,7 @@ def test_config_yaml_fifo_does_not_hang(tmp_path):
 
 
 def test_config_yaml_symlink_to_dev_zero(tmp_path):
-    from AdaptiveBrushDicomLib.runs.results import read_config
+    from AdaptiveBrushDicomLib.runs.schema import read_config
 
     (tmp_path / "config.yaml").symlink_to("/dev/zero")
     with pytest.raises(limits.LimitError, match="device"):
@@ -283,7 +283,7 @@ def test_config_yaml_symlink_to_dev_zero(tmp_path):
 
 
 def test_config_yaml_alias_bomb(tmp_path):
-    from AdaptiveBrushDicomLib.runs.results import read_config
+    from AdaptiveBrushDicomLib.runs.schema import read_config
 
     (tmp_path / "config.yaml").write_text(hostile.YAML_BOMB)
     t0 = time.monotonic()
@@ -295,7 +295,7 @@ def test_config_yaml_alias_bomb(tmp_path):
 
 
 def test_config_yaml_too_big(tmp_path):
-    from AdaptiveBrushDicomLib.runs.results import read_config
+    from AdaptiveBrushDicomLib.runs.schema import read_config
 
     (tmp_path / "config.yaml").write_bytes(b"a: " + b"x" * (5 << 20) + b"\n")
     with pytest.raises(limits.LimitError, match="larger than 4 MiB"):
@@ -315,7 +315,7 @@ def test_results_json_hostile(tmp_path, kind, fragment):
 @pytest.mark.parametrize("value, fragment", [("../outside.dcm", "'..'"), (["a.dcm"], "must be a path"),
                                              (42, "must be a path"), ("dicom/a\x00b.dcm", "NUL byte")])
 def test_dicom_seg_path_hostile(tmp_path, value, fragment):
-    from AdaptiveBrushDicomLib.runs.results import safe_relative_path
+    from AdaptiveBrushDicomLib.runs.layout import safe_relative_path
 
     with pytest.raises(InputFileError, match=fragment):
         safe_relative_path(tmp_path, value, field_name="trials/0/dicom_seg_path")

@@ -27,7 +27,8 @@ from conftest import corpus_path
 from AdaptiveBrushDicomLib.runs import migrate as mig
 from abdicom_testkit.demo_data import DemoPaths, build_demo_legacy, copy_demo
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.runs.results import load_gold_standard, load_run, validate_results
+from AdaptiveBrushDicomLib.runs.results import load_gold_standard, load_run
+from AdaptiveBrushDicomLib.runs.schema import validate_results
 
 SHAPE = (12, 40, 48)
 N_TRIALS = 5

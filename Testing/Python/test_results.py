@@ -12,10 +12,11 @@ import pytest
 from abdicom_testkit.demo_data import build_demo_legacy
 from AdaptiveBrushDicomLib.errors import InputFileError
 from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
+from AdaptiveBrushDicomLib.runs.layout import safe_relative_path
 from AdaptiveBrushDicomLib.runs.results import (
-    algorithm_from_config, find_gold_for_run, iter_gold_standards, load_gold_standard, load_run, load_schema,
-    safe_relative_path, sample_name_from, validate_results,
+    algorithm_from_config, find_gold_for_run, iter_gold_standards, load_gold_standard, load_run, sample_name_from,
 )
+from AdaptiveBrushDicomLib.runs.schema import load_schema, validate_results
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def resolve_inputs(args: argparse.Namespace) -> CompareInputs:
         A run folder mixed with files, ``--gold`` without a run, fewer than two files, or a
         run with no migrated trial.
     """
-    from AdaptiveBrushDicomLib.runs.results import is_run_dir
+    from AdaptiveBrushDicomLib.runs.layout import is_run_dir
 
     paths = [Path(p) for p in args.paths]
     if is_run_dir(paths[0]):

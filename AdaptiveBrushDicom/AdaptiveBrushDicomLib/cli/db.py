@@ -113,7 +113,8 @@ def _resolve_segs(db: Any, key: str) -> tuple[str, list[Any]]:
 def _run_of_file(path: Path, cache: dict[Path, Any]) -> Any:
     """The migrated run (results.json) a SEG file lies in, or None."""
     from AdaptiveBrushDicomLib.errors import UserError
-    from AdaptiveBrushDicomLib.runs.results import RESULTS_NAME, load_run
+    from AdaptiveBrushDicomLib.runs.layout import RESULTS_NAME
+    from AdaptiveBrushDicomLib.runs.results import load_run
 
     for folder in list(path.parents)[:4]:
         if folder in cache:

@@ -10,24 +10,29 @@ import json
 import sys
 from typing import Any
 
-from AdaptiveBrushDicomLib.errors import UserError
-
 #: Exit code when some folder or trial failed (user mistakes raise UserError -> 2).
 EXIT_FAILED = 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Handler of ``abdicom migrate``; returns the exit code (0 ok, 1 something failed)."""
-    from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
+    """Handler of ``abdicom migrate``; returns the exit code (0 ok, 1 something failed).
 
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    Raises
+    ------
+    UserError
+        A bad option (``--jobs`` not a positive number or ``auto``) or nothing to migrate
+        (from :func:`~AdaptiveBrushDicomLib.runs.migrate.migrate_paths`).
+    """
+    from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
+    from AdaptiveBrushDicomLib.runs.parallel import parse_jobs
+
+    jobs = parse_jobs(args.jobs)
     summary = migrate_paths(
         args.paths,
         volume=args.volume,
         volumes_dir=args.volumes_dir,
         compression=args.compression,
-        jobs=args.jobs,
+        jobs=jobs,
         dry_run=args.dry_run,
         progress=not args.quiet,
         modality=args.modality,
@@ -75,7 +80,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         "neighbour; default: refuse them)")
     p.add_argument("--compression", default="default",
                    help="SEG transfer syntax: explicit, rle, jpeg2000, jpegls or deflate (default: deflate)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for trials (default 1)")
+    p.add_argument("--jobs", default="auto", metavar="N",
+                   help="worker processes for trials: a number, or auto (default: one per CPU, at most one per "
+                        "trial, within the memory available); the output does not depend on it")
     p.add_argument("--dry-run", action="store_true", help="check everything and report, write nothing")
     p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

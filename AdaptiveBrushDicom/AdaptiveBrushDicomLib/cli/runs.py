@@ -24,7 +24,7 @@ def run_folders(paths: list[str]) -> list[Path]:
     UserError
         A path does not exist, or is neither a run nor a folder of runs.
     """
-    from AdaptiveBrushDicomLib.runs.results import is_run_dir
+    from AdaptiveBrushDicomLib.runs.layout import is_run_dir
 
     out: list[Path] = []
     for p in map(Path, paths):

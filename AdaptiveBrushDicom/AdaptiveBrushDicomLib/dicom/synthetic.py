@@ -22,13 +22,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from AdaptiveBrushDicomLib import MANUFACTURER, __version__
 from AdaptiveBrushDicomLib.dicom import uids
 from AdaptiveBrushDicomLib.dicom.compression import Compression
-from AdaptiveBrushDicomLib.io.atomic import atomic_output
+from AdaptiveBrushDicomLib.io.atomic import AtomicBatch
 from AdaptiveBrushDicomLib.errors import OutputExistsError, UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid
 
@@ -164,11 +165,18 @@ def create_synthetic_series(
 
     If ``out_dir`` already holds exactly this series (same SOP UIDs), nothing is
     rewritten and ``reused=True`` is returned; other existing ``NNNN.dcm`` files are
-    refused unless ``force``.
-    """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID
+    refused unless ``force``. The slices are written as one batch
+    (:class:`~AdaptiveBrushDicomLib.io.atomic.AtomicBatch`): temporary names, synced
+    together, then renamed, so a slice under its final name is complete and on disk.
 
+    Raises
+    ------
+    UserError
+        The array does not match the grid, a text value is too long or not valid for
+        DICOM, the image holds NaN / infinite values, or a slice cannot be written.
+    OutputExistsError
+        ``out_dir`` holds another series and ``force`` is not set.
+    """
     modality = Modality.parse(modality)
     array = np.asarray(array)
     if array.ndim != 3 or array.shape != grid.shape_kji:
@@ -181,19 +189,21 @@ def create_synthetic_series(
     check_series_text("SeriesDescription", series_description)
     out_dir = Path(out_dir)
     digest = uids.content_digest(array, grid)
-    study_uid = study_instance_uid or uids.study_uid(patient_id, digest)
-    series_uid = uids.volume_series_uid(patient_id, digest)
-    for_uid = uids.frame_of_reference_uid(patient_id, digest)
+    ids = _SeriesUids(
+        study=study_instance_uid or uids.study_uid(patient_id, digest),
+        series=uids.volume_series_uid(patient_id, digest),
+        frame_of_reference=uids.frame_of_reference_uid(patient_id, digest),
+    )
     nk = grid.shape_kji[0]
     names = [f"{k + 1:04d}.dcm" for k in range(nk)]
-    sop_uids = [uids.instance_uid(series_uid, k) for k in range(nk)]
+    sop_uids = [uids.instance_uid(ids.series, k) for k in range(nk)]
     enc = choose_encoding(array)
 
     existing = _existing_series(out_dir, names)
     if existing is not None:
         if existing == sop_uids:
             return SyntheticSeries(
-                out_dir, [out_dir / n for n in names], patient_id, study_uid, series_uid, for_uid,
+                out_dir, [out_dir / n for n in names], patient_id, ids.study, ids.series, ids.frame_of_reference,
                 sop_uids, enc, digest, reused=True,
             )
         if not force:
@@ -201,11 +211,37 @@ def create_synthetic_series(
                 "folder already holds a different DICOM series; choose another folder or pass --force", out_dir
             )
     out_dir.mkdir(parents=True, exist_ok=True)
+    base = _series_dataset(array, grid, enc, ids, modality, patient_id=patient_id, patient_name=patient_name,
+                           study_description=study_description, series_description=series_description,
+                           series_number=series_number)
+    paths = _write_slices(base, encode_pixels(array, enc), grid, out_dir, names, sop_uids, modality)
+    notes = []
+    if not enc.exact:
+        notes.append(
+            f"values stored with RescaleSlope {enc.slope:.6g}, RescaleIntercept {enc.intercept:.6g}: "
+            f"round-trip error <= {enc.max_abs_error:.3g}"
+        )
+    return SyntheticSeries(out_dir, paths, patient_id, ids.study, ids.series, ids.frame_of_reference, sop_uids, enc,
+                           digest, notes=notes)
 
-    stored = encode_pixels(array, enc)
+
+@dataclass(frozen=True)
+class _SeriesUids:
+    """Study, Series and Frame of Reference UIDs of one synthetic series."""
+
+    study: str
+    series: str
+    frame_of_reference: str
+
+
+def _series_dataset(array: np.ndarray, grid: Grid, enc: PixelEncoding, ids: _SeriesUids, modality: Modality, *,
+                    patient_id: str, patient_name: str | None, study_description: str, series_description: str,
+                    series_number: int) -> Any:
+    """The attributes every slice of the series shares (patient, study, series, frame of
+    reference, image plane orientation and spacing, pixel format, modality module, window)."""
+    from pydicom.dataset import Dataset
+
     row, col = grid.direction[:, 0], grid.direction[:, 1]
-    positions = grid.slice_origins()
-
     base = Dataset()
     base.SOPClassUID = modality.sop_class_uid
     name = patient_name or patient_id
@@ -213,7 +249,7 @@ def create_synthetic_series(
     base.PatientID = patient_id
     base.PatientBirthDate = ""
     base.PatientSex = ""
-    base.StudyInstanceUID = study_uid
+    base.StudyInstanceUID = ids.study
     base.StudyDate = ""
     base.StudyTime = ""
     base.ReferringPhysicianName = ""
@@ -221,10 +257,10 @@ def create_synthetic_series(
     base.AccessionNumber = ""
     base.StudyDescription = study_description[:64]
     base.Modality = modality.value
-    base.SeriesInstanceUID = series_uid
+    base.SeriesInstanceUID = ids.series
     base.SeriesNumber = int(series_number)
     base.SeriesDescription = series_description[:64]
-    base.FrameOfReferenceUID = for_uid
+    base.FrameOfReferenceUID = ids.frame_of_reference
     base.PositionReferenceIndicator = ""
     base.Manufacturer = MANUFACTURER
     base.ManufacturerModelName = "synthetic series"
@@ -245,6 +281,15 @@ def create_synthetic_series(
         base.RescaleIntercept = _fmt_ds(enc.intercept)
         base.RescaleSlope = _fmt_ds(enc.slope)
         base.RescaleType = "HU" if modality is Modality.CT else "US"
+    _modality_attributes(base, modality)
+    lo, hi = float(array.min()), float(array.max())
+    base.WindowCenter = _fmt_ds((lo + hi) / 2)
+    base.WindowWidth = _fmt_ds(max(hi - lo, 1.0))
+    return base
+
+
+def _modality_attributes(base: Any, modality: Modality) -> None:
+    """Type 1/2 attributes of the modality's image module (empty where unknown)."""
     if modality is Modality.MR:
         base.ScanningSequence = "RM"  # research mode: acquisition unknown
         base.SequenceVariant = "NONE"
@@ -258,39 +303,47 @@ def create_synthetic_series(
         base.AcquisitionNumber = 1
     elif modality is Modality.OT:
         base.ConversionType = "WSD"
-    lo, hi = float(array.min()), float(array.max())
-    base.WindowCenter = _fmt_ds((lo + hi) / 2)
-    base.WindowWidth = _fmt_ds(max(hi - lo, 1.0))
 
+
+def _write_slices(base: Any, stored: np.ndarray, grid: Grid, out_dir: Path, names: list[str], sop_uids: list[str],
+                  modality: Modality) -> list[Path]:
+    """One file per slice k: ``base`` + SOP Instance UID, position and pixels, written as
+    one atomic batch (see :class:`~AdaptiveBrushDicomLib.io.atomic.AtomicBatch`).
+
+    Raises
+    ------
+    UserError
+        A slice cannot be written (disk full, permissions); no final name is left half-written.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import UID
+
+    positions = grid.slice_origins()
     paths = []
-    for k in range(nk):
-        ds = Dataset()
-        ds.update(base)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = UID(modality.sop_class_uid)
-        meta.MediaStorageSOPInstanceUID = UID(sop_uids[k])
-        meta.TransferSyntaxUID = UID(Compression.EXPLICIT.uid)
-        ds.file_meta = meta
-        ds.SOPInstanceUID = sop_uids[k]
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [_fmt_ds(v) for v in positions[k]]
-        ds.SliceLocation = _fmt_ds(float(positions[k] @ grid.direction[:, 2]))
-        frame = np.ascontiguousarray(stored[k])
-        ds.SmallestImagePixelValue = int(frame.min())
-        ds.LargestImagePixelValue = int(frame.max())
-        ds.PixelData = frame.tobytes()
-        path = out_dir / names[k]
-        with atomic_output(path) as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
-        paths.append(path)
-    notes = []
-    if not enc.exact:
-        notes.append(
-            f"values stored with RescaleSlope {enc.slope:.6g}, RescaleIntercept {enc.intercept:.6g}: "
-            f"round-trip error <= {enc.max_abs_error:.3g}"
-        )
-    return SyntheticSeries(out_dir, paths, patient_id, study_uid, series_uid, for_uid, sop_uids, enc, digest,
-                           notes=notes)
+    try:
+        with AtomicBatch() as batch:
+            for k, name in enumerate(names):
+                ds = Dataset()
+                ds.update(base)
+                meta = FileMetaDataset()
+                meta.MediaStorageSOPClassUID = UID(modality.sop_class_uid)
+                meta.MediaStorageSOPInstanceUID = UID(sop_uids[k])
+                meta.TransferSyntaxUID = UID(Compression.EXPLICIT.uid)
+                ds.file_meta = meta
+                ds.SOPInstanceUID = sop_uids[k]
+                ds.InstanceNumber = k + 1
+                ds.ImagePositionPatient = [_fmt_ds(v) for v in positions[k]]
+                ds.SliceLocation = _fmt_ds(float(positions[k] @ grid.direction[:, 2]))
+                frame = np.ascontiguousarray(stored[k])
+                ds.SmallestImagePixelValue = int(frame.min())
+                ds.LargestImagePixelValue = int(frame.max())
+                ds.PixelData = frame.tobytes()
+                path = out_dir / name
+                ds.save_as(batch.temporary(path), enforce_file_format=True)
+                paths.append(path)
+    except OSError as exc:
+        raise UserError(f"cannot write: {exc.strerror or exc}", exc.filename or out_dir) from None
+    return paths
 
 
 def _existing_series(out_dir: Path, names: list[str]) -> list[str] | None:

@@ -13,7 +13,7 @@ from typing import Any
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.io.atomic import atomic_write_bytes
 from AdaptiveBrushDicomLib.io.digest import sha256_file
-from AdaptiveBrushDicomLib.runs.results import (
+from AdaptiveBrushDicomLib.runs.layout import (
     GOLD_LEGACY_METADATA_NAME, GOLD_METADATA_NAME, LEGACY_RESULTS_NAME, REPORT_JSON_NAME, REPORT_MD_NAME,
     RESULTS_NAME, SEG_DIR, VOLUME_DIR,
 )

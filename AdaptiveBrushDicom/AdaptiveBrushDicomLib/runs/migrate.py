@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -38,14 +38,15 @@ from AdaptiveBrushDicomLib.runs.lock import LOCK_NAME, FolderBusyError, FolderLo
 from AdaptiveBrushDicomLib.runs.plan import Job, Plan, already_migrated, discover, load_plan, plan_items
 from AdaptiveBrushDicomLib.runs.progress import Progress
 from AdaptiveBrushDicomLib.runs.report import ItemRecord, JobReport, MigrationSummary
-from AdaptiveBrushDicomLib.runs.results import validate_gold_metadata, validate_results
-from AdaptiveBrushDicomLib.runs.status import FolderKind, FolderStatus, ItemStatus, ReasonCode
-from AdaptiveBrushDicomLib.runs.tasks import ItemTask, make_tasks, trial_content_description
+from AdaptiveBrushDicomLib.runs.schema import validate_gold_metadata, validate_results
+from AdaptiveBrushDicomLib.runs.status import FolderKind, FolderStatus, ItemStatus
+from AdaptiveBrushDicomLib.runs.tasks import make_tasks, trial_content_description
 from AdaptiveBrushDicomLib.runs.update import new_json, write_report_files
 from AdaptiveBrushDicomLib.runs.volume import (
     VOLUME_SUFFIXES, VolumeCache, VolumeOptions, describe_volume, find_volume, resolve_volume, write_volume,
 )
-from AdaptiveBrushDicomLib.runs.worker import fail, process_item
+from AdaptiveBrushDicomLib.runs.parallel import AUTO, parse_jobs, resolve_jobs, run_tasks, start_workers
+from AdaptiveBrushDicomLib.runs.worker import process_item
 
 # kept for callers of the former single module
 _trial_content_description = trial_content_description
@@ -57,7 +58,7 @@ def migrate_paths(
     volume: str | Path | None = None,
     volumes_dir: str | Path | None = None,
     compression: "Compression | str" = DEFAULT_COMPRESSION,
-    jobs: int = 1,
+    jobs: "int | str" = 1,
     dry_run: bool = False,
     progress: bool = True,
     stream: TextIO | None = None,
@@ -75,7 +76,11 @@ def migrate_paths(
     volumes_dir : folder where source images are looked up by sample name
         (``<name>.nrrd/.nhdr/.nii.gz/.nii/.mha/.mhd`` or a ``<name>/`` DICOM folder)
     compression : SEG transfer syntax (default deflate)
-    jobs : worker processes for the trials of a run (1 = in this process)
+    jobs : worker processes for the trials of a run (1 = in this process, the default of
+        this function: a host application such as Slicer is never forked); ``"auto"`` (the
+        default of ``abdicom migrate``): one per usable CPU, at most one per item to write,
+        within the memory available (:func:`.parallel.resolve_jobs`). Output bytes never
+        depend on it.
     dry_run : parse and check everything, write nothing
     progress : show progress on ``stream`` (default stderr)
     modality, patient_id : of a synthetic series (non-DICOM sources only); patient_id
@@ -101,7 +106,8 @@ def migrate_paths(
     plans = [_prepare(job, compression, opts, dry_run) for job in discover(paths)]
     _refuse_when_nothing_can_run(plans)
     cache = VolumeCache()
-    executor = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    n_jobs = _worker_count(plans, cache, parse_jobs(jobs))
+    executor = start_workers(n_jobs) if n_jobs > 1 else None
     try:
         for plan in plans:
             _run_plan(plan, cache, opts, compression, resample, executor, dry_run, progress, stream)
@@ -109,6 +115,30 @@ def migrate_paths(
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
     return MigrationSummary([p.report for p in plans], dry_run, time.perf_counter() - t0)
+
+
+def _worker_count(plans: list[Plan], cache: VolumeCache, jobs: "int | str") -> int:
+    """Worker processes for this command: ``jobs``, or for ``auto`` what the largest
+    folder to migrate, the CPUs and the memory allow (1 = in this process)."""
+    todo = [p for p in plans if not p.untouchable and not p.volume_error
+            and p.report.status != FolderStatus.ALREADY_MIGRATED]
+    items = max((len(p.items) for p in todo), default=0)
+    if items < 2:
+        return 1
+    voxels = 0
+    if jobs == AUTO:
+        for p in todo:
+            if p.reference is not None:
+                shape = p.reference.grid.shape_kji
+            elif p.volume_path is not None:
+                try:
+                    shape = cache.get(p.volume_path)[1].shape_kji
+                except (UserError, OSError):  # reported by that folder when it runs
+                    continue
+            else:
+                continue
+            voxels = max(voxels, int(shape[0]) * int(shape[1]) * int(shape[2]))
+    return resolve_jobs(jobs, items, voxels)
 
 
 def _volume_options(volume: str | Path | None, volumes_dir: str | Path | None, modality: "Modality | str",
@@ -205,33 +235,13 @@ def _migrate_locked(plan: Plan, cache: VolumeCache, opts: VolumeOptions, compres
         report.volume = write_volume(plan, cache, opts)
     grid = report.volume.pop("_grid")
     tasks = make_tasks(plan, compression.uid, resample.value, dry_run, grid)
-    report.items = _run_tasks(tasks, executor, prog)
+    report.items = run_tasks(tasks, executor if len(tasks) > 1 else None, prog)
     failed = any(ItemStatus(i.status).is_problem for i in report.items)
     report.status = FolderStatus.PLANNED if dry_run else (FolderStatus.PARTIAL if failed else FolderStatus.MIGRATED)
     if dry_run:
         report.results_json = "not written (dry run)"
         return
     _write_outputs(plan)
-
-
-def _run_tasks(tasks: list[ItemTask], executor: ProcessPoolExecutor | None, prog: Progress) -> list[ItemRecord]:
-    records: list[ItemRecord | None] = [None] * len(tasks)
-    if executor is None:
-        for n, task in enumerate(tasks):
-            records[n] = rec = process_item(task)
-            prog.step(f"{task.key} {ItemStatus(rec.status).value}")
-        return [r for r in records if r is not None]
-    futures: dict[Future, int] = {executor.submit(process_item, task): n for n, task in enumerate(tasks)}
-    for fut in as_completed(futures):
-        n = futures[fut]
-        try:
-            rec = fut.result()
-        except Exception as exc:  # worker died (e.g. out of memory)
-            rec = ItemRecord(tasks[n].key, tasks[n].trial_number, ItemStatus.FAILED, source=tasks[n].source_rel)
-            fail(rec, ReasonCode.ERROR, f"worker failed: {type(exc).__name__}: {exc}")
-        records[n] = rec
-        prog.step(f"{tasks[n].key} {ItemStatus(rec.status).value}")
-    return [r for r in records if r is not None]
 
 
 def _write_outputs(plan: Plan) -> None:

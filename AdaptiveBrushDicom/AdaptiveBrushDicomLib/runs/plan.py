@@ -24,12 +24,12 @@ from typing import Any, Sequence
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
 from AdaptiveBrushDicomLib.io.limits import check_file
 from AdaptiveBrushDicomLib.runs.report import REPORT_FORMAT, ItemRecord, JobReport
-from AdaptiveBrushDicomLib.runs.results import (
+from AdaptiveBrushDicomLib.runs.layout import (
     CONFIG_NAME, GOLD_LEGACY_METADATA_NAME, GOLD_METADATA_NAME, GOLD_SEG_PATH, GOLD_SOURCE_NAME,
     LEGACY_RESULTS_NAME, LEGACY_SEG_DIR, REPORT_JSON_NAME, RESULTS_NAME, SEG_DIR, VOLUME_DIR, is_gold_dir,
-    is_run_dir, legacy_trial_candidates, read_config, read_json, safe_relative_path, trial_seg_name,
-    validate_results,
+    is_run_dir, legacy_trial_candidates, safe_relative_path, trial_seg_name,
 )
+from AdaptiveBrushDicomLib.runs.schema import read_config, read_json, validate_results
 from AdaptiveBrushDicomLib.runs.files import sha256_file
 from AdaptiveBrushDicomLib.runs.status import FolderKind, FolderStatus, ItemStatus, ReasonCode, TrialStatus
 

@@ -1,249 +1,24 @@
-"""Optimization runs and gold standards on disk: layout, ``results.json`` schema, loading.
+"""Reading optimization runs and gold standards: the model the Slicer module, the demo,
+``abdicom runs`` and ``abdicom compare`` use (:func:`load_run`, :func:`load_gold_standard`,
+:func:`find_gold_for_run`).
 
-Layout of a migrated run (see ``docs/migration.md``)::
-
-    <run>/
-      results.json              legacy fields + "dicom" block + per-trial dicom_* fields
-      results.legacy.json       byte copy of the original results.json (written once)
-      config.yaml               run configuration (names the sample volume)
-      segmentations/trial_000.seg.nrrd ...   originals, never modified
-      dicom/volume/0001.dcm ... the source DICOM files (renamed, slice order) or a synthetic series
-      dicom/segmentations/trial_000.dcm ...  LABELMAP SEG per trial
-      migration_report.json, migration_report.md
-
-    GoldStandards/<name>/
-      gold.seg.nrrd, metadata.json (+ "dicom" block), metadata.legacy.json
-      dicom/volume/..., dicom/gold.dcm
-
-This module only reads; ``migrate`` writes. The Slicer module and the demo use
-:func:`load_run` / :func:`load_gold_standard` / :func:`find_gold_for_run`.
+This module only reads; ``migrate`` writes. Folder layout and names: :mod:`.layout`;
+reading and validating results.json / metadata.json / config.yaml: :mod:`.schema`.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import os
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
+from AdaptiveBrushDicomLib.runs.layout import (
+    CONFIG_NAME, GOLD_METADATA_NAME, GOLD_SOURCE_NAME, GOLD_STANDARDS_DIR_NAME, RESULTS_NAME, VOLUME_DIR,
+    is_gold_dir, safe_relative_path,
+)
+from AdaptiveBrushDicomLib.runs.schema import read_config, read_json, validate_gold_metadata, validate_results
 from AdaptiveBrushDicomLib.runs.status import TrialStatus, VolumeSource
-
-# ----------------------------------------------------------------------------- layout
-RESULTS_NAME = "results.json"
-LEGACY_RESULTS_NAME = "results.legacy.json"
-CONFIG_NAME = "config.yaml"
-LEGACY_SEG_DIR = "segmentations"
-DICOM_DIR = "dicom"
-VOLUME_DIR = "dicom/volume"
-SEG_DIR = "dicom/segmentations"
-GOLD_SOURCE_NAME = "gold.seg.nrrd"
-GOLD_METADATA_NAME = "metadata.json"
-GOLD_LEGACY_METADATA_NAME = "metadata.legacy.json"
-GOLD_SEG_PATH = "dicom/gold.dcm"
-REPORT_JSON_NAME = "migration_report.json"
-REPORT_MD_NAME = "migration_report.md"
-GOLD_STANDARDS_DIR_NAME = "GoldStandards"
-
-#: Keys migration adds to each trial object of results.json.
-TRIAL_DICOM_KEYS = ("dicom_status", "dicom_series_uid", "dicom_sop_instance_uid", "dicom_seg_path", "dicom_error")
-
-#: Trial statuses written into ``dicom_status`` (one vocabulary: runs/status.py).
-STATUS_MIGRATED = TrialStatus.MIGRATED
-STATUS_PRUNED = TrialStatus.PRUNED
-STATUS_NO_SEGMENTATION = TrialStatus.NO_SEGMENTATION
-STATUS_FAILED = TrialStatus.FAILED
-STATUS_CHANGED = TrialStatus.CHANGED
-
-
-def trial_seg_name(trial_number: int) -> str:
-    """File name of a trial's SEG: ``trial_042.dcm`` (at least three digits)."""
-    return f"trial_{int(trial_number):03d}.dcm"
-
-
-def legacy_trial_candidates(trial_number: int) -> list[str]:
-    """Conventional legacy locations of a trial's ``.seg.nrrd``, relative to the run."""
-    n = int(trial_number)
-    names = [f"trial_{n:03d}.seg.nrrd", f"trial_{n}.seg.nrrd"]
-    return [f"{LEGACY_SEG_DIR}/{name}" for name in dict.fromkeys(names)]
-
-
-# ----------------------------------------------------------------------------- schema
-@lru_cache(maxsize=1)
-def load_schema() -> dict[str, Any]:
-    """The JSON Schema of a migrated ``results.json`` (``resources/results.schema.json``)."""
-    path = Path(__file__).with_name("resources") / "results.schema.json"
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _legacy_schema() -> dict[str, Any]:
-    """The same schema without the migration-only requirement of a ``dicom`` block."""
-    schema = copy.deepcopy(load_schema())
-    schema["required"] = [r for r in schema.get("required", []) if r != "dicom"]
-    return schema
-
-
-def _gold_schema() -> dict[str, Any]:
-    """Schema of a migrated gold standard's ``metadata.json`` (only the ``dicom`` block is ours)."""
-    base = load_schema()
-    return {
-        "$schema": base["$schema"],
-        "type": "object",
-        "required": ["dicom"],
-        "properties": {
-            "dicom": {
-                "allOf": [
-                    {"$ref": "#/$defs/dicom"},
-                    {
-                        "type": "object",
-                        "required": ["seg_series_uid", "seg_sop_instance_uid", "seg_path"],
-                        "properties": {
-                            "seg_series_uid": {"$ref": "#/$defs/uid"},
-                            "seg_sop_instance_uid": {"$ref": "#/$defs/uid"},
-                            "seg_path": {"$ref": "#/$defs/relative_path"},
-                        },
-                    },
-                ]
-            }
-        },
-        "$defs": base["$defs"],
-    }
-
-
-def _validate(data: Any, schema: dict[str, Any], path: Path | str, what: str) -> None:
-    import jsonschema
-
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator = validator_cls(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return
-    lines = []
-    for err in errors[:5]:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        lines.append(f"{where}: {err.message}")
-    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    raise InputFileError(f"{what} does not match the schema: {'; '.join(lines)}{more}; fix these fields", path)
-
-
-def validate_results(data: Any, path: Path | str = RESULTS_NAME, *, migrated: bool = True) -> None:
-    """Check ``data`` against ``results.schema.json``.
-
-    Parameters
-    ----------
-    data : parsed results.json
-    path : file name used in the error message
-    migrated : require the ``dicom`` block (False for a legacy results.json)
-
-    Raises
-    ------
-    InputFileError
-        Naming the file and up to five offending fields (JSON path) and what is wrong.
-    """
-    _validate(data, load_schema() if migrated else _legacy_schema(), path, "results.json")
-
-
-def validate_gold_metadata(data: Any, path: Path | str = GOLD_METADATA_NAME) -> None:
-    """Check a migrated gold standard's ``metadata.json`` (its ``dicom`` block)."""
-    _validate(data, _gold_schema(), path, "metadata.json")
-
-
-# ----------------------------------------------------------------------------- files
-def read_json(path: str | Path, *, root: str | Path | None = None) -> Any:
-    """Parse a JSON file with the limits of :mod:`~.io.limits` (regular file, size cap,
-    depth and number limits); :class:`InputFileError` naming the file and line if it is not JSON.
-
-    ``root``: the folder the user gave (default: the file's own folder); a symlink may not
-    lead out of it.
-    """
-    from AdaptiveBrushDicomLib.io import limits
-
-    path = Path(path)
-    text = limits.read_text(path, limits.FileKind.JSON, root=root if root is not None else path.parent)
-    try:
-        return limits.loads_json(text, path)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(
-            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); repair the file "
-            f"(a copy may exist as {LEGACY_RESULTS_NAME})",
-            path,
-        ) from None
-
-
-def read_config(path: str | Path, *, root: str | Path | None = None) -> dict[str, Any]:
-    """Parse ``config.yaml`` (empty dict when the file does not exist) with the limits of
-    :mod:`~.io.limits`: a regular file (not a FIFO or device), at most 4 MiB, no YAML aliases."""
-    from AdaptiveBrushDicomLib.io import limits
-
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return {}
-    text = limits.read_text(path, limits.FileKind.YAML, root=root if root is not None else path.parent)
-    data = limits.loads_yaml(text, path)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputFileError("expected a mapping (key: value) at the top level", path)
-    return data
-
-
-def safe_relative_path(root: str | Path, rel: str, *, field_name: str, source: str | Path | None = None) -> Path:
-    """Resolve ``rel`` inside ``root``, refusing anything that could leave it.
-
-    Refused: absolute paths (POSIX or Windows drive), ``..`` components, and paths that
-    leave ``root`` after resolving symlinks.
-
-    Parameters
-    ----------
-    root : the run or gold-standard folder
-    rel : the path as written in the JSON file
-    field_name : JSON field name for the error message (e.g. ``trials/3/segmentation_path``)
-    source : the JSON file, for the error message
-
-    Returns
-    -------
-    Path
-        ``root / rel`` (not resolved, so it stays readable in messages).
-    """
-    where = source if source is not None else root
-    if not isinstance(rel, str):
-        raise InputFileError(f"{field_name} must be a path (text), got {type(rel).__name__}", where)
-    text = rel
-    if "\x00" in text:
-        raise InputFileError(f"{field_name} contains a NUL byte; it is not a path", where)
-    if not text.strip():
-        raise InputFileError(f"{field_name} is empty; give a path relative to the folder", where)
-    if text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
-        raise InputFileError(
-            f"{field_name} is an absolute path ({text!r}); only paths relative to the folder are accepted", where
-        )
-    parts = PurePosixPath(text.replace("\\", "/")).parts
-    if ".." in parts:
-        raise InputFileError(f"{field_name} ({text!r}) contains '..'; paths may not leave the folder", where)
-    root = Path(root)
-    candidate = root.joinpath(*parts)
-    root_real = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(candidate))
-    if real != root_real and root_real not in real.parents:
-        raise InputFileError(
-            f"{field_name} ({text!r}) leads outside the folder (symlink to {real}); copy the file into the folder",
-            where,
-        )
-    return candidate
-
-
-def is_run_dir(path: Path) -> bool:
-    """A folder holding ``results.json`` (an optimization run)."""
-    return path.is_dir() and (path / RESULTS_NAME).is_file()
-
-
-def is_gold_dir(path: Path) -> bool:
-    """A folder holding ``gold.seg.nrrd`` (a gold standard)."""
-    return path.is_dir() and (path / GOLD_SOURCE_NAME).is_file()
 
 
 # ----------------------------------------------------------------------------- config
@@ -479,7 +254,7 @@ def parse_trials(data: dict[str, Any], folder: Path, config: dict[str, Any], sou
         algo = params.get("algorithm") if isinstance(params.get("algorithm"), str) else default_algo
         seg = None
         rel = t.get("dicom_seg_path")
-        if rel is not None and t.get("dicom_status", STATUS_MIGRATED) == STATUS_MIGRATED:
+        if rel is not None and t.get("dicom_status", TrialStatus.MIGRATED) == TrialStatus.MIGRATED:
             seg = safe_relative_path(folder, rel, field_name=f"trials/{index}/dicom_seg_path", source=source)
         out.append(Trial(
             number=int(t["trial_number"]),
@@ -607,9 +382,6 @@ def find_gold_for_run(run: RunResults, search: Sequence[str | Path] | None = Non
 
 
 __all__ = [
-    "RESULTS_NAME", "LEGACY_RESULTS_NAME", "CONFIG_NAME", "VOLUME_DIR", "SEG_DIR", "GOLD_SEG_PATH",
-    "REPORT_JSON_NAME", "REPORT_MD_NAME", "DicomInfo", "Trial", "GoldStandard", "RunResults",
-    "load_schema", "validate_results", "validate_gold_metadata", "read_json", "read_config",
-    "safe_relative_path", "sample_name_from", "algorithm_from_config", "load_run", "load_gold_standard",
-    "iter_gold_standards", "find_gold_for_run", "trial_seg_name", "legacy_trial_candidates",
+    "DicomInfo", "Trial", "GoldStandard", "RunResults", "sample_name_from", "algorithm_from_config", "parse_trials",
+    "load_run", "load_gold_standard", "iter_gold_standards", "find_gold_for_run",
 ]

@@ -18,7 +18,9 @@ from AdaptiveBrushDicomLib.dicom.naming import (
     gold_series_description, gold_series_number, trial_series_description, trial_series_number,
 )
 from AdaptiveBrushDicomLib.runs.plan import Plan, PlanItem
-from AdaptiveBrushDicomLib.runs.results import REPORT_JSON_NAME, VOLUME_DIR, algorithm_from_config, read_json
+from AdaptiveBrushDicomLib.runs.layout import REPORT_JSON_NAME, VOLUME_DIR
+from AdaptiveBrushDicomLib.runs.results import algorithm_from_config
+from AdaptiveBrushDicomLib.runs.schema import read_json
 from AdaptiveBrushDicomLib.runs.report import REPORT_FORMAT
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.runs.status import ReasonCode

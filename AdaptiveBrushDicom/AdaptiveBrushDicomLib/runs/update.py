@@ -11,7 +11,7 @@ from AdaptiveBrushDicomLib import __version__
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.runs.files import atomic_write_bytes, json_bytes
 from AdaptiveBrushDicomLib.runs.plan import Plan, trial_status_of
-from AdaptiveBrushDicomLib.runs.results import (
+from AdaptiveBrushDicomLib.runs.layout import (
     GOLD_METADATA_NAME, REPORT_JSON_NAME, REPORT_MD_NAME, TRIAL_DICOM_KEYS, VOLUME_DIR,
 )
 from AdaptiveBrushDicomLib.runs.status import ItemStatus, TrialStatus

@@ -21,9 +21,10 @@ import numpy as np
 
 from AdaptiveBrushDicomLib.dicom import uids
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
-from AdaptiveBrushDicomLib.runs.files import atomic_write_bytes
+from AdaptiveBrushDicomLib.io.atomic import AtomicBatch
 from AdaptiveBrushDicomLib.runs.plan import Plan, metadata_patient_id
-from AdaptiveBrushDicomLib.runs.results import CONFIG_NAME, GOLD_METADATA_NAME, VOLUME_DIR, sample_name_from
+from AdaptiveBrushDicomLib.runs.layout import CONFIG_NAME, GOLD_METADATA_NAME, VOLUME_DIR
+from AdaptiveBrushDicomLib.runs.results import sample_name_from
 from AdaptiveBrushDicomLib.runs.status import VolumeSource
 
 #: Image file suffixes tried in ``--volumes-dir`` (in this order), then ``DIR/<name>/``.
@@ -214,15 +215,16 @@ def _copy_original(plan: Plan) -> dict[str, Any]:
             raise UserError(f"{VOLUME_DIR} holds {', '.join(extra[:5])}, which is not part of the series in "
                             f"{plan.volume_path}; move it away and re-run", plan.job.folder)
     out.mkdir(parents=True, exist_ok=True)
-    for name, src in zip(names, ref.paths):
-        data = Path(src).read_bytes()
-        dst = out / name
-        if dst.is_file():
-            if dst.read_bytes() == data:
-                continue
-            raise UserError(f"{VOLUME_DIR}/{name} differs from {src} (the slice it stands for); the folder holds "
-                            "another series -- move it away and re-run", plan.job.folder)
-        atomic_write_bytes(dst, data)
+    with AtomicBatch() as batch:  # written, synced together, then renamed: a final name is complete
+        for name, src in zip(names, ref.paths):
+            data = Path(src).read_bytes()
+            dst = out / name
+            if dst.is_file():
+                if dst.read_bytes() == data:
+                    continue
+                raise UserError(f"{VOLUME_DIR}/{name} differs from {src} (the slice it stands for); the folder "
+                                "holds another series -- move it away and re-run", plan.job.folder)
+            batch.temporary(dst).write_bytes(data)
     return _original_info(plan, ref)
 
 

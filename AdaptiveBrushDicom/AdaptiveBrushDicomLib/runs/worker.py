@@ -23,10 +23,11 @@ import numpy as np
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType
 from AdaptiveBrushDicomLib.dicom import uids
+from AdaptiveBrushDicomLib.io.atomic import deferred_sync, sync_files
 from AdaptiveBrushDicomLib.errors import InputFileError, OverlapError, ReferenceMismatchError, UserError
 from AdaptiveBrushDicomLib.runs.files import describe_oserror, sha256_file
 from AdaptiveBrushDicomLib.runs.report import ItemRecord
-from AdaptiveBrushDicomLib.runs.results import legacy_trial_candidates
+from AdaptiveBrushDicomLib.runs.layout import legacy_trial_candidates
 from AdaptiveBrushDicomLib.runs.status import ItemStatus, ReasonCode
 from AdaptiveBrushDicomLib.runs.tasks import ItemTask
 
@@ -129,7 +130,22 @@ def fail(rec: ItemRecord, code: ReasonCode, reason: str, status: ItemStatus = It
 
 
 def process_item(task: ItemTask) -> ItemRecord:
-    """Migrate (or check) one trial / gold segmentation; never raises for bad input."""
+    """Migrate (or check) one trial / gold segmentation; never raises for bad input.
+
+    A new SEG gets its final name before this returns (synced alone); the migration
+    itself uses :func:`run_item`, which leaves syncing and renaming to a batch."""
+    rec, pending = run_item(task)
+    if pending is not None:
+        commit_pending([(rec, pending, task.folder)])
+    return rec
+
+
+def run_item(task: ItemTask) -> tuple[ItemRecord, str | None]:
+    """Like :func:`process_item`, but a new, verified SEG stays under its temporary name.
+
+    Returns the record and that temporary file's path (None when nothing new was written);
+    :func:`commit_pending` syncs and renames it (in a batch with others). Until then the
+    record describes the SEG as it will be (``output``, hash, size, UIDs)."""
     t0 = time.perf_counter()
     rec = ItemRecord(key=task.key, trial_number=task.trial_number, status=ItemStatus.FAILED,
                      source=task.source_rel, output=task.output_rel, series_description=task.series_description,
@@ -140,8 +156,9 @@ def process_item(task: ItemTask) -> ItemRecord:
     lib_logger = logging.getLogger("highdicom")
     lib_logger.addHandler(handler)
     propagate, lib_logger.propagate = lib_logger.propagate, False
+    pending: str | None = None
     try:
-        _process_item(task, rec)
+        pending = _process_item(task, rec)
     except UserError as exc:
         fail(rec, code_for(exc), str(exc))
     except OSError as exc:
@@ -152,7 +169,46 @@ def process_item(task: ItemTask) -> ItemRecord:
         lib_logger.removeHandler(handler)
         lib_logger.propagate = propagate
     rec.seconds = round(time.perf_counter() - t0, 4)
-    return rec
+    return rec, pending
+
+
+def commit_pending(batch: list[tuple[ItemRecord, str, str]]) -> None:
+    """Give verified SEGs their final names: ``(record, temporary path, folder)`` each.
+
+    All temporary files are synced together (:func:`~AdaptiveBrushDicomLib.io.atomic.sync_files`),
+    then each is renamed onto ``folder / record.output``, then their folders are synced, so
+    a SEG under its final name is verified and on disk. An item that cannot be synced or
+    renamed (disk full, I/O error) is marked failed; no temporary file stays."""
+    if not batch:
+        return
+    try:
+        sync_files(tmp for _, tmp, _ in batch)
+    except OSError as exc:
+        for rec, tmp, _ in batch:
+            _commit_failed(rec, tmp, exc)
+        return
+    folders = []
+    for rec, tmp, folder in batch:
+        target = Path(folder) / str(rec.output)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            _commit_failed(rec, tmp, exc)
+            continue
+        folders.append(target.parent)
+    try:
+        sync_files((), folders)
+    except OSError:  # the files are complete; only their names may be lost in a power cut
+        pass
+
+
+def _commit_failed(rec: ItemRecord, tmp: str, exc: OSError) -> None:
+    fail(rec, ReasonCode.IO_ERROR, f"{rec.output}: cannot write: {describe_oserror(exc)}")
+    rec.output = None
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def _missing_source(task: ItemTask, rec: ItemRecord) -> bool:
@@ -174,13 +230,14 @@ def _missing_source(task: ItemTask, rec: ItemRecord) -> bool:
     return True
 
 
-def _process_item(task: ItemTask, rec: ItemRecord) -> None:
+def _process_item(task: ItemTask, rec: ItemRecord) -> str | None:
+    """The work of :func:`run_item`; returns the temporary path of a new SEG, if any."""
     rec.output = None
     if task.pre_error is not None:
         fail(rec, *task.pre_error)
-        return
+        return None
     if _missing_source(task, rec):
-        return
+        return None
     folder = Path(task.folder)
     src = folder / str(task.source_rel)
     rec.source_sha256 = sha256_file(src)
@@ -191,13 +248,13 @@ def _process_item(task: ItemTask, rec: ItemRecord) -> None:
         rec.status, rec.reason = ItemStatus.PLANNED, ("already present" if out.exists() else "would be written")
         rec.series_instance_uid, rec.sop_instance_uid = task.series_uid, content_sop_uid(task.series_uid, lm)
         rec.segments, rec.output = len(lm.segments), task.output_rel
-        return
+        return None
     reference = _reference(task.reference_dir)
     if out.exists():
         _recheck_existing(task, rec, src, out, reference)
-        return
+        return None
     lm = source_labelmap(task, src, reference.grid)
-    _write_new(task, rec, src, out, lm, reference)
+    return _write_new(task, rec, src, out, lm, reference)
 
 
 def _recheck_existing(task: ItemTask, rec: ItemRecord, src: Path, out: Path, reference: Any) -> None:
@@ -239,43 +296,49 @@ def _recheck_existing(task: ItemTask, rec: ItemRecord, src: Path, out: Path, ref
     rec.status, rec.already_present = ItemStatus.MIGRATED, True
 
 
-def _write_new(task: ItemTask, rec: ItemRecord, src: Path, out: Path, lm: Any, reference: Any) -> None:
+def _write_new(task: ItemTask, rec: ItemRecord, src: Path, out: Path, lm: Any, reference: Any) -> str | None:
+    """Write the SEG to a temporary name (not synced yet) and verify it; its path, or None
+    when it failed (then nothing is left behind)."""
     from AdaptiveBrushDicomLib.dicom.seg.write import write_seg
 
     sop_uid = content_sop_uid(task.series_uid, lm)
     mtime = datetime.fromtimestamp(int(src.stat().st_mtime), tz=timezone.utc)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    keep = False
     try:
-        write_seg(lm, reference, tmp, compression=task.compression, series_description=task.series_description,
-                  series_number=task.series_number, series_instance_uid=task.series_uid, sop_instance_uid=sop_uid,
-                  content_label=task.content_label, content_description=task.content_description, force=True,
-                  source_name=task.source_rel, content_datetime=mtime, warn=rec.notes.append)
+        with deferred_sync():  # synced with its batch before the rename (commit_pending)
+            write_seg(lm, reference, tmp, compression=task.compression, series_description=task.series_description,
+                      series_number=task.series_number, series_instance_uid=task.series_uid,
+                      sop_instance_uid=sop_uid, content_label=task.content_label,
+                      content_description=task.content_description, force=True, source_name=task.source_rel,
+                      content_datetime=mtime, warn=rec.notes.append)
         try:
             rec.voxels_verified, rec.labelled_voxels, rec.segments = verify(tmp, lm, reference)
         except ValueError as exc:
             fail(rec, ReasonCode.VERIFY_MISMATCH, f"{task.source_rel}: decoded SEG differs from the source ({exc}); "
                                                   "nothing was kept; please report this as a bug")
-            return
-        os.replace(tmp, out)
+            return None
+        rec.status, rec.output = ItemStatus.MIGRATED, task.output_rel
+        rec.output_sha256, rec.size_bytes = sha256_file(tmp), tmp.stat().st_size
+        rec.series_instance_uid, rec.sop_instance_uid = task.series_uid, sop_uid
+        keep = True
+        return str(tmp)
     except OSError as exc:
         fail(rec, ReasonCode.IO_ERROR, f"{task.output_rel}: cannot write: {describe_oserror(exc)}")
-        return
+        return None
     except UserError as exc:
         msg = str(exc)
         if "No space left" in msg:
             msg += "; free disk space and re-run"
         fail(rec, code_for(exc), msg)
-        return
+        return None
     finally:
-        if tmp.exists():
+        if not keep and tmp.exists():
             try:
                 tmp.unlink()
             except OSError:
                 pass
-    rec.status, rec.output = ItemStatus.MIGRATED, task.output_rel
-    rec.output_sha256, rec.size_bytes = sha256_file(out), out.stat().st_size
-    rec.series_instance_uid, rec.sop_instance_uid = task.series_uid, sop_uid
 
 
-__all__ = ["process_item", "source_labelmap", "verify", "content_sop_uid", "code_for", "fail"]
+__all__ = ["process_item", "run_item", "commit_pending", "source_labelmap", "verify", "content_sop_uid", "code_for", "fail"]
