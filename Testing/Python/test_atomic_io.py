@@ -77,3 +77,57 @@ def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
+
+
+def test_atomic_batch_syncs_every_file_before_any_rename_then_the_folders(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+                       if os.path.exists("/proc/self/fd") else "?"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.basename(str(dst))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    targets = [tmp_path / f"{k:04d}.dcm" for k in range(20)]
+    with atomic.AtomicBatch() as batch:
+        for k, target in enumerate(targets):
+            batch.temporary(target).write_bytes(bytes([k]) * 100)
+        assert not any(t.exists() for t in targets)  # nothing has its final name before the commit
+    assert [t.read_bytes() for t in targets] == [bytes([k]) * 100 for k in range(20)]
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync"] * 20 + ["replace"] * 20 + ["fsync"]  # files, renames, then the folder once
+    if os.path.exists("/proc/self/fd"):
+        assert sorted(e[1] for e in events[:20]) == sorted(temporary_sibling(t).name for t in targets)
+        assert events[-1][1] == tmp_path.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [t.name for t in targets]
+
+
+def test_atomic_batch_discards_everything_on_an_exception(tmp_path):
+    old = tmp_path / "0001.dcm"
+    old.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic.AtomicBatch() as batch:
+            batch.temporary(old).write_bytes(b"new")
+            batch.temporary(tmp_path / "0002.dcm").write_bytes(b"new")
+            raise RuntimeError("killed halfway")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0001.dcm"] and old.read_bytes() == b"old"
+
+
+def test_deferred_sync_renames_without_fsync_and_sync_files_syncs_later(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    target = tmp_path / ".trial_000.dcm.partial-1"
+    with atomic.deferred_sync():
+        atomic_write_bytes(target, b"seg")
+    assert target.read_bytes() == b"seg" and synced == []
+    atomic_write_bytes(tmp_path / "report.json", b"{}")  # outside the block: synced as always
+    assert len(synced) == 1
+    atomic.sync_files([target], [tmp_path])
+    assert len(synced) == 3

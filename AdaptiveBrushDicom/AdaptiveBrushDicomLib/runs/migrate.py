@@ -34,6 +34,7 @@ from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.runs.files import (
     atomic_write_bytes, check_writable, clean_stale_temps, describe_oserror, json_bytes, sha256_file,
 )
+from AdaptiveBrushDicomLib.runs.layout import VOLUME_DIR
 from AdaptiveBrushDicomLib.runs.lock import LOCK_NAME, FolderBusyError, FolderLock
 from AdaptiveBrushDicomLib.runs.plan import Job, Plan, already_migrated, discover, load_plan, plan_items
 from AdaptiveBrushDicomLib.runs.progress import Progress
@@ -46,7 +47,7 @@ from AdaptiveBrushDicomLib.runs.volume import (
     VOLUME_SUFFIXES, VolumeCache, VolumeOptions, describe_volume, find_volume, resolve_volume, write_volume,
 )
 from AdaptiveBrushDicomLib.runs.parallel import AUTO, parse_jobs, resolve_jobs, run_tasks, start_workers
-from AdaptiveBrushDicomLib.runs.worker import process_item
+from AdaptiveBrushDicomLib.runs.worker import process_item, remember_reference
 
 # kept for callers of the former single module
 _trial_content_description = trial_content_description
@@ -106,6 +107,9 @@ def migrate_paths(
     plans = [_prepare(job, compression, opts, dry_run) for job in discover(paths)]
     _refuse_when_nothing_can_run(plans)
     cache = VolumeCache()
+    for plan in plans:  # a DICOM source's headers are those of its copy in dicom/volume
+        if plan.reference is not None and plan.reference.frame_numbers is None and not plan.untouchable:
+            remember_reference(plan.job.folder / VOLUME_DIR, plan.reference)
     n_jobs = _worker_count(plans, cache, parse_jobs(jobs))
     executor = start_workers(n_jobs) if n_jobs > 1 else None
     try:

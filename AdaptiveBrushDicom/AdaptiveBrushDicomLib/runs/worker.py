@@ -45,6 +45,19 @@ def _reference(folder: str) -> Any:
     return ref
 
 
+def remember_reference(folder: str | Path, reference: Any) -> None:
+    """Use ``reference`` for the series in ``folder`` instead of parsing it there.
+
+    For a DICOM source copied byte for byte into ``dicom/volume``: its parsed headers are
+    those of the copies, so only the paths change (tested to give the same SEG bytes).
+    Called before worker processes are forked, so they inherit it too."""
+    from dataclasses import replace as _replace
+
+    folder = Path(folder)
+    names = [folder / f"{k + 1:04d}.dcm" for k in range(len(reference.paths))]
+    _REFERENCES[str(folder)] = _replace(reference, paths=names, folder=folder, notes=list(reference.notes))
+
+
 def source_labelmap(task: ItemTask, src: Path, grid: Any) -> Any:
     """Source seg.nrrd -> LabelMap on ``grid`` with the trial's algorithm metadata."""
     from AdaptiveBrushDicomLib.core.align import align_to_grid
@@ -341,4 +354,4 @@ def _write_new(task: ItemTask, rec: ItemRecord, src: Path, out: Path, lm: Any, r
                 pass
 
 
-__all__ = ["process_item", "run_item", "commit_pending", "source_labelmap", "verify", "content_sop_uid", "code_for", "fail"]
+__all__ = ["process_item", "run_item", "commit_pending", "remember_reference", "source_labelmap", "verify", "content_sop_uid", "code_for", "fail"]
