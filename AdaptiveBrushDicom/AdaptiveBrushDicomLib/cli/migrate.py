@@ -48,7 +48,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``migrate`` command to ``abdicom``'s subparsers."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "migrate",
         help="legacy optimization runs / gold standards -> DICOM (volume series + LABELMAP SEG per trial)",
         description=(

@@ -84,7 +84,13 @@ class PixelEncoding:
 
 
 def choose_encoding(array: np.ndarray) -> PixelEncoding:
-    """Pick the 16-bit storage for ``array`` (see module docstring)."""
+    """Pick the 16-bit storage for ``array`` (see module docstring).
+
+    Raises
+    ------
+    UserError
+        The image holds NaN or infinite values (DICOM pixels cannot store them).
+    """
     if array.size == 0:
         return PixelEncoding(np.dtype(np.uint16))
     lo, hi = float(array.min()), float(array.max())

@@ -74,6 +74,12 @@ def safe_relative_path(root: str | Path, rel: str, *, field_name: str, source: s
     -------
     Path
         ``root / rel`` (not resolved, so it stays readable in messages).
+
+    Raises
+    ------
+    InputFileError
+        ``rel`` is not text, empty, absolute, has ``..`` or leads out of ``root`` through a
+        symlink (naming ``field_name`` and ``source``).
     """
     where = source if source is not None else root
     if not isinstance(rel, str):

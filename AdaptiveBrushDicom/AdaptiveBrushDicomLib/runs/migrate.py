@@ -177,7 +177,13 @@ def _prepare(job: Job, compression: Compression, opts: VolumeOptions, dry_run: b
 
 
 def _refuse_when_nothing_can_run(plans: list[Plan]) -> None:
-    """Exit 2 before writing anything when every folder lacks a usable source image."""
+    """Exit 2 before writing anything when every folder lacks a usable source image.
+
+    Raises
+    ------
+    UserError
+        Every folder lacks its source image (the message lists why, per folder).
+    """
     missing = [p.volume_error for p in plans if p.volume_error]
     if missing and len(missing) == len(plans):
         raise UserError("; ".join(m for m in missing if m))

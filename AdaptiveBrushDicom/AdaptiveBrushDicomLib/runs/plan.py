@@ -158,25 +158,8 @@ def load_plan(job: Job, compression_name: str) -> Plan:
     else:
         plan = Plan(job, report, GOLD_METADATA_NAME, GOLD_LEGACY_METADATA_NAME)
     current = job.folder / plan.source_name
-    legacy = job.folder / plan.legacy_name
     try:
-        if legacy.is_symlink() or legacy.exists():  # a symlink out of the folder, a FIFO: refused
-            check_file(legacy, root=job.folder, what=plan.legacy_name)
-        if current.is_file():
-            check_file(current, root=job.folder, what=plan.source_name)
-            plan.data_bytes = current.read_bytes()
-            data = read_json(current)
-        elif job.kind == FolderKind.GOLD_STANDARD:
-            data = {}
-            report.notes.append(f"no {GOLD_METADATA_NAME}: one will be written with the DICOM UIDs")
-        else:
-            raise InputFileError("no such file", current)
-        if not isinstance(data, dict):
-            raise InputFileError("expected a JSON object at the top level", current)
-        if job.kind == FolderKind.RUN:
-            validate_results(data, current, migrated="dicom" in data)
-            plan.config = read_config(job.folder / CONFIG_NAME)
-        plan.data = data
+        _read_current(plan)
     except UserError as exc:
         report.errors.append(f"{exc}; the folder was left unchanged")
         report.status = FolderStatus.FAILED
@@ -189,6 +172,39 @@ def load_plan(job: Job, compression_name: str) -> Plan:
         return plan
     _identify(plan)
     return plan
+
+
+def _read_current(plan: Plan) -> None:
+    """Fill ``plan.data`` / ``data_bytes`` / ``config`` from the folder's files.
+
+    Raises
+    ------
+    InputFileError
+        A file is missing, not JSON / YAML, not an object, breaks the schema, or is a
+        symlink out of the folder or not a regular file.
+    OSError
+        A file cannot be read.
+    """
+    job = plan.job
+    current = job.folder / plan.source_name
+    legacy = job.folder / plan.legacy_name
+    if legacy.is_symlink() or legacy.exists():  # a symlink out of the folder, a FIFO: refused
+        check_file(legacy, root=job.folder, what=plan.legacy_name)
+    if current.is_file():
+        check_file(current, root=job.folder, what=plan.source_name)
+        plan.data_bytes = current.read_bytes()
+        data = read_json(current)
+    elif job.kind == FolderKind.GOLD_STANDARD:
+        data = {}
+        plan.report.notes.append(f"no {GOLD_METADATA_NAME}: one will be written with the DICOM UIDs")
+    else:
+        raise InputFileError("no such file", current)
+    if not isinstance(data, dict):
+        raise InputFileError("expected a JSON object at the top level", current)
+    if job.kind == FolderKind.RUN:
+        validate_results(data, current, migrated="dicom" in data)
+        plan.config = read_config(job.folder / CONFIG_NAME)
+    plan.data = data
 
 
 def _previous_report(folder: Path) -> dict[str, Any]:
@@ -283,7 +299,14 @@ def _declared_source(folder: Path, declared: str, number: int, field_name: str, 
     Legacy writers stored absolute paths. One that lies inside the run folder is the
     equivalent relative path; one elsewhere (e.g. the machine the optimizer ran on)
     whose file sits at the conventional ``segmentations/trial_NNN.seg.nrrd`` of this run
-    is found there (a note says so); anything else is refused."""
+    is found there (a note says so); anything else is refused.
+
+    Raises
+    ------
+    InputFileError
+        An absolute path outside the run with no file at the conventional place, or a
+        relative path that leaves the run (see :func:`.layout.safe_relative_path`).
+    """
     p = Path(declared)
     if p.is_absolute() or declared.startswith(("/", "\\")) or (len(declared) > 1 and declared[1] == ":"):
         root = Path(os.path.realpath(folder))

@@ -36,7 +36,7 @@ def sample_name_from(data: dict[str, Any]) -> str | None:
             return value.strip()
     volume = data.get("volume")
     if isinstance(volume, dict) and isinstance(volume.get("name"), str) and volume["name"].strip():
-        return volume["name"].strip()
+        return str(volume["name"]).strip()
     if isinstance(volume, str) and volume.strip():
         return volume.strip()
     recipes = data.get("recipes")
@@ -196,7 +196,13 @@ class RunResults:
         return "minimize" if d.startswith("min") else "maximize"
 
     def trial(self, number: int) -> Trial:
-        """The trial with ``trial_number == number`` (KeyError if absent)."""
+        """The trial with ``trial_number == number``.
+
+        Raises
+        ------
+        KeyError
+            The run has no such trial.
+        """
         for t in self.trials:
             if t.number == number:
                 return t
@@ -315,7 +321,14 @@ def load_run(folder: str | Path, *, require_migrated: bool = True, check_files: 
 
 
 def load_gold_standard(folder: str | Path, *, require_migrated: bool = False) -> GoldStandard:
-    """Load a gold standard folder (``gold.seg.nrrd`` + ``metadata.json``)."""
+    """Load a gold standard folder (``gold.seg.nrrd`` + ``metadata.json``).
+
+    Raises
+    ------
+    InputFileError
+        No ``gold.seg.nrrd``, a ``metadata.json`` that is not a JSON object or breaks the
+        schema, a ``seg_path`` leaving the folder, or (``require_migrated``) not migrated.
+    """
     folder = Path(folder)
     source = folder / GOLD_SOURCE_NAME
     if not source.is_file():

@@ -19,7 +19,8 @@ def load_schema() -> dict[str, Any]:
     """The JSON Schema of a migrated ``results.json`` (``resources/results.schema.json``)."""
     path = Path(__file__).with_name("resources") / "results.schema.json"
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        schema: dict[str, Any] = json.load(fh)
+    return schema
 
 
 def _legacy_schema() -> dict[str, Any]:
@@ -102,6 +103,12 @@ def read_json(path: str | Path, *, root: str | Path | None = None) -> Any:
 
     ``root``: the folder the user gave (default: the file's own folder); a symlink may not
     lead out of it.
+
+    Raises
+    ------
+    InputFileError
+        Not valid JSON (line and column named), or beyond the limits (too large, too deep,
+        not a regular file, a symlink out of ``root``).
     """
     from AdaptiveBrushDicomLib.io import limits
 
@@ -119,7 +126,13 @@ def read_json(path: str | Path, *, root: str | Path | None = None) -> Any:
 
 def read_config(path: str | Path, *, root: str | Path | None = None) -> dict[str, Any]:
     """Parse ``config.yaml`` (empty dict when the file does not exist) with the limits of
-    :mod:`~.io.limits`: a regular file (not a FIFO or device), at most 4 MiB, no YAML aliases."""
+    :mod:`~.io.limits`: a regular file (not a FIFO or device), at most 4 MiB, no YAML aliases.
+
+    Raises
+    ------
+    InputFileError
+        Not YAML, not a mapping at the top level, or beyond the limits.
+    """
     from AdaptiveBrushDicomLib.io import limits
 
     path = Path(path)

@@ -159,7 +159,13 @@ class VolumeCache:
 
 
 def synthetic_patient_id(plan: Plan, opts: VolumeOptions) -> str:
-    """``--patient-id``, else the metadata's patient, else ``AdaptiveBrush_<sample>``."""
+    """``--patient-id``, else the metadata's patient, else ``AdaptiveBrush_<sample>``.
+
+    Raises
+    ------
+    UserError
+        The PatientID from the metadata is longer than 64 characters (LO).
+    """
     from AdaptiveBrushDicomLib.dicom.synthetic import patient_id_for
 
     pid = opts.patient_id or metadata_patient_id(plan)
@@ -205,7 +211,13 @@ def write_volume(plan: Plan, cache: VolumeCache, opts: VolumeOptions) -> dict[st
 
 
 def _copy_original(plan: Plan) -> dict[str, Any]:
-    """The DICOM source's files, byte for byte, as ``0001.dcm``... in slice order."""
+    """The DICOM source's files, byte for byte, as ``0001.dcm``... in slice order.
+
+    Raises
+    ------
+    UserError
+        ``dicom/volume`` holds a file that is not a slice of this series.
+    """
     ref = plan.reference
     out = plan.job.folder / VOLUME_DIR
     names = [f"{k + 1:04d}.dcm" for k in range(len(ref.paths))]
@@ -255,7 +267,13 @@ def _write_synthetic(plan: Plan, cache: VolumeCache, opts: VolumeOptions) -> dic
 
 
 def _check_partial_synthetic(plan: Plan, out: Path, expected: str) -> None:
-    """An interrupted earlier run left part of *our* series: fine; anything else is refused."""
+    """An interrupted earlier run left part of *our* series: fine; anything else is refused.
+
+    Raises
+    ------
+    UserError
+        A file in ``dicom/volume`` is not part of the series (another SeriesInstanceUID).
+    """
     import pydicom
 
     name = plan.volume_path.name if plan.volume_path is not None else "the source image"

@@ -89,7 +89,12 @@ def content_sop_uid(series_uid: str, labelmap: Any) -> str:
 def verify(path: Path, labelmap: Any, reference: Any) -> tuple[int, int, int]:
     """Decode ``path`` and compare with ``labelmap`` (already on the reference grid).
 
-    Returns (voxels compared, labelled voxels, segments); raises ValueError on mismatch.
+    Returns (voxels compared, labelled voxels, segments).
+
+    Raises
+    ------
+    ValueError
+        The decoded voxels, label set or SOP class differ from the source.
     """
     from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
     from AdaptiveBrushDicomLib.dicom.seg.labels import flatten_layers
