@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,14 +230,13 @@ def _copy_original(plan: Plan) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     with AtomicBatch() as batch:  # written, synced together, then renamed: a final name is complete
         for name, src in zip(names, ref.paths):
-            data = Path(src).read_bytes()
             dst = out / name
             if dst.is_file():
-                if dst.read_bytes() == data:
+                if dst.read_bytes() == Path(src).read_bytes():
                     continue
                 raise UserError(f"{VOLUME_DIR}/{name} differs from {src} (the slice it stands for); the folder "
                                 "holds another series -- move it away and re-run", plan.job.folder)
-            batch.temporary(dst).write_bytes(data)
+            shutil.copyfile(src, batch.temporary(dst))  # in the kernel where it can (copy_file_range)
     return _original_info(plan, ref)
 
 
