@@ -3,7 +3,8 @@
 Module, Widget, Logic and Test. Glue only: what is decided rather than translated is in
 ``AdaptiveBrushDicomLib.slicer`` (``bridge``: node <-> core geometry; ``segment_records``,
 ``import_plan``, ``labelmap_export``, ``naming``, ``cse``, ``workflow``, ``dependencies``),
-tested without Slicer. Slicer world coordinates are RAS, the core's LPS; arrays are
+tested without Slicer; the MRML side of the node conversions is in
+``AdaptiveBrushDicomNodes/segmentations.py``. Slicer world coordinates are RAS, the core's LPS; arrays are
 (k, j, i). Python packages are installed on first use after asking
 (:func:`ensureDependencies`), never at import. Console use::
 
@@ -15,15 +16,14 @@ import importlib
 import logging
 import sys
 
-import vtk
-
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest
 
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.slicer import bridge, cse, import_plan, labelmap_export, naming, segment_records, workflow
+from AdaptiveBrushDicomLib.slicer import bridge, cse, naming, workflow
 from AdaptiveBrushDicomLib.slicer import dependencies as deps
 from AdaptiveBrushDicomLib.slicer.plugin_rules import PLUGIN_KEY
+from AdaptiveBrushDicomNodes.segmentations import SegmentationNodeConversions
 
 
 def ensureDependencies(features, requester="AdaptiveBrushDicom"):
@@ -70,50 +70,20 @@ class AdaptiveBrushDicom(ScriptedLoadableModule):
         self.parent.acknowledgementText = "Builds on highdicom, pydicom and 3D Slicer's DICOM and Segmentations modules."
 
 
-class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
-    """Node <-> core conversions and the DICOM operations of the module (SEG encoding and
-    decoding, UIDs, migration and the index are the core's; the database is
-    ``slicer.dicomDatabase``)."""
-
-    TEMP_NODE_NAME = "__AdaptiveBrushDicom_temp__"
-
-    @staticmethod
-    def ijkToRasArray(volumeNode):
-        """IJKToRAS (4x4 numpy) of a volume node."""
-        m = vtk.vtkMatrix4x4()
-        volumeNode.GetIJKToRASMatrix(m)
-        return slicer.util.arrayFromVTKMatrix(m)
-
-    @staticmethod
-    def _refuseTransform(node, what):
-        if node.GetParentTransformNode() is not None:
-            raise UserError(workflow.transformed_node_message(node.GetName(), node.GetParentTransformNode().GetName(), what))
-
-    def _checkTransforms(self, segmentationNode, volumeNode):
-        """Refuse transformed nodes, except a segmentation in the slice stack of a volume that
-        Slicer loaded from an irregularly spaced series (both under its acquisition transform)."""
-        volumeTransform = volumeNode.GetParentTransformNode()
-        if volumeTransform is not None and not volumeTransform.IsLinear():
-            if segmentationNode.GetParentTransformNode() is not volumeTransform:
-                raise UserError(workflow.irregular_series_message(
-                    volumeNode.GetName(), volumeTransform.GetName(), segmentationNode.GetName()))
-            return
-        self._refuseTransform(segmentationNode, "segmentation")
-        self._refuseTransform(volumeNode, "reference volume")
-
-    def volumeGrid(self, volumeNode):
-        """Grid (LPS) of a volume node's voxel array (its IJK grid, transforms not applied)."""
-        return bridge.grid_from_ijk_to_ras(self.ijkToRasArray(volumeNode), slicer.util.arrayFromVolume(volumeNode).shape)
-
-    def volumeToArrayAndGrid(self, volumeNode):
-        """(array (k, j, i) copy, Grid in LPS) of a scalar volume node."""
-        self._refuseTransform(volumeNode, "volume")
-        array = slicer.util.arrayFromVolume(volumeNode).copy()
-        return array, bridge.grid_from_ijk_to_ras(self.ijkToRasArray(volumeNode), array.shape)
+class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic, SegmentationNodeConversions):
+    """The DICOM operations of the module (SEG encoding and decoding, UIDs, migration and the
+    index are the core's; the database is ``slicer.dicomDatabase``) and, inherited from
+    ``AdaptiveBrushDicomNodes.segmentations``, the node <-> core conversions."""
 
     def referenceSeriesForVolume(self, volumeNode):
         """Core ``ReferenceSeries`` of a volume loaded from the DICOM database (its
-        ``DICOM.instanceUIDs`` attribute lists the SOP Instance UIDs in k order)."""
+        ``DICOM.instanceUIDs`` attribute lists the SOP Instance UIDs in k order).
+
+        Raises
+        ------
+        UserError
+            The volume was not loaded from the DICOM database, or an instance is missing there.
+        """
         from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 
         uids = bridge.split_uids(volumeNode.GetAttribute(bridge.ATTR_INSTANCE_UIDS))
@@ -123,139 +93,6 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
                 "reference it; use 'Create synthetic DICOM' first, or load the volume from the DICOM browser")
         files = bridge.order_series_files({uid: slicer.dicomDatabase.fileForInstance(uid) for uid in uids}, uids)
         return ReferenceSeries.from_files(files)
-
-    @staticmethod
-    def _stringArray(values):
-        array = vtk.vtkStringArray()
-        for v in values:
-            array.InsertNextValue(v)
-        return array
-
-    @staticmethod
-    def segmentIds(segmentationNode):
-        ids = vtk.vtkStringArray()
-        segmentationNode.GetSegmentation().GetSegmentIDs(ids)
-        return [ids.GetValue(i) for i in range(ids.GetNumberOfValues())]
-
-    @staticmethod
-    def _tag(segment, name):
-        value = vtk.mutable("")
-        return str(value) if segment.GetTag(name, value) else None
-
-    def readSegmentRecord(self, segmentationNode, segmentId):
-        """Name, colour (0..1) and known tags of one segment as a ``SlicerSegmentRecord``."""
-        segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
-        tags = {name: v for name in segment_records.TAGS_TO_READ if (v := self._tag(segment, name)) is not None}
-        return segment_records.SlicerSegmentRecord(segmentId, segment.GetName(), tuple(segment.GetColor()), tags)
-
-    @staticmethod
-    def applySegmentRecord(segment, record):
-        """Set name, colour and tags of a vtkSegment from a ``SlicerSegmentRecord``."""
-        segment.SetName(record.name)
-        segment.SetNameAutoGenerated(False)
-        if record.color is not None:
-            segment.SetColor(*record.color)
-        for key, value in record.tags.items():
-            segment.SetTag(key, value)
-        for key in record.remove_tags:
-            segment.RemoveTag(key)
-
-    def structureWarnings(self, segmentationNode):
-        """Segments CrossSegmentationExplorer would merge into one row (same type + modifier)."""
-        segmentation = segmentationNode.GetSegmentation()
-        pairs = [(segmentation.GetSegment(sid).GetName(), self._tag(segmentation.GetSegment(sid), segment_records.TAG_TERMINOLOGY))
-                 for sid in self.segmentIds(segmentationNode)]
-        return cse.structure_collisions(pairs)
-
-    @staticmethod
-    def _removeTempVolume(node, removeColorNode=False):
-        display = node.GetDisplayNode()
-        if display is not None:
-            if removeColorNode and display.GetColorNode() is not None:
-                slicer.mrmlScene.RemoveNode(display.GetColorNode())
-            slicer.mrmlScene.RemoveNode(display)
-        slicer.mrmlScene.RemoveNode(node)
-
-    def checkOverlaps(self, segmentationNode, segmentIds, referenceVolumeNode):
-        """Raise ``OverlapError`` naming the segments and shared voxel counts (only possible
-        with several layers or a non-labelmap source representation)."""
-        segmentation = segmentationNode.GetSegmentation()
-        labelmapName = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
-        if segmentation.GetSourceRepresentationName() == labelmapName and segmentation.GetNumberOfLayers() <= 1:
-            return
-        checker = labelmap_export.OverlapChecker()
-        for segmentId in segmentIds:
-            mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, referenceVolumeNode)
-            checker.add(segmentation.GetSegment(segmentId).GetName(), mask)
-        checker.raise_if_overlap()
-
-    def _referenceVolume(self, segmentationNode, referenceVolumeNode):
-        volume = referenceVolumeNode or segmentationNode.GetNodeReference(
-            segmentationNode.GetReferenceImageGeometryReferenceRole())
-        if volume is None:
-            raise UserError(f"segmentation {segmentationNode.GetName()!r} has no reference volume; select one")
-        return volume
-
-    def segmentationToLabelMap(self, segmentationNode, referenceVolumeNode=None, segmentIds=None):
-        """Core ``LabelMap`` of a segmentation on the full grid of the reference volume.
-        Overlaps are refused first (``ExportSegmentsToLabelmapNode`` lets later segments win);
-        empty segments are kept; label values come back from ``AdaptiveBrushDicom.LabelValue``."""
-        referenceVolumeNode = self._referenceVolume(segmentationNode, referenceVolumeNode)
-        self._checkTransforms(segmentationNode, referenceVolumeNode)
-        ids = list(segmentIds) if segmentIds is not None else self.segmentIds(segmentationNode)
-        if not ids:
-            raise UserError(f"segmentation {segmentationNode.GetName()!r} has no segments")
-        self.checkOverlaps(segmentationNode, ids, referenceVolumeNode)
-        records = [self.readSegmentRecord(segmentationNode, sid) for sid in ids]
-        idArray = self._stringArray(ids)
-        labelNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", self.TEMP_NODE_NAME)
-        try:
-            if not slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
-                    segmentationNode, idArray, labelNode, referenceVolumeNode):
-                raise RuntimeError(f"exporting segments of {segmentationNode.GetName()!r} to a labelmap failed")
-            exported = slicer.util.arrayFromVolume(labelNode).copy()
-            ijkToRas = self.ijkToRasArray(labelNode)
-        finally:
-            self._removeTempVolume(labelNode, removeColorNode=True)
-        return labelmap_export.labelmap_from_export(exported, ijkToRas, records)
-
-    def labelMapToSegmentationNode(self, labelmap, name, referenceVolumeNode=None, segmentationNode=None,
-                                   segmentIdPrefix=None):
-        """Create (or fill) a segmentation node from a core ``LabelMap``: one
-        ``ImportLabelmapToSegmentationNode(labelNode, segNode, ids)`` per layer (pixel value
-        n+1 -> ids[n], so empty segments keep their IDs). With a reference volume the labels
-        are first moved exactly onto its grid and it becomes the reference geometry. A
-        segmentation under a transform is refused (its labels would be shifted)."""
-        from AdaptiveBrushDicomLib.core.labelmap import LabelMap
-
-        if segmentationNode is not None:
-            self._refuseTransform(segmentationNode, "segmentation")
-        if referenceVolumeNode is not None:
-            shape = slicer.util.arrayFromVolume(referenceVolumeNode).shape
-            target = bridge.grid_from_ijk_to_ras(self.ijkToRasArray(referenceVolumeNode), shape)
-            try:
-                labelmap = LabelMap(bridge.conform_array(labelmap.array, labelmap.grid, target), target, labelmap.segments)
-            except UserError as exc:
-                logging.warning(f"AdaptiveBrushDicom: keeping the SEG's own grid for {name!r}: {workflow.slicer_message(exc)}")
-        plan = import_plan.plan_labelmap_import(labelmap, id_prefix=segmentIdPrefix)
-        if segmentationNode is None:
-            segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-            segmentationNode.CreateDefaultDisplayNodes()
-        if referenceVolumeNode is not None:
-            segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolumeNode)
-        for layer in plan.layers:
-            labelNode = slicer.util.addVolumeFromArray(
-                layer.array, plan.ijk_to_ras, self.TEMP_NODE_NAME, nodeClassName="vtkMRMLLabelMapVolumeNode")
-            try:
-                ok = slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(
-                    labelNode, segmentationNode, self._stringArray(layer.segment_ids))
-            finally:
-                self._removeTempVolume(labelNode)
-            if not ok:
-                raise RuntimeError(f"importing labels into segmentation {name!r} failed")
-        for record in plan.records:
-            self.applySegmentRecord(segmentationNode.GetSegmentation().GetSegment(record.segment_id), record)
-        return segmentationNode
 
     @staticmethod
     def seriesDescriptionForExport(segmentationNode):
@@ -285,7 +122,14 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
                                      contentCreatorName=None, importToDatabase=True, verify=True):
         """Write a LABELMAP DICOM SEG of ``segmentationNode`` referencing the DICOM series of the
         reference volume, verify it by decoding, and (``importToDatabase``) index it.
-        Returns the core ``WriteResult``; ``UserError`` (one line) for user mistakes."""
+        Returns the core ``WriteResult``.
+
+        Raises
+        ------
+        UserError
+            Packages missing, overlapping segments, no reference volume, a grid the series
+            cannot hold, an existing output (one line, in Slicer terms).
+        """
         from AdaptiveBrushDicomLib.dicom.compression import DEFAULT_COMPRESSION
 
         if not ensureDependencies(["export"]):
@@ -322,7 +166,13 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
                              seriesDescription=None, modality="MR", outputDirectory=None, load=True):
         """Write a volume as a DICOM image series (deterministic UIDs), index it and (by
         default) load it back, so segmentations can reference it. Returns the loaded volume
-        node, or the core ``SyntheticSeries`` when ``load`` is False."""
+        node, or the core ``SyntheticSeries`` when ``load`` is False.
+
+        Raises
+        ------
+        UserError
+            pydicom missing, the DICOM database not open, or the volume under a transform.
+        """
         if not ensureDependencies(["synthetic"]):
             raise UserError("pydicom >= 3.0.1 is needed to write DICOM and was not installed")
         from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series, patient_id_for
@@ -409,7 +259,13 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
     def migrateResultsFolder(self, folder, volume=None, progressCallback=None, importToDatabase=True):
         """Migrate legacy optimization runs / gold standards under ``folder`` to DICOM in place
         (core ``migrate_paths``: originals kept, atomic, resumable, every SEG verified), then
-        index the written files by link (the migrated folder is the user's permanent copy)."""
+        index the written files by link (the migrated folder is the user's permanent copy).
+
+        Raises
+        ------
+        UserError
+            Packages missing, or what the migration refuses (names the folder and what to do).
+        """
         if not ensureDependencies(["migrate"]):
             raise UserError("packages needed for migration (highdicom, SimpleITK, slicerio) were not installed")
         from AdaptiveBrushDicomLib.runs.migrate import migrate_paths
@@ -426,7 +282,13 @@ class AdaptiveBrushDicomLogic(ScriptedLoadableModuleLogic):
         """Load the volume and the chosen SEGs, hand them to CrossSegmentationExplorer
         (volume, checked segmentations and, with ``groupModels``, gold-vs-algorithm models
         on its parameter node before its widget exists) and open it when installed.
-        Returns ``(volume node, segmentation nodes, problems)``."""
+        Returns ``(volume node, segmentation nodes, problems)``.
+
+        Raises
+        ------
+        UserError
+            The image series does not load from the DICOM database.
+        """
         volumeNode = self.loadVolumeSeries(volumeSeriesUID)
         if volumeNode is None:
             raise UserError(f"the image series {volumeSeriesUID} could not be loaded from the DICOM database")

@@ -25,7 +25,7 @@ def cmake_list(text: str, variable: str) -> list[str]:
 def files_on_disk(pattern_filter) -> set[str]:
     return {
         p.relative_to(MODULE).as_posix()
-        for package in ("AdaptiveBrushDicomLib", "AdaptiveBrushDicomGUI")
+        for package in ("AdaptiveBrushDicomLib", "AdaptiveBrushDicomGUI", "AdaptiveBrushDicomNodes")
         for p in (MODULE / package).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and pattern_filter(p)
     }

@@ -126,6 +126,13 @@ def start(version: str, tmp: Path, *, plugin_order: tuple[str, ...] = ("scalar",
     ``plugin_order`` is the order in which the DICOM plugins are registered, which is the
     order ``DICOMUtils.loadLoadables`` loads a batch in ("ours" first reproduces an
     extension module discovered before Slicer's DICOMScalarVolumePlugin).
+
+    Raises
+    ------
+    ValueError
+        An unknown Slicer version.
+    FileNotFoundError
+        That version's Python files (``../shared/third_party``) or our plugin file are missing.
     """
     if version not in VERSIONS:
         raise ValueError(f"unknown Slicer version {version!r}; known: {VERSIONS}")
