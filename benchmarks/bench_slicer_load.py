@@ -113,9 +113,14 @@ class StageTimer:
 
 
 def install_breakdown(rt: Any) -> StageTimer:
-    import AdaptiveBrushDicomLib.dicom.seg.read as read_module
-    import AdaptiveBrushDicomLib.slicer.import_plan as import_plan
+    import importlib
 
+    import AdaptiveBrushDicomLib.dicom.seg.read as read_module
+
+    try:  # where the plan lives (slicer/bridge.py before the issue-15 split)
+        import_plan = importlib.import_module("AdaptiveBrushDicomLib.slicer.import_plan")
+    except ImportError:
+        import_plan = importlib.import_module("AdaptiveBrushDicomLib.slicer.bridge")
     timer = StageTimer()
     plugin_class = sys.modules["DICOMLabelMapSegPlugin"].DICOMLabelMapSegPluginClass
     logic_class = rt.AdaptiveBrushDicom.AdaptiveBrushDicomLogic
