@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import hashlib
 import inspect
 import json
 import resource
@@ -56,6 +57,19 @@ import workloads as W  # noqa: E402
 TARGET = 0.3
 
 
+def writer_key() -> str:
+    """Digest of the writer's sources (``core/`` and ``dicom/``): cached trial SEGs written by
+    another version of the writer are written again (an older writer put SegmentSequence
+    items out of tag order, which changes what every reader does)."""
+    import AdaptiveBrushDicomLib
+
+    package = Path(AdaptiveBrushDicomLib.__file__).parent
+    digest = hashlib.sha1()
+    for path in sorted(p for sub in ("core", "dicom") for p in (package / sub).rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def make_trials(work: Path, n: int) -> tuple[W.Workload, list[Path]]:
     from AdaptiveBrushDicomLib.core.labelmap import LabelMap
     from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
@@ -65,15 +79,18 @@ def make_trials(work: Path, n: int) -> tuple[W.Workload, list[Path]]:
     ref = ReferenceSeries.from_folder(w1.ref_dir)
     out = work / "slicer_trials"
     out.mkdir(exist_ok=True)
+    stamp, key = out / ".writer-key", writer_key()
+    fresh = stamp.is_file() and stamp.read_text().strip() == key
     paths = []
     for t in range(n):
         path = out / f"trial_{t:03d}.dcm"
-        if not path.exists():
+        if not (fresh and path.exists()):
             labels = W.trial_labels(w1.shape, w1.n_segments, t)
             segs = W.segments_for(w1.n_segments, params={"trial": t})
             write_seg(LabelMap(labels, ref.grid, segs), ref, path, series_description=f"trial_{t:03d}_watershed",
-                      series_number=1000 + t)
+                      series_number=1000 + t, force=True)
         paths.append(path)
+    stamp.write_text(key + "\n")
     return w1, paths
 
 
