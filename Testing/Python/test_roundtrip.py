@@ -290,3 +290,24 @@ def test_label_checks_name_the_input(tmp_path):
         assert not (tmp_path / "x.dcm").exists()
     with pytest.raises(UserError, match="trial_7.seg.nrrd: no segments to write"):
         write_seg(LabelMap(np.zeros_like(one), grid, []), ref, tmp_path / "x.dcm", source_name="trial_7.seg.nrrd")
+
+
+@pytest.mark.parametrize("compression", [Compression.DEFLATE, Compression.RLE])  # fast writer, highdicom
+def test_long_terminology_context_name_is_refused(tmp_path, compression):
+    """A terminology context name over LO's 64 characters (our private (0071,xx01)) is one
+    line naming the segment, on both writers, and nothing is written; 64 characters are
+    written and read back."""
+    grid, labels, segments, ref = _make(tmp_path, np.eye(3))
+    one = (labels == 1).astype(np.uint8)
+    for n, ok in ((65, False), (64, True)):
+        name = "C" * n
+        seg = Segment(1, "Brain", terminology=Terminology(context_name=name))
+        out = tmp_path / f"ctx{n}_{compression.name}.dcm"
+        if ok:
+            write_seg(LabelMap(one, grid, [seg]), ref, out, compression=compression)
+            (got,) = read_seg(out, reference=ref).labelmap.segments
+            assert got.terminology is not None and got.terminology.context_name == name
+            continue
+        with pytest.raises(UserError, match=f"segment 'Brain': terminology context name '{name}' is longer than 64"):
+            write_seg(LabelMap(one, grid, [seg]), ref, out, compression=compression)
+        assert not out.exists() and not list(tmp_path.glob(f".{out.name}*"))
