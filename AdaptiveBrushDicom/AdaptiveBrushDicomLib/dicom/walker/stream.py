@@ -1,30 +1,25 @@
-"""The one raw DICOM byte walker: Explicit VR Little Endian (plain or Deflated), capped.
+"""Walking a DICOM file's header from disk: streaming, inflating Deflated data with a cap.
 
-Used where pydicom's per-element conversion costs more than the work (``abdicom info``,
-the per-frame sequences of a SEG, the index) and where pydicom would inflate a Deflated
-file without any limit. Three layers:
-
-* :func:`iter_elements` / :func:`iter_items` walk bytes already in memory (a raw sequence
-  value pydicom has not converted yet), yielding offsets, never copies;
-* :func:`read_header` parses a file's meta group and its dataset up to the pixel data,
-  streaming and inflating at most :data:`~.limits.MAX_BYTES` of header;
-* :func:`dcmread` is ``pydicom.dcmread`` for any file, except that a Deflated body is
-  inflated here, capped by the size its header implies (Rows x Columns x NumberOfFrames,
-  itself capped by ``--max-voxels``), so a deflate bomb is refused before it grows.
-
-Signals: :class:`NotSupported` means "valid maybe, but not something this walker reads"
-(implicit VR, big endian, a character set, a VR it does not convert); callers may then use
-pydicom. :class:`Malformed` means the bytes are broken; the file-level functions turn it
-into an :class:`~.errors.InputFileError` naming the file and the offset.
+:func:`read_header` parses a file's meta group and its dataset up to the pixel data,
+reading (and inflating) at most :data:`~.limits.MAX_BYTES` of header; :func:`read_pixels`
+also gives the native pixel data, inflated no further than the size the header implies
+(Rows x Columns x NumberOfFrames, itself capped by ``--max-voxels``), so a deflate bomb is
+refused before it grows. zlib-ng inflates when installed (2-3x faster than zlib), unless
+``ABDICOM_ZLIB=stdlib``.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
+from AdaptiveBrushDicomLib.dicom.walker.elements import (
+    ITEM, ITEM_END, PIXEL_DATA, SEQ_END, UNDEFINED, Malformed, NotSupported, RawDataset, element_at,
+)
+from AdaptiveBrushDicomLib.dicom.walker.values import value
 from AdaptiveBrushDicomLib.errors import InputFileError
 from AdaptiveBrushDicomLib.io.limits import (
     MAX_BYTES,
@@ -34,12 +29,6 @@ from AdaptiveBrushDicomLib.io.limits import (
     check_file,
     check_voxels,
 )
-
-#: VRs with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-PIXEL_DATA = 0x7FE00010
-UNDEFINED = 0xFFFFFFFF
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -53,137 +42,7 @@ EXPLICIT_LE_SYNTAXES = frozenset({
 #: Slack allowed after the pixel data of a Deflated file (trailing padding elements).
 TRAILING_SLACK = 1 << 20
 
-#: A parsed dataset level: tag -> (VR, raw value bytes, or a list of item datasets for SQ).
-RawDataset = dict[int, tuple[str, Any]]
 
-
-class NotSupported(Exception):
-    """The walker does not read this (valid or not): the caller may use pydicom instead."""
-
-
-class Malformed(ValueError):
-    """The bytes are not a well-formed Explicit VR Little Endian dataset."""
-
-
-# ------------------------------------------------------------- in-memory walking
-def element_at(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, bytes, int, int]:
-    """(tag, vr, value_start, length) of the element header at ``pos`` (length may be UNDEFINED).
-
-    Raises
-    ------
-    Malformed
-        Header past ``end`` or an invalid VR.
-    """
-    if pos + 8 > end:
-        raise Malformed(f"element header at byte {pos} runs past the end")
-    group, elem = struct.unpack_from("<HH", buf, pos)
-    tag = group << 16 | elem
-    if group == 0xFFFE:
-        return tag, b"", pos + 8, struct.unpack_from("<I", buf, pos + 4)[0]
-    vr = bytes(buf[pos + 4:pos + 6])
-    if vr in LONG_VRS:
-        if pos + 12 > end:
-            raise Malformed(f"element header at byte {pos} runs past the end")
-        return tag, vr, pos + 12, struct.unpack_from("<I", buf, pos + 8)[0]
-    if not (vr.isalpha() and vr.isupper()):
-        # the transfer syntax said Explicit VR: garbage here is a broken file, not another encoding
-        raise Malformed(f"no valid VR at byte {pos} (corrupt data)")
-    return tag, vr, pos + 8, struct.unpack_from("<H", buf, pos + 6)[0]
-
-
-def iter_elements(buf: bytes | memoryview, pos: int, end: int, depth: int = 0
-                  ) -> Iterator[tuple[int, bytes, int, int, int]]:
-    """(tag, vr, value_start, value_end, element_start) of one dataset level in ``buf[pos:end]``.
-
-    Stops at an item delimiter. An undefined-length SQ is skipped to its delimiter (its
-    ``value_end`` is the delimiter's offset).
-
-    Raises
-    ------
-    Malformed, NotSupported
-    """
-    while pos < end:
-        tag, vr, start, length = element_at(buf, pos, end)
-        if tag == ITEM_END:
-            return
-        if length == UNDEFINED:
-            if vr != b"SQ":
-                raise NotSupported(f"undefined length outside a sequence at byte {pos}")
-            vend = skip_sequence(buf, start, end, depth + 1)
-            nxt = vend + 8
-        else:
-            vend = nxt = start + length
-            if vend > end:
-                raise Malformed(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) at byte {pos} runs past the end")
-        yield tag, vr, start, vend, pos
-        pos = nxt
-
-
-def iter_items(buf: bytes | memoryview, pos: int, end: int, depth: int = 0) -> Iterator[tuple[int, int, int]]:
-    """(body_start, body_end, next_position) of each item of a sequence value ``buf[pos:end]``.
-
-    Raises
-    ------
-    Malformed
-        Not an item, an item past ``end``, or nested deeper than MAX_SEQUENCE_DEPTH.
-    """
-    if depth > MAX_SEQUENCE_DEPTH:
-        raise Malformed(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
-    while pos < end:
-        if pos + 8 > end:
-            raise Malformed(f"item header at byte {pos} runs past the end")
-        group, elem, length = struct.unpack_from("<HHI", buf, pos)
-        tag = group << 16 | elem
-        if tag == SEQ_END:
-            return
-        if tag != ITEM:
-            raise Malformed(f"expected an item at byte {pos}")
-        start = pos + 8
-        if length == UNDEFINED:
-            after = _find_item_end(buf, start, end, depth)
-            yield start, after - 8, after
-            pos = after
-        else:
-            if start + length > end:
-                raise Malformed(f"item at byte {pos} runs past the end")
-            yield start, start + length, start + length
-            pos = start + length
-
-
-def _find_item_end(buf: bytes | memoryview, start: int, end: int, depth: int) -> int:
-    """Position after the item delimiter of an undefined-length item starting at ``start``."""
-    pos = start
-    while pos < end:
-        tag, vr, vstart, length = element_at(buf, pos, end)
-        if tag == ITEM_END:
-            return pos + 8
-        if length == UNDEFINED:
-            pos = skip_sequence(buf, vstart, end, depth + 1) + 8
-        else:
-            pos = vstart + length
-    raise Malformed("item without delimiter")
-
-
-def skip_sequence(buf: bytes | memoryview, pos: int, end: int, depth: int = 0) -> int:
-    """Offset of the sequence delimiter of an undefined-length sequence value at ``pos``."""
-    for _s, _e, after in iter_items(buf, pos, end, depth):
-        pos = after
-    if pos + 8 > end or struct.unpack_from("<I", buf, pos)[0] != 0xE0DDFFFE:
-        raise Malformed("sequence without delimiter")
-    return pos
-
-
-def find_element(buf: bytes | memoryview, start: int, end: int, tag: int) -> tuple[bytes, int, int] | None:
-    """(vr, value_start, value_end) of ``tag`` in one dataset level (tags ascending), or None."""
-    for t, vr, vs, ve, _es in iter_elements(buf, start, end):
-        if t == tag:
-            return vr, vs, ve
-        if t > tag:
-            return None
-    return None
-
-
-# ------------------------------------------------------------- streaming source
 #: How far past the requested end a Deflated stream is inflated per step.
 _INFLATE_AHEAD = 1 << 16
 
@@ -199,13 +58,17 @@ class _Source:
         self.fh, self.cap = fh, cap
         self.want = _INFLATE_AHEAD
         self.data = bytearray()
-        self.inflater = None
-        if deflated:
-            self.inflater = _decompressobj()
-        self.exhausted = False
+        self.inflater: Any = _decompressobj() if deflated else None
         self._feed(initial)
 
     def _feed(self, raw: bytes) -> None:
+        """Append ``raw`` (inflated when Deflated, at most ``cap + 1`` bytes in all).
+
+        Raises
+        ------
+        Malformed
+            Corrupt Deflated data.
+        """
         if self.inflater is None:
             self.data += raw
             return
@@ -216,7 +79,15 @@ class _Source:
             raise Malformed(f"Deflated data is corrupt ({exc})") from None
 
     def need(self, end: int) -> bool:
-        """Make ``data[:end]`` available; False at a clean end of data."""
+        """Make ``data[:end]`` available; False at a clean end of data.
+
+        Raises
+        ------
+        LimitError
+            ``end`` beyond the cap.
+        Malformed
+            Corrupt or truncated Deflated data.
+        """
         if end > self.cap:
             raise LimitError(f"header is larger than {self.cap // 2**20} MiB; this is not a SEG we can read")
         self.want = max(self.want, end + _INFLATE_AHEAD)
@@ -244,7 +115,15 @@ class _Source:
         return True
 
     def inflate_rest(self, limit: int) -> None:
-        """Inflate everything, refusing more than ``limit`` bytes in all (:class:`LimitError`)."""
+        """Inflate everything, refusing more than ``limit`` bytes in all.
+
+        Raises
+        ------
+        LimitError
+            More than ``limit`` bytes.
+        Malformed
+            Corrupt Deflated data.
+        """
         self.cap, self.want = limit, limit + 1
         while len(self.data) <= limit and self.inflater is not None and not self.inflater.eof:
             if self.inflater.unconsumed_tail:
@@ -258,22 +137,54 @@ class _Source:
             raise LimitError(f"Deflated data inflates to more than {limit:,} bytes, more than its header "
                              "implies (a deflate bomb?)")
 
+    def read_rest(self, limit: int) -> None:
+        """Read (or inflate) everything up to ``limit + 1`` bytes in all: more is the caller's
+        to refuse.
+
+        Raises
+        ------
+        LimitError
+            A Deflated body larger than ``limit``.
+        Malformed
+            Corrupt Deflated data.
+        """
+        if self.inflater is not None:
+            self.inflate_rest(limit)
+            return
+        while len(self.data) <= limit:
+            chunk = self.fh.read(min(1 << 22, limit + 1 - len(self.data)))
+            if not chunk:
+                return
+            self.data += chunk
+
 
 def _decompressobj() -> Any:
-    try:  # zlib-ng inflates 2-3x faster than zlib (optional 'fast' extra)
-        from zlib_ng import zlib_ng
+    """A raw-deflate decompressor: zlib-ng's when installed (2-3x faster than zlib) unless
+    ``ABDICOM_ZLIB=stdlib`` (what a plain install or Slicer has; the benchmark measures both)."""
+    if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
+        try:
+            from zlib_ng import zlib_ng
 
-        return zlib_ng.decompressobj(-15)
-    except ImportError:
-        import zlib
+            return zlib_ng.decompressobj(-15)
+        except ImportError:
+            pass
+    import zlib
 
-        return zlib.decompressobj(-15)
+    return zlib.decompressobj(-15)
 
 
 def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
            stop: int = PIXEL_DATA) -> tuple[RawDataset, int]:
     """One dataset level from ``src``: {tag: (vr, value)}, SQ values as lists of datasets;
-    the top level stops before the first tag >= ``stop``."""
+    the top level stops before the first tag >= ``stop``.
+
+    Raises
+    ------
+    Malformed
+        Truncated data, an item tag out of place, lengths that overrun their item.
+    NotSupported
+        An undefined length outside a sequence.
+    """
     out: RawDataset = {}
     while end is None or pos < end:
         if not src.need(pos + 8):
@@ -308,6 +219,13 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
 
 
 def _parse_items(src: _Source, pos: int, end: int | None, depth: int) -> tuple[list[RawDataset], int]:
+    """The items of one sequence value from ``src`` (``end`` None: undefined length).
+
+    Raises
+    ------
+    Malformed
+        Nested too deeply, truncated, not an item, items that overrun their sequence.
+    """
     if depth > MAX_SEQUENCE_DEPTH:
         raise Malformed(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
     items: list[RawDataset] = []
@@ -331,7 +249,6 @@ def _parse_items(src: _Source, pos: int, end: int | None, depth: int) -> tuple[l
     return items, pos
 
 
-# ------------------------------------------------------------- files
 @dataclass
 class Header:
     """A file's header as walked: meta group, transfer syntax, dataset up to the pixels.
@@ -355,11 +272,20 @@ class Header:
 
     @property
     def deflated(self) -> bool:
+        """True for the Deflated Explicit VR Little Endian transfer syntax."""
         return self.transfer_syntax_uid == DEFLATED
 
 
 def _read_meta(fh: BinaryIO) -> tuple[RawDataset, str, bytes, bytes]:
-    """(meta, transfer syntax, preamble+meta bytes, bytes read past the meta)."""
+    """(meta, transfer syntax, preamble+meta bytes, bytes read past the meta).
+
+    Raises
+    ------
+    NotSupported
+        No preamble or no meta group length.
+    Malformed
+        A meta group longer than 1 MiB or broken.
+    """
     head = fh.read(144)
     if len(head) < 144 or head[128:132] != b"DICM":
         raise NotSupported("no DICOM preamble")
@@ -387,8 +313,9 @@ def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: in
     NotSupported
         Not Explicit VR Little Endian (implicit VR, big endian, no preamble ...).
     InputFileError
-        Truncated or corrupt header (names the byte offset); :class:`LimitError` for a
-        header past :data:`MAX_BYTES` (inflated) or nested deeper than MAX_SEQUENCE_DEPTH.
+        Truncated or corrupt header (names the byte offset).
+    LimitError
+        A header past :data:`MAX_BYTES` (inflated) or nested deeper than MAX_SEQUENCE_DEPTH.
     """
     if fh is None:
         check_file(path, what="DICOM file")
@@ -431,172 +358,47 @@ def implied_pixel_bytes(ds: RawDataset, path: str | Path | None) -> int:
     return (rows * cols * max(frames, 1) * max(spp, 1) * max(bits, 1) + 7) // 8
 
 
-def dcmread(path: str | Path, *, stop_before_pixels: bool = False, specific_tags: list[Any] | None = None,
-            fh: BinaryIO | None = None) -> Any:
-    """``pydicom.dcmread`` with a capped inflate for Deflated files (see module docstring).
-
-    Parameters
-    ----------
-    path : the file (for messages; opened unless ``fh`` is given)
-    fh : an open binary file positioned at 0 (e.g. ``BytesIO`` of the file's bytes)
-
-    Raises
-    ------
-    LimitError
-        The header implies more voxels than ``--max-voxels``, or the body inflates past
-        what the header implies.
-    InputFileError
-        Corrupt Deflated data.
-    pydicom.errors.InvalidDicomError, OSError, ...
-        As pydicom raises them for the non-Deflated case.
-    """
-    import pydicom
-
-    if fh is None:
-        check_file(path, what="DICOM file")
-        with open(path, "rb") as own:
-            return dcmread(path, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, fh=own)
-    start = fh.tell()
-    try:
-        ts = _read_meta(fh)[1]
-    except (NotSupported, Malformed):
-        ts = None  # pydicom decides (and words the error)
-    fh.seek(start)
-    if ts != DEFLATED:
-        return pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags)
-    try:
-        header = read_header(path, fh)
-    except NotSupported as exc:
-        raise InputFileError(f"Deflated dataset not readable ({exc})", path) from None
-    src = header._source
-    if stop_before_pixels:
-        body = bytes(src.data[:header.pixel_offset])
-    else:
-        limit = header.pixel_offset + 12 + implied_pixel_bytes(header.dataset, path) + TRAILING_SLACK
-        try:
-            src.inflate_rest(limit)
-        except LimitError as exc:
-            raise LimitError(str(exc), path) from None
-        except Malformed as exc:
-            raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
-        body = bytes(src.data)
-    return _file_dataset(path, header.preamble_and_meta, body, specific_tags)
 
 
-def _file_dataset(path: str | Path, pre: bytes, body: bytes, specific_tags: list[Any] | None) -> Any:
-    """A pydicom FileDataset from preamble+meta bytes and an inflated Explicit VR LE body."""
-    from io import BytesIO
+def read_pixels(path: str | Path) -> tuple[Header, memoryview]:
+    """The header and the native (not encapsulated) PixelData value of the file at ``path``.
 
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.filereader import read_dataset
+    A Deflated body is inflated no further than the header implies (plus
+    :data:`TRAILING_SLACK`). Anything this does not read the way pydicom would is
+    :class:`NotSupported`: no PixelData, encapsulated or undefined-length pixel data, data
+    shorter than declared, elements after the pixel data.
 
-    meta = FileMetaDataset(read_dataset(BytesIO(pre[132:]), is_implicit_VR=False, is_little_endian=True))
-    if specific_tags is not None:
-        from pydicom.tag import Tag
-
-        specific_tags = [Tag(t) for t in specific_tags] + [0x00080005]
-    ds = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True, specific_tags=specific_tags)
-    out = FileDataset(str(path), ds, preamble=pre[:128], file_meta=meta, is_implicit_VR=False,
-                      is_little_endian=True)
-    return out
-
-
-def check_inflated_size(path: str | Path) -> None:
-    """Refuse a Deflated file whose body inflates past what its header implies (a bomb);
-    nothing for other files. For readers that inflate on their own (GDCM via SimpleITK).
-
-    Raises
-    ------
-    LimitError, InputFileError
-    """
-    with open(path, "rb") as fh:
-        try:
-            header = read_header(path, fh)
-        except NotSupported:
-            return
-        if not header.deflated:
-            return
-        limit = header.pixel_offset + 12 + implied_pixel_bytes(header.dataset, path) + TRAILING_SLACK
-        try:
-            header._source.inflate_rest(limit)
-        except LimitError as exc:
-            raise LimitError(str(exc), path) from None
-        except Malformed as exc:
-            raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
-
-
-def check_dicom_folder(folder: str | Path) -> None:
-    """Before a reader that inflates on its own (GDCM via SimpleITK) reads a DICOM folder:
-    every file in it a regular file inside it, no deflate bomb among them, and the first
-    image's Rows x Columns x files within ``--max-voxels``.
-
-    Raises
-    ------
-    LimitError, InputFileError
-    """
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
-    rows = cols = 0
-    for p in files:
-        check_file(p, root=folder, what="DICOM file")
-        check_inflated_size(p)
-        if not rows:
-            try:
-                ds = read_header(p).dataset
-                rows, cols = int(value(ds, 0x00280010, 0) or 0), int(value(ds, 0x00280011, 0) or 0)
-            except (NotSupported, Malformed, InputFileError, ValueError, TypeError):
-                rows = cols = 0
-    check_voxels(rows * cols * len(files), "Rows x Columns x files", folder)
-
-
-# ------------------------------------------------------------- values
-def value(ds: RawDataset, tag: int, default: Any = None) -> Any:
-    """Element value as pydicom would give it (str / int / float / list / items), or ``default``.
+    Returns
+    -------
+    (Header, memoryview)
+        The view is of the walked bytes (no copy); its length is PixelData's declared length.
 
     Raises
     ------
     NotSupported
-        Non-ASCII text (the character set decides: pydicom's job), multi-valued strings,
-        binary VRs.
-    Malformed
-        A number that does not parse.
+        See above; also everything :func:`read_header` does not read.
+    InputFileError
+        Truncated or corrupt header or Deflated data.
+    LimitError
+        More voxels than ``--max-voxels``, or a body that inflates past what the header implies.
     """
-    if tag not in ds:
-        return default
-    vr, raw = ds[tag]
-    if vr == "SQ":
-        return raw
-    if vr in ("US", "SS", "UL", "SL"):
-        fmt = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}[vr]
-        n = len(raw) // struct.calcsize(fmt)
-        vals = list(struct.unpack(f"<{n}{fmt}", raw[:n * struct.calcsize(fmt)]))
-        return None if n == 0 else vals[0] if n == 1 else vals
-    if vr in ("OB", "OW", "UN", "OF", "OD", "OL", "OV", "FL", "FD", "AT", "SV", "UV"):
-        raise NotSupported(f"VR {vr}")
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise NotSupported("non-ASCII text") from None
-    if vr == "UI":
-        text = text.rstrip("\x00 ")
-    elif vr in ("LT", "ST", "UT"):
-        return text.rstrip(" \x00")
-    else:
-        text = text.strip(" \x00") if vr in ("IS", "DS", "DA", "TM", "DT", "CS", "AS") else text.rstrip(" \x00")
-    if "\\" in text:
-        raise NotSupported("multi-valued")
-    try:
-        if vr == "IS":
-            return int(text) if text else None
-        if vr == "DS":
-            return float(text) if text else None
-    except ValueError:
-        raise Malformed(f"{vr} value {text[:20]!r} is not a number") from None
-    return text
-
-
-__all__ = [
-    "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
-    "Header", "Malformed", "NotSupported", "RawDataset", "dcmread", "element_at", "find_element",
-    "check_dicom_folder", "check_inflated_size", "implied_pixel_bytes", "iter_elements", "iter_items", "read_header", "skip_sequence", "value",
-]
+    check_file(path, what="DICOM file")
+    with open(path, "rb") as fh:
+        header = read_header(path, fh)
+        src, pos = header._source, header.pixel_offset
+        limit = pos + 12 + implied_pixel_bytes(header.dataset, path) + TRAILING_SLACK
+        try:
+            src.cap = max(src.cap, limit)
+            if not src.need(pos + 12):
+                raise NotSupported("no PixelData")
+            tag, vr, start, length = element_at(src.data, pos, len(src.data))
+            if tag != PIXEL_DATA or vr not in (b"OB", b"OW") or length == UNDEFINED:
+                raise NotSupported("PixelData not native")
+            src.read_rest(limit)
+        except LimitError as exc:
+            raise LimitError(str(exc), path) from None
+        except Malformed as exc:
+            raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
+    if len(src.data) != start + length:
+        raise NotSupported("PixelData shorter than declared, or elements after it")
+    return header, memoryview(src.data)[start:start + length]
