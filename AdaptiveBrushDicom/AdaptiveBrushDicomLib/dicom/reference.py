@@ -253,9 +253,11 @@ class ReferenceSeries:
             ds = walker.dcmread(self.paths[0])
             frames = ds.pixel_array
             frames = frames[np.newaxis] if frames.ndim == 2 else frames
-            out = frames[np.asarray(self.frame_numbers) - 1]
+            out: np.ndarray = frames[np.asarray(self.frame_numbers) - 1]
             slope, intercept = _frame_rescale(ds)
-            return out * slope + intercept if (slope != 1 or intercept != 0) else out  # type: ignore[no-any-return]
+            if slope != 1 or intercept != 0:
+                out = out * slope + intercept
+            return out
         stack: np.ndarray | None = None
         for k, path in enumerate(self.paths):
             ds = walker.dcmread(path)
