@@ -37,7 +37,8 @@ def test_export_and_decode_load_neither_requests_nor_highdicom(tmp_path, phantom
     write_seg(LabelMap(labels, grid, segments), ref, seg)
     out = _modules_after(["decode", str(seg), "--reference", str(ref.folder), "--out", str(tmp_path / "d.seg.nrrd")])
     assert out["rc"] == 0 and out["requests_ok"]
-    assert out["mods"]["pydicom"] and not out["mods"]["requests"]
+    # our Deflated SEG and its series are walked: no pydicom at all (seg/source_walked.py)
+    assert not out["mods"]["pydicom"] and not out["mods"]["requests"]
     assert not out["mods"]["highdicom"] and not out["mods"]["SimpleITK"]
 
     from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd

@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except _UsageError as exc:
         return _fail(exc, "--json" in argv)
-    if getattr(args, "func", None) is not cmd_info:  # `info` reads headers without pydicom
+    if getattr(args, "func", None) not in (cmd_info, cmd_decode):  # these read SEGs without pydicom
         import_pydicom_without_requests()
     if getattr(args, "max_voxels", None) is not None and args.max_voxels <= 0:
         return _fail(_UsageError("--max-voxels must be a positive number of voxels"), getattr(args, "json", False))

@@ -284,6 +284,10 @@ def read_image_header(path: Path) -> ImageHeader | None:
         header = walker.read_header(path)
     except (walker.NotSupported, InputFileError):  # LimitError is an InputFileError
         return _with_pydicom(path)
+    try:
+        walker.check_vrs(header.dataset)
+    except walker.NotSupported:
+        return _with_pydicom(path)
     plane = plane_from_walked(header.dataset)
     if isinstance(plane, _Skip):
         return None

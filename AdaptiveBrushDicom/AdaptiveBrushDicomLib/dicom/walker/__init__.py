@@ -50,11 +50,11 @@ from AdaptiveBrushDicomLib.dicom.walker.stream import (
     read_header,
     read_pixels,
 )
-from AdaptiveBrushDicomLib.dicom.walker.values import items, numbers, value
+from AdaptiveBrushDicomLib.dicom.walker.values import KNOWN_VRS, check_vrs, items, numbers, value
 
 __all__ = [
-    "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
-    "TRAILING_SLACK", "UNDEFINED", "Header", "Malformed", "NotSupported", "RawDataset", "check_dicom_folder",
+    "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "KNOWN_VRS", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
+    "TRAILING_SLACK", "UNDEFINED", "Header", "Malformed", "NotSupported", "RawDataset", "check_dicom_folder", "check_vrs",
     "check_inflated_size", "dcmread", "element_at", "find_element", "implied_pixel_bytes", "items",
     "iter_elements", "iter_items", "numbers", "read_header", "read_pixels", "skip_sequence", "value",
 ]

@@ -15,6 +15,10 @@ from AdaptiveBrushDicomLib.dicom.walker.elements import Malformed, NotSupported,
 _INT_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
 _BINARY_VRS = frozenset({"OB", "OW", "UN", "OF", "OD", "OL", "OV", "FL", "FD", "AT", "SV", "UV"})
 _STRIPPED_BOTH = frozenset({"IS", "DS", "DA", "TM", "DT", "CS", "AS"})
+#: The VRs of PS3.5 Table 6.2-1 (the walker reads any two capital letters).
+KNOWN_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+                       "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+                       "UR", "US", "UT", "UV"})
 
 
 def _integers(vr: str, raw: bytes) -> list[int]:
@@ -123,6 +127,24 @@ def numbers(ds: RawDataset, tag: int) -> list[float] | None:
         raise Malformed(f"{vr} value {text[:40]!r} is not numbers") from None
 
 
+def check_vrs(ds: RawDataset) -> None:
+    """Every element of ``ds`` (and of its items) has a VR of the standard.
+
+    Raises
+    ------
+    NotSupported
+        An unknown VR (pydicom refuses those; the walker does not guess what it would do).
+    """
+    stack = [ds]
+    while stack:
+        level = stack.pop()
+        for tag, (vr, raw) in level.items():
+            if vr not in KNOWN_VRS:
+                raise NotSupported(f"unknown VR {vr!r} in ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+            if vr == "SQ":
+                stack.extend(raw)
+
+
 def items(ds: RawDataset, tag: int) -> list[RawDataset]:
     """The items of sequence ``tag`` (``[]`` when absent).
 
@@ -139,4 +161,4 @@ def items(ds: RawDataset, tag: int) -> list[RawDataset]:
     return list(raw)
 
 
-__all__ = ["items", "numbers", "value"]
+__all__ = ["KNOWN_VRS", "check_vrs", "items", "numbers", "value"]
