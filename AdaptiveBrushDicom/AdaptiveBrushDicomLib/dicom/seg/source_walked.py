@@ -13,7 +13,7 @@ file gets one answer whichever source read it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -229,7 +229,7 @@ class WalkedSource:
         InputFileError
             Two items with one SegmentNumber, or a value the item reader cannot use.
         """
-        ours = written_by_us(WalkedItem(self.ds))
+        ours = written_by_us(cast(Any, WalkedItem(self.ds)))  # the Dataset subset it reads
         collector = SegmentCollector(seg_type, self.path)
         for i, item in enumerate(walker.items(self.ds, _SEGMENTS)):
             _check_item(item, seg_type)
