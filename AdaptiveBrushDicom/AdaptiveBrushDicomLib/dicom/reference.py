@@ -207,11 +207,14 @@ class ReferenceSeries:
         first = items[0]
         iop = first.orientation()
         rows, cols = first.rows_columns()
-        for h in items:
-            if not np.allclose(h.orientation(), iop, atol=1e-4):
-                raise InputFileError("slices have different ImageOrientationPatient (0020,0037)", h.path)
-            if h.rows_columns() != (rows, cols):
-                raise InputFileError("slices have different Rows/Columns", h.path)
+        if all(h.plane is not None for h in items):
+            _check_stack(items, iop, (rows, cols))  # walked headers: all slices at once
+        else:
+            for h in items:
+                if not np.allclose(h.orientation(), iop, atol=1e-4):
+                    raise InputFileError("slices have different ImageOrientationPatient (0020,0037)", h.path)
+                if h.rows_columns() != (rows, cols):
+                    raise InputFileError("slices have different Rows/Columns", h.path)
         positions = np.array([h.position() for h in items])
         check_voxels(int(rows) * int(cols) * len(items), "Rows x Columns x slices", where)
         order, grid = _grid_from_planes(positions, iop, first.pixel_spacing(), (int(rows), int(cols)),
@@ -271,6 +274,27 @@ class ReferenceSeries:
             stack[k] = frame
         assert stack is not None
         return stack
+
+
+def _check_stack(items: list[ImageHeader], iop: np.ndarray, rows_cols: tuple[Any, Any]) -> None:
+    """The per-slice checks of :meth:`ReferenceSeries._from_items` for walked headers, at
+    once: same orientation (``np.allclose``, atol 1e-4) and Rows/Columns as the first slice.
+
+    Raises
+    ------
+    InputFileError
+        Naming the first slice that differs (orientation checked before Rows/Columns).
+    """
+    planes = [h.plane for h in items if h.plane is not None]
+    orientation = np.array([p.orientation for p in planes], dtype=float)
+    bad_iop = ~np.all(np.isclose(orientation, iop, atol=1e-4), axis=1)
+    bad_size = np.array([(p.rows, p.columns) != rows_cols for p in planes])
+    bad = bad_iop | bad_size
+    if np.any(bad):
+        k = int(np.argmax(bad))
+        if bad_iop[k]:
+            raise InputFileError("slices have different ImageOrientationPatient (0020,0037)", items[k].path)
+        raise InputFileError("slices have different Rows/Columns", items[k].path)
 
 
 def _frame_planes(per_frame: list[Any], shared: Any, path: Path) -> tuple[np.ndarray, np.ndarray, list[float]]:

@@ -43,6 +43,8 @@ EXPLICIT_LE_SYNTAXES = frozenset({
 TRAILING_SLACK = 1 << 20
 
 
+_unpack_tag = struct.Struct("<HH").unpack_from
+
 #: How far past the requested end a Deflated stream is inflated per step.
 _INFLATE_AHEAD = 1 << 16
 
@@ -186,20 +188,22 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
         An undefined length outside a sequence.
     """
     out: RawDataset = {}
+    data = src.data  # grows in place; need() is called only when it has something to do
     while end is None or pos < end:
-        if not src.need(pos + 8):
-            if top and len(src.data) == pos:
-                return out, pos  # clean end of file
-            raise Malformed(f"truncated at byte {len(src.data)} (inside the element at byte {pos})")
-        group, elem = struct.unpack_from("<HH", src.data, pos)
+        if pos + 12 > len(data) or pos + 12 > src.cap:
+            if not src.need(pos + 8):
+                if top and len(data) == pos:
+                    return out, pos  # clean end of file
+                raise Malformed(f"truncated at byte {len(data)} (inside the element at byte {pos})")
+        group, elem = _unpack_tag(data, pos)
         tag = group << 16 | elem
         if tag == ITEM_END and not top:
             return out, pos + 8
         if top and tag >= stop:
             return out, pos  # stop before pixels (or the first tag not asked for)
-        if not src.need(pos + 12):
-            raise Malformed(f"truncated at byte {len(src.data)} (inside the element at byte {pos})")
-        tag, vr, start, length = element_at(src.data, pos, len(src.data))
+        if (pos + 12 > len(data) or pos + 12 > src.cap) and not src.need(pos + 12):
+            raise Malformed(f"truncated at byte {len(data)} (inside the element at byte {pos})")
+        tag, vr, start, length = element_at(data, pos, len(data))
         if group == 0xFFFE:
             raise Malformed(f"unexpected item tag at byte {pos}")
         if vr == b"SQ":
@@ -208,11 +212,12 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
             continue
         if length == UNDEFINED:
             raise NotSupported(f"undefined length outside a sequence at byte {pos}")
-        if not src.need(start + length):
+        stop_at = start + length
+        if (stop_at > len(data) or stop_at > src.cap) and not src.need(stop_at):
             raise Malformed(f"truncated: element ({group:04X},{elem:04X}) at byte {pos} declares {length} bytes, "
-                            f"the data ends at byte {len(src.data)}")
-        out[tag] = (vr.decode("ascii"), bytes(src.data[start:start + length]))
-        pos = start + length
+                            f"the data ends at byte {len(data)}")
+        out[tag] = (vr.decode("ascii"), bytes(data[start:stop_at]))
+        pos = stop_at
     if end is not None and pos != end:
         raise Malformed(f"element lengths overrun their item (byte {pos}, item ends at {end})")
     return out, pos
