@@ -107,10 +107,12 @@ def test_non_ascii_patient_id_read_by_pydicom(tmp_path, monkeypatch):
 
 
 def test_errors_unchanged(tmp_path, monkeypatch):
-    """Two series in one folder, and Rows that differ: the same one-line errors either way."""
+    """Two series in one folder, Rows or orientation that differ: the same one-line errors either way."""
     src = corpus_path("dcmqi", "ct-3slice")
+    tilted = [1, 0, 0, 0, 0.9998, 0.02]
     for name, edit in (("series", lambda ds: setattr(ds, "SeriesInstanceUID", "1.2.3.4")),
-                       ("rows", lambda ds: setattr(ds, "Rows", int(ds.Rows) + 1))):
+                       ("rows", lambda ds: setattr(ds, "Rows", int(ds.Rows) + 1)),
+                       ("orientation", lambda ds: setattr(ds, "ImageOrientationPatient", tilted))):
         folder = _copy_series(src, tmp_path / name, ExplicitVRLittleEndian)
         ds = pydicom.dcmread(folder / "02.dcm")
         edit(ds)
@@ -122,6 +124,7 @@ def test_errors_unchanged(tmp_path, monkeypatch):
             with pytest.raises(InputFileError) as plain:
                 ReferenceSeries.from_folder(folder)
         assert str(walked.value) == str(plain.value)
+        assert name == "series" or "02.dcm" in str(walked.value)  # the slice that differs is named
 
 
 def test_loading_imports_no_pydicom(phantom_series):
