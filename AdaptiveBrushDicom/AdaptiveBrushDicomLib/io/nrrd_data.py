@@ -65,12 +65,15 @@ def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarra
         The gzip data is corrupt.
     """
     import nrrd
-    from nrrd.reader import _determine_datatype  # the same type / endian rules as pynrrd
 
+    try:  # the same type / endian rules as pynrrd; a private name, so a pynrrd without it
+        from nrrd.reader import _determine_datatype  # gets its own reader (below), not an error
+    except ImportError:  # pragma: no cover - depends on the installed pynrrd
+        _determine_datatype = None
     encoding = header.get("encoding")
     special = ("datafile", "data file", "lineskip", "line skip", "byteskip", "byte skip")
     if encoding not in ("gzip", "gz", "raw") or any(k in header for k in special) or \
-            header.get("dimension") != len(header.get("sizes", ())):
+            header.get("dimension") != len(header.get("sizes", ())) or _determine_datatype is None:
         if path:  # pynrrd inflates without a cap: the full check first
             limits.check_image(path)
         data: np.ndarray = nrrd.read_data(header, fh, path)
