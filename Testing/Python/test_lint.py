@@ -1,7 +1,7 @@
 """Static checks of the source, run with the suite (and so in CI):
 
 * ruff (rule set in pyproject.toml ``[tool.ruff]``),
-* mypy (pyproject.toml ``[tool.mypy]``: the package in mypy's default mode, ``core/`` strict),
+* mypy (pyproject.toml ``[tool.mypy]``: the whole package with every ``--strict`` flag),
 * import-linter (pyproject.toml ``[tool.importlinter]``: the layer contract
   ``cli | slicer -> runs | store -> dicom -> io -> core -> errors``, no Slicer modules in
   the package, no DICOM libraries in ``core/``),
@@ -23,7 +23,6 @@ import os
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,7 @@ def test_ruff_passes():
     assert proc.returncode == 0, f"ruff found problems:\n{proc.stdout}{proc.stderr}"
 
 
-def test_mypy_passes_core_strict():
+def test_mypy_passes_strict():
     proc = _run("mypy", [sys.executable, "-m", "mypy", "--no-error-summary", "--show-error-codes"])
     assert proc.returncode == 0, f"mypy found problems:\n{proc.stdout}{proc.stderr}"
 
@@ -98,18 +97,10 @@ SIZE_ROOTS = ("AdaptiveBrushDicom", "DICOMLabelMapSegPlugin")
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80  # from ``def`` to its last line, the docstring excluded
 
-#: Violations still present while their modules are being split (issue 15). Keys: a module
-#: path (over ``MAX_MODULE_LINES``) or ``path::qualified.function`` (over
-#: ``MAX_FUNCTION_LINES``), paths relative to the repository. Delete an entry when its
-#: violation is gone (the test warns about stale entries); the list ends empty.
-SIZE_ALLOWED: dict[str, str] = {
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/segment_item.py":
-        "module of 610 lines; export17 is splitting it",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/segment_item.py::from_segment_item":
-        "function of 89 lines; export17 is splitting it",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/segment_item.py::to_segment_description":
-        "function of 94 lines; export17 is splitting it",
-}
+#: Deliberate exceptions, each with its reason (empty: every module and function keeps the
+#: rule). Keys: a module path (over ``MAX_MODULE_LINES``) or ``path::qualified.function``
+#: (over ``MAX_FUNCTION_LINES``), relative to the repository. A stale entry fails the test.
+SIZE_ALLOWED: dict[str, str] = {}
 
 
 def _function_lengths(tree: ast.AST) -> list[tuple[str, int, int]]:
@@ -156,7 +147,7 @@ def size_violations(root: Path, roots: tuple[str, ...] = SIZE_ROOTS) -> dict[str
 def _stale(allowed: dict[str, str], found: set[str], what: str) -> None:
     stale = sorted(set(allowed) - found)
     if stale:
-        warnings.warn(f"{what}: these entries are no longer needed, delete them: {stale}", stacklevel=2)
+        pytest.fail(f"{what}: these entries are no longer needed, delete them: {stale}")
 
 
 def test_modules_and_functions_stay_small():
@@ -200,25 +191,9 @@ def test_size_rule_catches_a_long_module_and_function(tmp_path):
 RAISES_ROOT = "AdaptiveBrushDicom/AdaptiveBrushDicomLib"
 
 #: Files with functions that raise an exception their docstring's ``Raises`` does not name
-#: (ruff ``--preview --select DOC501``), still being worked on (issue 15): path -> reason.
-#: Delete an entry when its file is clean (the test warns about stale entries); the list
-#: ends empty.
-RAISES_ALLOWED: dict[str, str] = {
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/cli/export.py":
-        "export17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/seg/fast.py":
-        "export17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/seg/fast_header.py":
-        "export17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/seg/fast_segments.py":
-        "export17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/seg/fast_template.py":
-        "export17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/dicom/segment_item.py":
-        "export17 adds the Raises sections",
-    "AdaptiveBrushDicom/AdaptiveBrushDicomLib/io/volumes.py":
-        "export17 adds the Raises sections",
-}
+#: (ruff ``--preview --select DOC501``), deliberate exceptions: path -> reason (empty:
+#: every file keeps the rule). A stale entry fails the test.
+RAISES_ALLOWED: dict[str, str] = {}
 
 
 def _doc501(paths: list[str]) -> subprocess.CompletedProcess[str]:

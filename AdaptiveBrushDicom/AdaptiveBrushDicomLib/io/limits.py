@@ -271,8 +271,8 @@ def _no_alias_loader() -> type:
     import yaml
 
     # PyYAML ships no type annotations: yaml.SafeLoader is Any, which mypy --strict refuses
-    # as a base (misc); unused-ignore until the package's mypy config is strict
-    class NoAliasSafeLoader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
+    # as a base (misc)
+    class NoAliasSafeLoader(yaml.SafeLoader):  # type: ignore[misc]
         """SafeLoader that refuses aliases (``*name``): no billion-laughs expansion."""
 
         def compose_node(self, parent: Any, index: Any) -> Any:
