@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from AdaptiveBrushDicomLib.store.series_kind import SEG_MODALITY
+
 
 @dataclass(frozen=True)
 class LocalInstance:
@@ -173,9 +175,6 @@ def series_order(instances: list[LocalInstance]) -> list[list[LocalInstance]]:
 
     Duplicate SOPInstanceUIDs (the same instance in two files) are pushed once.
     """
-    # imported here: the dicomweb package imports this module
-    from AdaptiveBrushDicomLib.store.dicomweb.connection import SEG_MODALITY
-
     groups: dict[str, list[LocalInstance]] = {}
     seen: set[str] = set()
     for inst in instances:

@@ -36,6 +36,9 @@ class SeriesKind(ValueEnum):
     OTHER = "other"
 
 
+#: Modality (0008,0060) of segmentation series.
+SEG_MODALITY = "SEG"
+
 #: The kinds under their historical names.
 KIND_GOLD = SeriesKind.GOLD
 KIND_TRIAL = SeriesKind.TRIAL

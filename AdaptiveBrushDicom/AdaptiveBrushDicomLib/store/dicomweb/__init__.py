@@ -14,8 +14,11 @@ Healthcare, ...).
   protocol answered by a DICOMweb server.
 
 Modules: ``auth`` (credentials), ``connection`` (session, retries through urllib3's
-``Retry``, error mapping, multipart), ``stow`` (push; what is pushed and its report are in :mod:`~..push_files`, shared with DIMSE), ``query`` (SEG lookup), ``retrieve``
-(pull), ``server_database`` (the protocol). This package re-exports their public names.
+``Retry``, error mapping, multipart), ``stow`` (push), ``query`` (SEG lookup), ``retrieve``
+(pull), ``server_database`` (the protocol). What DICOMweb shares with DIMSE lives in
+``store/``: what a push sends and its report (:mod:`~..push_files`), what a pull writes and
+its report (:mod:`~..pull_files`), the errors (:mod:`~..remote_errors`). This package
+re-exports their public names.
 
 QIDO-RS and WADO-RS metadata go through ``dicomweb-client`` (optional dependency, extra
 ``remote``; imported lazily). STOW-RS and instance retrieval are sent with the same
@@ -32,18 +35,15 @@ from AdaptiveBrushDicomLib.store.dicomweb.connection import (
     ANY_DICOM,
     ORIGINAL_DICOM,
     RETRY_STATUSES,
-    SEG_MODALITY,
-    AuthError,
     DicomWebConnection,
-    RemoteError,
     RetryPolicy,
-    ServerUnreachableError,
     split_multipart,
 )
 from AdaptiveBrushDicomLib.store.dicomweb.query import SEG_SUMMARY_TAGS, segs_for
-from AdaptiveBrushDicomLib.store.dicomweb.retrieve import PullReport, pull
+from AdaptiveBrushDicomLib.store.dicomweb.retrieve import pull
 from AdaptiveBrushDicomLib.store.dicomweb.server_database import DicomWebDatabase
 from AdaptiveBrushDicomLib.store.dicomweb.stow import push
+from AdaptiveBrushDicomLib.store.pull_files import PullReport
 from AdaptiveBrushDicomLib.store.push_files import (
     LocalInstance,
     PushIssue,
@@ -51,6 +51,8 @@ from AdaptiveBrushDicomLib.store.push_files import (
     PushReport,
     scan_instances,
 )
+from AdaptiveBrushDicomLib.store.remote_errors import AuthError, RemoteError, ServerUnreachableError
+from AdaptiveBrushDicomLib.store.series_kind import SEG_MODALITY
 
 __all__ = [
     "ANY_DICOM",

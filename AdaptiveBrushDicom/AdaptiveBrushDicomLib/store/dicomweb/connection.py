@@ -1,5 +1,5 @@
 """One DICOMweb server: a ``requests`` session with credentials, retries (urllib3 ``Retry``)
-and error messages that name the URL; the errors of the DICOMweb functions."""
+and error messages that name the URL (the errors are :mod:`~..remote_errors`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from urllib.parse import urlsplit
 
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.store.dicomweb.auth import Auth, _as_auth
+from AdaptiveBrushDicomLib.store.remote_errors import AuthError, RemoteError, ServerUnreachableError
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
-#: Modality of segmentation series.
-SEG_MODALITY = "SEG"
 #: HTTP statuses worth retrying (the server may recover).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Media type asking a WADO-RS server for the instance as stored (no transcoding).
@@ -24,19 +23,6 @@ ORIGINAL_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*
 ANY_DICOM = 'multipart/related; type="application/dicom"'
 
 _T = TypeVar("_T")
-
-
-# ---------------------------------------------------------------------- errors
-class RemoteError(UserError):
-    """A DICOMweb server could not do what was asked; the message names the URL."""
-
-
-class AuthError(RemoteError):
-    """The server refused the credentials (HTTP 401 / 403)."""
-
-
-class ServerUnreachableError(RemoteError):
-    """No connection to the server (refused, reset, timed out) even after retries."""
 
 
 def _require_dicomweb_client() -> Any:

@@ -7,14 +7,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from AdaptiveBrushDicomLib.store.dicomweb.auth import Auth
-from AdaptiveBrushDicomLib.store.dicomweb.connection import (
-    SEG_MODALITY,
-    AuthError,
-    DicomWebConnection,
-    RetryPolicy,
-    ServerUnreachableError,
-    _value,
-)
+from AdaptiveBrushDicomLib.store.dicomweb.connection import DicomWebConnection, RetryPolicy, _value
+from AdaptiveBrushDicomLib.store.remote_errors import AuthError, ServerUnreachableError
+from AdaptiveBrushDicomLib.store.series_kind import SEG_MODALITY
 
 if TYPE_CHECKING:  # pragma: no cover
     from AdaptiveBrushDicomLib.store.records import SegSeriesInfo

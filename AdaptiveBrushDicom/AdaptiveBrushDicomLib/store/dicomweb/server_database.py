@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from AdaptiveBrushDicomLib.errors import UserError
 from AdaptiveBrushDicomLib.io.atomic import atomic_output
 from AdaptiveBrushDicomLib.store.dicomweb.auth import Auth
-from AdaptiveBrushDicomLib.store.dicomweb.connection import SEG_MODALITY, DicomWebConnection, RetryPolicy, _value
+from AdaptiveBrushDicomLib.store.dicomweb.connection import DicomWebConnection, RetryPolicy, _value
+from AdaptiveBrushDicomLib.store.series_kind import SEG_MODALITY
 from AdaptiveBrushDicomLib.store.dicomweb.query import _seg_infos, _seg_series_rows, segs_for
 from AdaptiveBrushDicomLib.store.dicomweb.retrieve import _int, _to_part10, pull
 from AdaptiveBrushDicomLib.store.dicomweb.stow import push

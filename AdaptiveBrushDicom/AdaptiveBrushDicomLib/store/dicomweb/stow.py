@@ -10,14 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from AdaptiveBrushDicomLib.store.dicomweb.auth import Auth
-from AdaptiveBrushDicomLib.store.dicomweb.connection import (
-    AuthError,
-    DicomWebConnection,
-    RemoteError,
-    RetryPolicy,
-    ServerUnreachableError,
-    StowOutcome,
-)
+from AdaptiveBrushDicomLib.store.dicomweb.connection import DicomWebConnection, RetryPolicy, StowOutcome
 from AdaptiveBrushDicomLib.store.push_files import (
     LocalInstance,
     PushIssue,
@@ -26,6 +19,7 @@ from AdaptiveBrushDicomLib.store.push_files import (
     scan_instances,
     series_order,
 )
+from AdaptiveBrushDicomLib.store.remote_errors import AuthError, RemoteError, ServerUnreachableError
 
 
 def push(

@@ -17,7 +17,7 @@ are :class:`~AdaptiveBrushDicomLib.errors.UserError` subclasses naming the peer
 (``AET@host:port``): a refused association gives the peer's reason, a peer that does not
 accept the SOP class of a file says so (for Orthanc: ``"UnknownSopClassAccepted": true``
 for Label Map SEG, 66.7). Reports are the :class:`~..push_files.PushReport` /
-:class:`~..dicomweb.retrieve.PullReport` of the DICOMweb commands, with ``url`` naming the peer.
+:class:`~..pull_files.PullReport` of the DICOMweb commands, with ``url`` naming the peer.
 """
 
 from AdaptiveBrushDicomLib.store.dimse.association import (

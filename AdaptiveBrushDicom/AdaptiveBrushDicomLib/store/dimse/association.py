@@ -3,7 +3,7 @@
 Errors are :class:`~AdaptiveBrushDicomLib.errors.UserError` subclasses naming the peer
 (``AET@host:port``): a refused association gives the peer's reason
 (:class:`AssociationRefusedError`), a peer that is not there says so
-(:class:`~..dicomweb.connection.ServerUnreachableError`), a peer that accepts none of the
+(:class:`~..remote_errors.ServerUnreachableError`), a peer that accepts none of the
 proposed services gets the hint for Label Map SEG (66.7) in Orthanc.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 
 from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.store.dicomweb.connection import RemoteError, ServerUnreachableError
+from AdaptiveBrushDicomLib.store.remote_errors import RemoteError, ServerUnreachableError
 
 #: Our AE title when the caller gives none.
 DEFAULT_CALLING_AET = "ABDICOM"
@@ -163,7 +163,7 @@ def echo(peer: DimsePeer) -> None:
     ------
     RemoteError
         The C-ECHO failed (one line naming the peer), or the association could not be made
-        (:class:`AssociationRefusedError`, :class:`~..dicomweb.connection.ServerUnreachableError`).
+        (:class:`AssociationRefusedError`, :class:`~..remote_errors.ServerUnreachableError`).
     """
     with associate(peer, [(VERIFICATION, uncompressed())], what="C-ECHO") as assoc:
         _check_echo(assoc, peer)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from AdaptiveBrushDicomLib.store.database_protocol import UnknownUIDError
-from AdaptiveBrushDicomLib.store.dicomweb.connection import RemoteError
 from AdaptiveBrushDicomLib.store.dimse.association import STUDY_ROOT_FIND, DimsePeer, associate, status_text, \
     uncompressed
+from AdaptiveBrushDicomLib.store.remote_errors import RemoteError
 
 
 def find(assoc: Any, peer: DimsePeer, level: str, keys: dict[str, str], returns: Iterable[str]) -> list[Any]:

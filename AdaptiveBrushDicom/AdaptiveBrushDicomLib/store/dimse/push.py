@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterable
 
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.store.dicomweb.connection import RemoteError, ServerUnreachableError
 from AdaptiveBrushDicomLib.store.dimse.association import (
     UNKNOWN_SOP_HINT,
     AssociationRefusedError,
@@ -34,6 +33,7 @@ from AdaptiveBrushDicomLib.store.push_files import (
     scan_instances,
     series_order,
 )
+from AdaptiveBrushDicomLib.store.remote_errors import RemoteError, ServerUnreachableError
 
 
 def _store_contexts(meta: dict[Path, tuple[str, str]]) -> list[tuple[str, list[str]]]:
@@ -174,7 +174,7 @@ def _send_all(peer: DimsePeer, todo: list[LocalInstance], meta: dict[Path, tuple
     ------
     RemoteError
         The association could not be made (:class:`~.association.AssociationRefusedError`,
-        :class:`~..dicomweb.connection.ServerUnreachableError`, or no service accepted).
+        :class:`~..remote_errors.ServerUnreachableError`, or no service accepted).
     UserError
         More than 128 presentation contexts are needed.
     """

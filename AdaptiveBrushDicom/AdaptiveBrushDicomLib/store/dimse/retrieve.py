@@ -3,7 +3,7 @@
 C-GET sub-operations come back on our association: we take the SCP role for the SEG and
 image SOP classes and accept each instance in the transfer syntax the peer stored it in.
 Everything of a pull is received into a temporary folder first, so nothing is written
-half-pulled (:func:`~..dicomweb.retrieve.store_pulled` keeps identical files and refuses
+half-pulled (:func:`~..pull_files.store_pulled` keeps identical files and refuses
 different ones unless ``force``).
 """
 
@@ -18,8 +18,6 @@ from typing import Any, Callable, Iterable
 from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.errors import UserError
-from AdaptiveBrushDicomLib.store.dicomweb.connection import SEG_MODALITY, RemoteError
-from AdaptiveBrushDicomLib.store.dicomweb.retrieve import PullReport, store_pulled
 from AdaptiveBrushDicomLib.store.dimse.association import (
     STUDY_ROOT_GET,
     UNKNOWN_SOP_HINT,
@@ -29,9 +27,12 @@ from AdaptiveBrushDicomLib.store.dimse.association import (
     uncompressed,
 )
 from AdaptiveBrushDicomLib.store.dimse.find import find, find_contexts, permission_hint, series_rows
+from AdaptiveBrushDicomLib.store.pull_files import PullReport, store_pulled
 from AdaptiveBrushDicomLib.store.records import SegSeriesInfo
+from AdaptiveBrushDicomLib.store.remote_errors import RemoteError
 from AdaptiveBrushDicomLib.store.seg_order import referencing, sort_segs
 from AdaptiveBrushDicomLib.store.seg_records import build_seg_info, seg_summary_from_dataset
+from AdaptiveBrushDicomLib.store.series_kind import SEG_MODALITY
 
 
 def _get_syntaxes() -> list[str]:
