@@ -19,7 +19,7 @@ def _modules_after(args: list[str]) -> dict:
         f"rc = main({args!r})\n"
         "mods = {m: (m in sys.modules and sys.modules[m] is not None) for m in "
         "('requests', 'highdicom', 'SimpleITK', 'pydicom', 'pydicom.sr.codedict', "
-        "'AdaptiveBrushDicomLib.dicom.seg.fast')}\n"
+        "'AdaptiveBrushDicomLib.dicom.seg.fast', 'numpy.ma')}\n"
         "import requests  # still importable for the DICOMweb commands\n"
         "print(json.dumps({'rc': rc, 'mods': mods, 'requests_ok': bool(requests.get)}))\n"
     )
@@ -40,6 +40,7 @@ def test_export_and_decode_load_neither_requests_nor_highdicom(tmp_path, phantom
     # our Deflated SEG and its series are walked: no pydicom at all (seg/source_walked.py)
     assert not out["mods"]["pydicom"] and not out["mods"]["requests"]
     assert not out["mods"]["highdicom"] and not out["mods"]["SimpleITK"]
+    assert not out["mods"]["numpy.ma"]  # np.median would import it (core.geometry.median_spacing)
 
     from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
 

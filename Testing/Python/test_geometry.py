@@ -166,3 +166,12 @@ def test_align_between_regular_and_irregular_grids():
     assert np.array_equal(align_to_grid(np.delete(on_cover, 3, axis=0) * 0 + 1, g, g), np.ones(g.shape_kji))
     near = align_to_grid(np.where(on_cover == 7, 0, on_cover), cover, g, resample="nearest")
     assert np.array_equal(near, np.delete(np.where(on_cover == 7, 0, on_cover), 3, axis=0))
+
+
+@pytest.mark.parametrize("gaps", [[2.5], [1.0, 3.0], [3.0, 1.0, 2.0], [0.7, 0.7, 0.70001, 5.0],
+                                  list(np.random.default_rng(7).uniform(0.5, 4.0, 301)),
+                                  list(np.random.default_rng(8).uniform(0.5, 4.0, 300))])
+def test_median_spacing_equals_numpy_median(gaps):
+    from AdaptiveBrushDicomLib.core.geometry import median_spacing
+
+    assert median_spacing(np.array(gaps)) == float(np.median(gaps))

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.geometry import Grid, median_spacing
 from AdaptiveBrushDicomLib.dicom import walker
 from AdaptiveBrushDicomLib.dicom.reference_headers import ImageHeader, first_item, read_image_header
 from AdaptiveBrushDicomLib.errors import InputFileError
@@ -358,7 +358,7 @@ def _grid_from_planes(positions: np.ndarray, iop: np.ndarray, pixel_spacing: lis
         if np.any(gaps < SLICE_TOLERANCE_MM):
             dup = names[int(order[int(np.argmin(gaps)) + 1])]
             raise InputFileError("two slices share one position; the series has duplicates", dup)
-        slice_spacing = float(np.median(gaps))
+        slice_spacing = median_spacing(gaps)
         if np.max(np.abs(gaps - slice_spacing)) > max(SLICE_TOLERANCE_MM, 1e-3 * slice_spacing):
             # irregular spacing (a missing slice, varying reconstruction): exact positions kept
             slice_positions = tuple(dist - dist[0])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from AdaptiveBrushDicomLib.core.align import align_to_grid
-from AdaptiveBrushDicomLib.core.geometry import Grid
+from AdaptiveBrushDicomLib.core.geometry import Grid, median_spacing
 from AdaptiveBrushDicomLib.core.labelmap import LabelMap
 from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
 from AdaptiveBrushDicomLib.dicom.seg.placement import placement_grid
@@ -48,7 +48,7 @@ def grid_from_positions(positions: np.ndarray, iop: np.ndarray, ps: list[float],
     if uniq.size > 2 and np.any(np.abs(rel - np.round(rel / gap) * gap) > 0.01):
         # frames of an irregularly spaced series: their own positions (made regular later)
         gaps = np.diff(rel)
-        return Grid((len(rel), rows, cols), (ps[1], ps[0], float(np.median(gaps))), tuple(origin), direction,
+        return Grid((len(rel), rows, cols), (ps[1], ps[0], median_spacing(gaps)), tuple(origin), direction,
                     slice_positions_mm=tuple(rel))
     return Grid((nk, rows, cols), (ps[1], ps[0], gap), tuple(origin), direction)
 
