@@ -236,3 +236,15 @@ def test_raises_rule_catches_an_undocumented_raise(tmp_path):
     assert list(found) == [(tmp_path / "m.py").as_posix()], proc.stdout
     (finding,) = found[(tmp_path / "m.py").as_posix()]
     assert finding.startswith(f"{(tmp_path / 'm.py').as_posix()}:2:") and "ValueError" in finding, finding
+
+
+def test_transfer_syntax_uids_are_spelled_out_once():
+    """Every transfer syntax UID literal lives in dicom/compression.py (Compression,
+    ReadOnlySyntax); other modules use the enums."""
+    pkg = ROOT / "AdaptiveBrushDicom" / "AdaptiveBrushDicomLib"
+    pattern = re.compile(r"""["']1\.2\.840\.10008\.1\.2(?:\.\d+)*["']""")
+    found = {str(p.relative_to(ROOT)): pattern.findall(p.read_text(encoding="utf-8"))
+             for p in sorted(pkg.rglob("*.py")) if p.name != "compression.py"}
+    found = {k: v for k, v in found.items() if v}
+    assert not found, f"use dicom.compression's enums instead of these literals: {found}"
+    assert pattern.findall((pkg / "dicom" / "compression.py").read_text(encoding="utf-8"))

@@ -68,6 +68,11 @@ class ReadOnlySyntax(str, enum.Enum):
     JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
     JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
     JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
+    EXPLICIT_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+    JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+    HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+    HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
+    HTJ2K = "1.2.840.10008.1.2.4.203"
 
     @property
     def uid(self) -> str:

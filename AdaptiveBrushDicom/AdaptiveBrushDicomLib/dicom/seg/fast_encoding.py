@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Sequence
 
+from AdaptiveBrushDicomLib.dicom.walker.elements import LONG_VRS as _WALKER_LONG_VRS
+
 
 class NotSupported(Exception):
     """This SEG is not one the fast path writes (e.g. non-ASCII text, which needs the
@@ -54,8 +56,8 @@ def _encode_text(tag: int, vr: str, text: str) -> bytes:
     return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode() + struct.pack("<H", len(raw)) + raw
 
 
-#: VRs with a 4-byte length in Explicit VR Little Endian (PS3.5 7.1.2).
-LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+#: VRs with a 4-byte length in Explicit VR Little Endian (PS3.5 7.1.2): the walker's set, as str.
+LONG_VRS = frozenset(vr.decode("ascii") for vr in _WALKER_LONG_VRS)
 
 
 def encode_element(tag: int, vr: str, value: bytes) -> bytes:

@@ -26,7 +26,8 @@ from AdaptiveBrushDicomLib.errors import InputFileError
 
 _RawError = (walker.Malformed, walker.NotSupported)
 #: Transfer syntaxes whose PixelData is native (not encapsulated), so its length is known.
-_NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2")
+_NATIVE_SYNTAXES = (ReadOnlySyntax.IMPLICIT.uid, Compression.EXPLICIT.uid, Compression.DEFLATE.uid,
+                    ReadOnlySyntax.EXPLICIT_BIG_ENDIAN.uid)
 
 
 def first_item(ds: Any, name: str) -> Any:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.dicom.walker.elements import (
     ITEM, ITEM_END, PIXEL_DATA, SEQ_END, UNDEFINED, Malformed, NotSupported, RawDataset, element_at,
 )
@@ -30,15 +31,14 @@ from AdaptiveBrushDicomLib.io.limits import (
     check_voxels,
 )
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFLATED = "1.2.840.10008.1.2.1.99"
-#: Transfer syntaxes whose dataset is Explicit VR Little Endian (native or encapsulated pixels).
-EXPLICIT_LE_SYNTAXES = frozenset({
-    EXPLICIT_LE, DEFLATED, "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-})
+EXPLICIT_LE = Compression.EXPLICIT.uid
+DEFLATED = Compression.DEFLATE.uid
+#: Transfer syntaxes whose dataset is Explicit VR Little Endian (native or encapsulated pixels):
+#: every one we know except Implicit VR and Explicit VR Big Endian.
+EXPLICIT_LE_SYNTAXES = frozenset(
+    [m.uid for m in Compression]
+    + [m.uid for m in ReadOnlySyntax if m not in (ReadOnlySyntax.IMPLICIT, ReadOnlySyntax.EXPLICIT_BIG_ENDIAN)]
+)
 #: Slack allowed after the pixel data of a Deflated file (trailing padding elements).
 TRAILING_SLACK = 1 << 20
 
