@@ -31,7 +31,7 @@ ORIENTATION_TOLERANCE = 1e-3
 MIN_SPACING_MM = 1e-6
 
 _PLANE_POSITION_SLIDE = 0x0048021A
-_TOTAL_PIXEL_MATRIX_ROWS = 0x00480006
+_TOTAL_PIXEL_MATRIX_COLUMNS = 0x00480006  # (0048,0006); a tiled slide image has it
 
 
 def check_dimensions(rows: int, cols: int, frames: int, path: Path) -> None:
@@ -63,7 +63,7 @@ def refuse_2d(ds: Any, path: Path) -> None:
     shared = ds.get("SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     groups = list(shared or []) + list(per_frame[:1] if per_frame else [])
-    slide = _TOTAL_PIXEL_MATRIX_ROWS in ds or any(_PLANE_POSITION_SLIDE in g for g in groups)
+    slide = _TOTAL_PIXEL_MATRIX_COLUMNS in ds or any(_PLANE_POSITION_SLIDE in g for g in groups)
     if slide:
         raise InputFileError(
             "this SEG segments a slide-microscopy image (frames are placed on a glass slide: "
