@@ -179,8 +179,9 @@ def _single_int(ds: walker.RawDataset, tag: int) -> int:
     return v
 
 
-def _spacing(ds: walker.RawDataset) -> float | None:
-    """SpacingBetweenSlices or, when absent/zero/empty, SliceThickness.
+def walked_slice_spacing(ds: walker.RawDataset) -> float | None:
+    """SpacingBetweenSlices or, when absent/zero/empty, SliceThickness (mm) of a walked header
+    (a slice's header or a SEG's PixelMeasures item).
 
     Raises
     ------
@@ -216,7 +217,7 @@ def plane_from_walked(ds: walker.RawDataset) -> PlaneHeader | _Skip | None:
             rows=_single_int(ds, _ROWS),
             columns=_single_int(ds, _COLUMNS),
             pixel_spacing=_exactly(walker.numbers(ds, _PIXEL_SPACING), 2),
-            slice_spacing=_spacing(ds),
+            slice_spacing=walked_slice_spacing(ds),
             raw=ds,
         )
     except (walker.NotSupported, walker.Malformed):
@@ -297,4 +298,4 @@ def read_image_header(path: Path) -> ImageHeader | None:
 
 
 __all__ = ["ImageHeader", "PlaneHeader", "first_item", "plane_from_walked", "read_image_header",
-           "read_with_pydicom_dataset"]
+           "read_with_pydicom_dataset", "walked_slice_spacing"]

@@ -20,6 +20,7 @@ import numpy as np
 from AdaptiveBrushDicomLib.core.segment import Segment
 from AdaptiveBrushDicomLib.dicom import walker
 from AdaptiveBrushDicomLib.dicom.private_tags import written_by_us
+from AdaptiveBrushDicomLib.dicom.reference_headers import walked_slice_spacing
 from AdaptiveBrushDicomLib.dicom.seg.segments_read import SegmentCollector, segment_of_item
 from AdaptiveBrushDicomLib.dicom.seg.source import FrameGeometry, check_pixel_data_length
 from AdaptiveBrushDicomLib.dicom.seg.walked_item import WalkedItem
@@ -95,23 +96,6 @@ def _numbers(ds: walker.RawDataset, tag: int, n: int | None = None) -> list[floa
     if not values or (n is not None and len(values) != n):
         raise _NotSupported("not the numbers expected")
     return values
-
-
-def _spacing(measures: walker.RawDataset) -> float | None:
-    """SpacingBetweenSlices or, when absent/zero/empty, SliceThickness (as the pydicom source).
-
-    Raises
-    ------
-    NotSupported
-        A value that is not one number.
-    """
-    for tag in (0x00180088, 0x00180050):
-        v = walker.value(measures, tag)
-        if v is not None and not isinstance(v, (int, float)):
-            raise _NotSupported("spacing is not a number")
-        if v:
-            return float(v)
-    return None
 
 
 def _check_item(item: walker.RawDataset, seg_type: str) -> None:
@@ -219,7 +203,7 @@ class WalkedSource:
         positions = np.array([_numbers(_first(fg, _PLANE_POSITION), 0x00200032, 3) for fg in per_frame],
                              dtype=float).reshape(len(per_frame), 3)
         iop = np.array(_numbers(orient, 0x00200037), dtype=float)
-        return positions, iop, _numbers(measures, 0x00280030), _spacing(measures)
+        return positions, iop, _numbers(measures, 0x00280030), walked_slice_spacing(measures)
 
     def segments(self, seg_type: str) -> dict[int, Segment]:
         """Segments by SegmentNumber, read by the one item reader through :class:`WalkedItem`.
