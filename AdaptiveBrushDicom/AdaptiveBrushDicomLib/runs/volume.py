@@ -196,7 +196,7 @@ def describe_volume(plan: Plan, cache: VolumeCache, opts: VolumeOptions) -> dict
 
 
 def _original_info(plan: Plan, ref: Any) -> dict[str, Any]:
-    first = ref.datasets[0]
+    first = ref.dataset(0)  # the first header only (ref.datasets would read every slice)
     return {"sample": plan.sample, "source": str(plan.volume_path), "volume_source": VolumeSource.ORIGINAL,
             "patient_id": str(getattr(first, "PatientID", "")), "modality": str(getattr(first, "Modality", "")),
             "study_instance_uid": ref.study_instance_uid, "series_instance_uid": ref.series_instance_uid,

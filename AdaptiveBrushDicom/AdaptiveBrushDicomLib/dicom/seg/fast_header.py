@@ -20,6 +20,10 @@ tested element by element against highdicom itself in ``Testing/Python/test_fast
 * ContributingEquipmentSequence lists the source's acquisition equipment and this
   software (not highdicom, which did not write the file).
 
+Only the first source image is read with pydicom (its modules are copied); what every
+slice contributes (UIDs, geometry, the PlanePosition text) comes from its walked header as
+a :class:`~.fast_sources.SourceSlice`, which equals what pydicom reads of the same file.
+
 Anything else (multi-frame or tiled sources, images without a frame of reference) raises
 :class:`~.fast_encoding.NotSupported`, and the SEG is written through highdicom.
 """
@@ -36,6 +40,7 @@ import numpy as np
 
 from AdaptiveBrushDicomLib import __version__
 from AdaptiveBrushDicomLib.dicom.seg.fast_encoding import NotSupported, encode_element, encode_sequence, encode_text
+from AdaptiveBrushDicomLib.dicom.seg.fast_sources import SourceSlice
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 
 #: Root attributes of the Patient and Clinical Trial Subject modules (PS3.3 C.7.1.1, C.7.1.3).
@@ -108,32 +113,41 @@ def _ds_values(values: Sequence[Any]) -> list[Any]:
     return [DS(v, auto_format=True) for v in values]
 
 
-def check_sources(sources: Sequence[Any]) -> None:
+def check_sources(first: Any, slices: Sequence[SourceSlice]) -> None:
     """Check that these are single-frame images of one series with a frame of reference,
     one orientation and one size (what this module builds for).
+
+    Parameters
+    ----------
+    first
+        The first source image's pydicom dataset (its modules are copied).
+    slices
+        Every source image (the first included), see :mod:`.fast_sources`.
 
     Raises
     ------
     NotSupported
         They are not (the highdicom path writes such SEGs).
     """
-    if not sources:
+    if not slices:
         raise NotSupported("no source images")
-    first = sources[0]
-    keys = {(str(s.get("SeriesInstanceUID")), str(s.get("FrameOfReferenceUID")), int(s.get("Rows", 0)),
-             int(s.get("Columns", 0)), tuple(float(v) for v in s.get("ImageOrientationPatient") or ()))
-            for s in sources}
+    keys = {(s.series_instance_uid, str(s.frame_of_reference_uid), s.rows, s.columns, s.orientation)
+            for s in slices}
     if len(keys) != 1 or "FrameOfReferenceUID" not in first or int(first.get("NumberOfFrames", 1) or 1) != 1:
         raise NotSupported("not one series of single-frame images with one orientation")
     for kw in ("PixelSpacing", "SliceThickness", "ImageOrientationPatient", "PatientID", "StudyInstanceUID"):
         if kw not in first:
             raise NotSupported(f"source image without {kw}")
-    if any("ImagePositionPatient" not in s for s in sources):
-        raise NotSupported("source image without ImagePositionPatient")
 
 
-def frame_order(sources: Sequence[Any]) -> list[int]:
-    """Indices of ``sources`` in highdicom's frame order: ascending distance along the
+def _normal(slices: Sequence[SourceSlice]) -> np.ndarray:
+    """The slice normal ``column x row`` of the first slice's ImageOrientationPatient (LPS)."""
+    iop = np.array(slices[0].orientation, dtype=float)
+    return np.cross(iop[3:], iop[:3])
+
+
+def frame_order(slices: Sequence[SourceSlice]) -> list[int]:
+    """Indices of ``slices`` in highdicom's frame order: ascending distance along the
     normal ``column x row`` of ImageOrientationPatient (LPS, mm).
 
     Raises
@@ -141,23 +155,20 @@ def frame_order(sources: Sequence[Any]) -> list[int]:
     NotSupported
         Two sources at the same position along the normal.
     """
-    iop = np.array([float(v) for v in sources[0].ImageOrientationPatient])
-    normal = np.cross(iop[3:], iop[:3])
-    positions = np.array([[float(v) for v in s.ImagePositionPatient] for s in sources])
-    distances = positions @ normal
+    positions = np.array([s.position for s in slices], dtype=float)
+    distances = positions @ _normal(slices)
     if len(np.unique(distances)) != len(distances):
         raise NotSupported("duplicate slice positions")
     return [int(i) for i in np.argsort(distances, kind="stable")]
 
 
-def spacing_between_slices(sources: Sequence[Any], order: Sequence[int]) -> float | None:
+def spacing_between_slices(slices: Sequence[SourceSlice], order: Sequence[int]) -> float | None:
     """Mean slice spacing (mm) along the normal when the slices are regular within
     :data:`SPACING_RTOL` and perpendicular to the planes, else ``None``."""
-    if len(sources) < 2:
+    if len(slices) < 2:
         return 1.0
-    iop = np.array([float(v) for v in sources[0].ImageOrientationPatient])
-    normal = np.cross(iop[3:], iop[:3])
-    positions = np.array([[float(v) for v in sources[i].ImagePositionPatient] for i in order])
+    normal = _normal(slices)
+    positions = np.array([slices[i].position for i in order], dtype=float)
     d = positions @ normal
     spacing = (d[-1] - d[0]) / (len(d) - 1)
     if not np.allclose(np.diff(d), spacing, rtol=SPACING_RTOL, atol=0.0):
@@ -222,38 +233,33 @@ def _code_bytes(kind: str) -> bytes:
             + encode_text(0x00080104, "LO", meaning))
 
 
-def _ds_text(values: Sequence[Any]) -> str:
-    return "\\".join(str(v) for v in _ds_values(values))
-
-
-def frame_item_body(src: Any) -> bytes:
+def frame_item_body(src: SourceSlice) -> bytes:
     """Per-frame functional groups item (body, without item header) of the frame derived
     from source image ``src``: DerivationImage, FrameContent (DimensionIndexValues 1, the
     writer renumbers it) and PlanePosition, encoded Explicit VR LE as pydicom writes them."""
-    ref = (encode_text(0x00081150, "UI", str(src.SOPClassUID)) + encode_text(0x00081155, "UI", str(src.SOPInstanceUID))
+    ref = (encode_text(0x00081150, "UI", src.sop_class_uid) + encode_text(0x00081155, "UI", src.sop_instance_uid)
            + encode_text(0x0028135A, "CS", "YES") + encode_sequence(0x0040A170, [_code_bytes("source")]))
     derivation = encode_sequence(0x00082112, [ref]) + encode_sequence(0x00089215, [_code_bytes("segmentation")])
     content = encode_element(0x00209157, "UL", struct.pack("<I", 1))
-    position = encode_text(0x00200032, "DS", _ds_text(src.ImagePositionPatient))
+    position = encode_text(0x00200032, "DS", src.position_text)
     return (encode_sequence(0x00089124, [derivation]) + encode_sequence(0x00209111, [content])
             + encode_sequence(0x00209113, [position]))
 
 
-def source_references(sources: Sequence[Any]) -> tuple[bytes, bytes]:
+def source_references(slices: Sequence[SourceSlice]) -> tuple[bytes, bytes]:
     """SourceImageSequence and ReferencedSeriesSequence (Common Instance Reference), encoded."""
-    refs = [encode_text(0x00081150, "UI", str(s.SOPClassUID)) + encode_text(0x00081155, "UI", str(s.SOPInstanceUID))
-            for s in sources]
-    series = encode_sequence(0x0008114A, refs) + encode_text(0x0020000E, "UI", str(sources[0].SeriesInstanceUID))
+    refs = [encode_text(0x00081150, "UI", s.sop_class_uid) + encode_text(0x00081155, "UI", s.sop_instance_uid)
+            for s in slices]
+    series = encode_sequence(0x0008114A, refs) + encode_text(0x0020000E, "UI", slices[0].series_instance_uid)
     return encode_sequence(0x00082112, refs), encode_sequence(0x00081115, [series])
 
 
-def _multiframe(ds: Any, sources: Sequence[Any], dimension_organization_uid: str) -> list[int]:
-    """Frame of reference, shared functional groups and dimensions; returns the frame order
-    (indices of ``sources``)."""
+def _multiframe(ds: Any, src: Any, slices: Sequence[SourceSlice], dimension_organization_uid: str) -> list[int]:
+    """Frame of reference, shared functional groups and dimensions (``src``: the first source
+    image's pydicom dataset); returns the frame order (indices of ``slices``)."""
     from pydicom.dataset import Dataset
     from pydicom.valuerep import format_number_as_ds
 
-    src = sources[0]
     ds.FrameOfReferenceUID = src.FrameOfReferenceUID
     ds.PositionReferenceIndicator = src.get("PositionReferenceIndicator")
     ds.LossyImageCompression = src.get("LossyImageCompression", "00")
@@ -270,14 +276,14 @@ def _multiframe(ds: Any, sources: Sequence[Any], dimension_organization_uid: str
     org = Dataset()
     org.DimensionOrganizationUID = dimension_organization_uid
     ds.DimensionOrganizationSequence = [org]
-    order = frame_order(sources)
+    order = frame_order(slices)
     measures = Dataset()
     measures.PixelSpacing = _ds_values(src.PixelSpacing)
     measures.SliceThickness = _ds_values([src.SliceThickness])[0]
     if "SpacingBetweenSlices" in src:
         measures.SpacingBetweenSlices = _ds_values([src.SpacingBetweenSlices])[0]
     else:
-        spacing = spacing_between_slices(sources, order)
+        spacing = spacing_between_slices(slices, order)
         if spacing is not None:
             measures.SpacingBetweenSlices = format_number_as_ds(spacing)
     orientation = Dataset()
@@ -297,14 +303,15 @@ class LabelmapHeader:
     dataset: Any
     #: pre-encoded top-level elements: SourceImageSequence, ReferencedSeriesSequence
     encoded: dict[int, bytes]
-    #: index into the sources of each frame, in frame order
+    #: index into the slices of each frame, in frame order
     order: list[int]
     #: per-frame functional groups item bodies, in frame order
     frames: list[bytes]
 
 
 def labelmap_header(
-    sources: Sequence[Any],
+    first: Any,
+    slices: Sequence[SourceSlice],
     *,
     bits: int,
     rows: int,
@@ -320,8 +327,12 @@ def labelmap_header(
 
     Parameters
     ----------
-    sources
-        The reference series' single-frame datasets (any order).
+    first
+        The pydicom dataset of ``slices[0]`` (patient, study, equipment, pixel measures,
+        orientation are taken from it).
+    slices
+        The reference series' single-frame images (any order), from
+        :func:`~.fast_sources.source_slices`.
     bits
         BitsAllocated: 8 (< 256 segments) or 16.
     rows, columns
@@ -342,8 +353,8 @@ def labelmap_header(
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
-    check_sources(sources)
-    src = sources[0]
+    check_sources(first, slices)
+    src = first
     when = when or datetime.now()
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -382,12 +393,12 @@ def labelmap_header(
     ds.PresentationLUTShape = "IDENTITY"
     ds.Rows, ds.Columns = rows, columns
     ds.SegmentsOverlap = "NO"
-    order = _multiframe(ds, sources, dimension_organization_uid)
+    order = _multiframe(ds, src, slices, dimension_organization_uid)
     ds.PixelData = b""
     ds["PixelData"].VR = "OB" if bits == 8 else "OW"
-    source_seq, series_seq = source_references(sources)
+    source_seq, series_seq = source_references(slices)
     return LabelmapHeader(ds, {0x00082112: source_seq, 0x00081115: series_seq}, order,
-                          [frame_item_body(sources[i]) for i in order])
+                          [frame_item_body(slices[i]) for i in order])
 
 
 __all__ = ["NotSupported", "check_sources", "frame_order", "labelmap_header", "spacing_between_slices"]

@@ -1,7 +1,9 @@
 """Per-series templates of the fast SEG writer (:mod:`.fast`).
 
 :mod:`.fast_header` builds the LABELMAP header of a reference series once (with pydicom,
-what highdicom's Segmentation would hold: one per-frame functional group item per slice);
+what highdicom's Segmentation would hold: one per-frame functional group item per slice;
+only the first source image is read with pydicom, every slice's values come from its walked
+header, :mod:`.fast_sources`);
 the template keeps its top-level elements and per-frame items pre-encoded. A
 :class:`TemplateCache` holds the templates of the series written to.
 """
@@ -68,7 +70,7 @@ class TemplateCache:
     @staticmethod
     def key(reference: Any, bits: int, hd_kwargs: dict[str, Any], algorithm_type: Any) -> tuple[Any, ...]:
         grid = reference.grid
-        sources = tuple(str(getattr(ds, "SOPInstanceUID", "")) for ds in reference.datasets)
+        sources = tuple(reference.sop_instance_uids)  # walked: no pydicom read of 100 headers
         return (str(reference.series_instance_uid), grid.describe(), sources, bits,
                 repr(sorted(hd_kwargs.items())), str(algorithm_type))
 
@@ -112,14 +114,16 @@ def _build_template(reference: Any, bits: int, hd_kwargs: dict[str, Any], first_
     """
     from AdaptiveBrushDicomLib.dicom import uids
     from AdaptiveBrushDicomLib.dicom.seg.fast_header import labelmap_header
+    from AdaptiveBrushDicomLib.dicom.seg.fast_sources import source_slices
 
     nk, rows, cols = reference.grid.shape_kji
     if getattr(reference, "is_multiframe", False):
         raise NotSupported("multi-frame reference image")
     # a deterministic DimensionOrganizationUID (highdicom makes up a random one)
     dim_uid = uids.derive_uid("dimension-organization", reference.series_instance_uid)
+    slices = source_slices(reference.headers)
     header = labelmap_header(
-        reference.datasets, bits=bits, rows=rows, columns=cols, hd_kwargs=hd_kwargs,
+        reference.dataset(0), slices, bits=bits, rows=rows, columns=cols, hd_kwargs=hd_kwargs,
         series_instance_uid=uids.derive_uid("template-series", reference.series_instance_uid),
         sop_instance_uid=uids.derive_uid("template-instance", reference.series_instance_uid),
         dimension_organization_uid=dim_uid,
@@ -147,7 +151,7 @@ def _build_template(reference: Any, bits: int, hd_kwargs: dict[str, Any], first_
     grid = reference.grid
     frame_k, items, dim_offset = [], {}, {}
     for index, body in zip(header.order, header.frames):
-        pos = np.array([float(v) for v in reference.datasets[index].ImagePositionPatient])
+        pos = np.array(slices[index].position, dtype=float)
         k = int(round(float(grid.lps_to_index(pos)[2])))
         off = body.find(_DIM_INDEX_VALUES)
         if off < 0 or body.find(_DIM_INDEX_VALUES, off + 1) >= 0:
