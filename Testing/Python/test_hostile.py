@@ -19,7 +19,7 @@ import pytest
 
 from abdicom_testkit import hostile
 from AdaptiveBrushDicomLib.errors import InputFileError
-from AdaptiveBrushDicomLib.io import limits
+from AdaptiveBrushDicomLib.io import image_limits, limits
 from test_fuzz import _run, run_capped
 
 
@@ -389,4 +389,4 @@ def test_gzip_check_accepts_real_seg_nrrd_with_trailing_newline():
     import io as _io
 
     assert limits.gzip_size_at_most(_io.BytesIO(data[start:]), 256 * 256 * 112, path) == 256 * 256 * 112
-    limits.check_image(path)
+    image_limits.check_image(path)

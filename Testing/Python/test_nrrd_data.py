@@ -150,8 +150,8 @@ def test_gzip_bomb_is_not_inflated_past_the_sizes(tmp_path, monkeypatch):
     payload = gzip.compress(bytes(50 << 20), 9)
     path = _with_data(tmp_path, "bomb.seg.nrrd", payload, sizes=(8, 8, 8))
     calls = []
-    real_check = volumes.limits.check_image
-    monkeypatch.setattr(volumes.limits, "check_image",
+    real_check = volumes.image_limits.check_image
+    monkeypatch.setattr(volumes.image_limits, "check_image",
                         lambda p, **kw: calls.append(kw) or real_check(p, **kw))
     with open(path, "rb") as fh:
         _header, size = nrrd_text.read_header(fh)

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from AdaptiveBrushDicomLib.errors import InputFileError
-from AdaptiveBrushDicomLib.io import limits
+from AdaptiveBrushDicomLib.io import image_limits, limits
 
 __all__ = ["read_nrrd_data"]
 
@@ -49,9 +49,9 @@ def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarra
     compressed bytes. Here the array is allocated once from the header's sizes and type,
     and gzip data is inflated into it piece by piece (at most :data:`_INFLATE_PIECE` at a
     time, never far past what the sizes imply: this is also the gzip-bomb check of
-    :func:`~.limits.check_image`, with its limits and messages); raw data is read into it
+    :func:`~.image_limits.check_image`, with its limits and messages); raw data is read into it
     directly. Anything else (a detached data file, line or byte skips, ASCII or bzip2
-    encoding) is checked in full by :func:`~.limits.check_image` and read by
+    encoding) is checked in full by :func:`~.image_limits.check_image` and read by
     ``nrrd.read_data``.
 
     Raises
@@ -75,7 +75,7 @@ def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarra
     if encoding not in ("gzip", "gz", "raw") or any(k in header for k in special) or \
             header.get("dimension") != len(header.get("sizes", ())) or _determine_datatype is None:
         if path:  # pynrrd inflates without a cap: the full check first
-            limits.check_image(path)
+            image_limits.check_image(path)
         data: np.ndarray = nrrd.read_data(header, fh, path)
         return data
     dtype = np.dtype(_determine_datatype(header))
@@ -107,7 +107,7 @@ def _inflate_into(out: np.ndarray, fh: BinaryIO, path: str) -> tuple[int, int]:
     Raises
     ------
     LimitError
-        More than 64 KiB beyond ``out`` (the limit :func:`~.limits.check_image` applies).
+        More than 64 KiB beyond ``out`` (the limit :func:`~.image_limits.check_image` applies).
     InputFileError
         Corrupt data.
     """

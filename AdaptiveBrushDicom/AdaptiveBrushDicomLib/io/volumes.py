@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.io import limits
+from AdaptiveBrushDicomLib.io import image_limits, limits
 from AdaptiveBrushDicomLib.io.atomic import atomic_output
 from AdaptiveBrushDicomLib.errors import InputFileError, UserError
 from AdaptiveBrushDicomLib.core.geometry import Grid
@@ -55,7 +55,7 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, Grid]:
     path = Path(path)
     _require_exists(path)
     if not path.is_dir():
-        limits.check_image(path)
+        image_limits.check_image(path)
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -244,7 +244,7 @@ def read_seg_nrrd(path: str | Path) -> LabelMap:
     Raises
     ------
     InputFileError
-        The file is missing, unreadable, over the size limits (:func:`~.limits.check_image`;
+        The file is missing, unreadable, over the size limits (:func:`~.image_limits.check_image`;
         ``LimitError`` for a gzip bomb), its data corrupt or not as long as the header says,
         not a segmentation slicerio reads, not 3D / 4D, or has negative labels.
     UserError
@@ -257,7 +257,7 @@ def read_seg_nrrd(path: str | Path) -> LabelMap:
     _require_exists(path)
     # read_nrrd_data never inflates past the header's sizes (and has pynrrd's own reads
     # checked in full), so the separate inflate pass of the check is left out here
-    limits.check_image(path, inflate=False)
+    image_limits.check_image(path, inflate=False)
     try:
         seg = read_utf8_segmentation(path, read_nrrd_data)
     except UserError:
