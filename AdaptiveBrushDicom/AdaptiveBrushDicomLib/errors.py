@@ -25,6 +25,11 @@ class InputFileError(UserError):
     """A file is missing, unreadable or not what it should be."""
 
 
+class IncompleteFileError(InputFileError):
+    """A file ends before its data does (cut short while copying or downloading): the
+    message names where it ends and says to copy it again from its source."""
+
+
 class ReferenceMismatchError(UserError):
     """A SEG and a reference series (or two grids) do not belong together."""
 

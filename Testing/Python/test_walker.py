@@ -20,7 +20,7 @@ from AdaptiveBrushDicomLib.dicom import walker
 from AdaptiveBrushDicomLib.dicom.seg import info as seg_info
 
 from conftest import corpus_path
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io import limits
 
 #: pydicom test files in Explicit VR Little Endian (plain, Deflated, encapsulated).
@@ -111,7 +111,8 @@ def test_truncated_and_corrupt_deflate(seeds, tmp_path):
     meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(data[: meta_end + 300])
-    with pytest.raises(InputFileError, match="truncated"):
+    with pytest.raises(IncompleteFileError, match=r"the file is incomplete: it ends at byte [\d,]+, inside the Deflated "
+                       r"data stream \([\d,]+ bytes of the dataset inflated\); copy it again from its source"):
         walker.read_header(cut)
     bad = tmp_path / "bad.dcm"
     bad.write_bytes(data[:meta_end] + b"\xff" * 64 + data[meta_end + 64:])

@@ -323,10 +323,9 @@ def seg_info(path: str | Path) -> SegInfo:
         Not a regular file, not DICOM, truncated or corrupt, not a Segmentation.
     """
     from AdaptiveBrushDicomLib.dicom import walker
-    from AdaptiveBrushDicomLib.io.limits import check_file
 
     path = Path(path)
-    check_file(path, what="SEG file")
+    walker.check_part10(path, what="SEG file")  # empty / not DICOM: our words, not pydicom's
     try:
         return _seg_info_pure(path)
     except walker.NotSupported:

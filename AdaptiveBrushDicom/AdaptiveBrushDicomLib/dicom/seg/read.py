@@ -47,8 +47,8 @@ from AdaptiveBrushDicomLib.dicom.seg.labels import undescribed_labels
 from AdaptiveBrushDicomLib.dicom.seg.placement import placement_grid
 from AdaptiveBrushDicomLib.dicom.seg.source import SegSource, decode_error
 from AdaptiveBrushDicomLib.dicom.sop_class import SEG_SOP_CLASS_UIDS, SegSopClass
-from AdaptiveBrushDicomLib.errors import InputFileError, ReferenceMismatchError, UserError
-from AdaptiveBrushDicomLib.io.limits import check_file, check_voxels
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError, ReferenceMismatchError, UserError
+from AdaptiveBrushDicomLib.io.limits import check_voxels
 
 #: What pydicom / numpy raise on values a hostile or broken header holds.
 _MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, struct.error, RecursionError,
@@ -98,11 +98,20 @@ class DecodedSeg:
 
 def _walked(path: Path) -> SegSource | None:
     """The file walked without pydicom, or None when the walker does not read it (or finds
-    it broken: pydicom's reading then words the error, as it always did)."""
+    it broken: pydicom's reading then words the error, as it always did).
+
+    Raises
+    ------
+    IncompleteFileError
+        The file ends inside its header or PixelData: the answer whoever reads it (the
+        pydicom source checks the same, :func:`~.seg.source_pydicom.check_complete`).
+    """
     from AdaptiveBrushDicomLib.dicom.seg.source_walked import WalkedSource
 
     try:
         return WalkedSource(path)
+    except IncompleteFileError:
+        raise
     except (walker.NotSupported, InputFileError):
         return None
 
@@ -114,19 +123,23 @@ def _pydicom(path: Path) -> SegSource:
     ------
     InputFileError
         Not a readable DICOM file.
+    IncompleteFileError
+        The file ends inside its header or PixelData (:func:`~.seg.source_pydicom.check_complete`).
     UserError
         What the capped inflate raises (a deflate bomb, corrupt Deflated data), as it is.
     """
     from pydicom.errors import InvalidDicomError
 
-    from AdaptiveBrushDicomLib.dicom.seg.source_pydicom import PydicomSource
+    from AdaptiveBrushDicomLib.dicom.seg.source_pydicom import PydicomSource, check_complete
 
     try:
-        return PydicomSource(walker.dcmread(path), path)
+        ds = walker.dcmread(path)
     except UserError:
         raise
     except (InvalidDicomError, *_MALFORMED) as exc:
         raise InputFileError(f"not a readable DICOM file ({decode_error(exc)})", path) from None
+    check_complete(ds, path)
+    return PydicomSource(ds, path)
 
 
 def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = None, *,
@@ -139,15 +152,17 @@ def read_seg(path: str | Path, reference: ReferenceSeries | str | Path | None = 
 
     Raises
     ------
+    IncompleteFileError
+        The file is empty or ends inside its header or PixelData (cut short in copying).
     InputFileError
-        Not a readable DICOM file, not a SEG, a malformed or inconsistent SEG, too large
+        Not a DICOM file, not a SEG, a malformed or inconsistent SEG, too large
         to decode in the memory available (:class:`~.limits.LimitError` past the limits).
     ReferenceMismatchError
         The SEG does not fit the reference series.
     """
     t0 = time.perf_counter()
     path = Path(path)
-    check_file(path, what="SEG file")
+    walker.check_part10(path, what="SEG file")
     if reference is not None and not isinstance(reference, ReferenceSeries):
         reference = ReferenceSeries.from_folder(reference)
     source = _walked(path)

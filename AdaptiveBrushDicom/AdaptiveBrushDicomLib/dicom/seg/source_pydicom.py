@@ -22,7 +22,8 @@ from AdaptiveBrushDicomLib.dicom.seg import sanity
 from AdaptiveBrushDicomLib.dicom.seg.segments_read import read_segments
 from AdaptiveBrushDicomLib.dicom.seg.source import FrameGeometry, check_pixel_data_length, decode_error
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.dicom.walker.incomplete import pixel_data_message, pydicom_dimensions
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
 
 _RawError = (walker.Malformed, walker.NotSupported)
 #: Transfer syntaxes whose PixelData is native (not encapsulated), so its length is known.
@@ -63,6 +64,32 @@ def _raw_positions(ds: Any, n: int) -> np.ndarray | None:
         return out if f == n - 1 else None
     except (*_RawError, struct.error, ValueError, StopIteration, UnicodeDecodeError):
         return None
+
+
+def check_complete(ds: Any, path: Path) -> None:
+    """Refuse a file pydicom read only in part (it stops quietly where a file ends): the
+    same :class:`~.errors.IncompleteFileError` the walked source raises for the same file.
+
+    PixelData read with fewer bytes than its declared length (one comparison); no
+    PixelData at all: :func:`~.walker.diagnose` says whether the file ends inside its header
+    or its encapsulated fragments (error path only).
+
+    Raises
+    ------
+    IncompleteFileError
+        The file ends inside its header or its PixelData.
+    InputFileError
+        Corrupt Deflated data found while diagnosing.
+    """
+    elem = ds.get_item(0x7FE00010)
+    if elem is None:
+        walker.diagnose(path)
+        return
+    declared = getattr(elem, "length", None)
+    data = getattr(elem, "value", None)
+    if isinstance(declared, int) and declared != walker.UNDEFINED and isinstance(data, (bytes, bytearray)) \
+            and len(data) < declared:
+        raise IncompleteFileError(pixel_data_message(len(data), declared, pydicom_dimensions(ds)), path)
 
 
 def _spacing(measures: Any) -> float | None:
@@ -256,4 +283,4 @@ class PydicomSource:
         return pixels[np.newaxis] if pixels.ndim == 2 else pixels
 
 
-__all__ = ["PydicomSource", "first_item"]
+__all__ = ["PydicomSource", "check_complete", "first_item"]

@@ -10,6 +10,8 @@ SEG, the index) and where pydicom would inflate a Deflated file without any limi
 * :mod:`.stream`: :func:`read_header` parses a file's meta group and its dataset up to the
   pixel data, streaming and inflating at most :data:`~.limits.MAX_BYTES` of header;
   :func:`read_pixels` also gives the native pixel data;
+* :mod:`.incomplete`: files cut short (:class:`Truncated`, "the file is incomplete: ...")
+  or no DICOM file at all (:func:`check_part10`), in words a user can act on;
 * :mod:`.files`: :func:`dcmread` is ``pydicom.dcmread`` for any file, except that a
   Deflated body is inflated here, capped by the size its header implies (Rows x Columns x
   NumberOfFrames, itself capped by ``--max-voxels``), so a deflate bomb is refused before it
@@ -31,15 +33,18 @@ from AdaptiveBrushDicomLib.dicom.walker.elements import (
     SEQ_END,
     UNDEFINED,
     Malformed,
+    NotDicom,
     NotSupported,
     RawDataset,
+    Truncated,
     element_at,
     find_element,
     iter_elements,
     iter_items,
     skip_sequence,
 )
-from AdaptiveBrushDicomLib.dicom.walker.files import check_dicom_folder, check_inflated_size, dcmread
+from AdaptiveBrushDicomLib.dicom.walker.files import check_dicom_folder, check_inflated_size, dcmread, diagnose
+from AdaptiveBrushDicomLib.dicom.walker.incomplete import check_part10
 from AdaptiveBrushDicomLib.dicom.walker.stream import (
     DEFLATED,
     EXPLICIT_LE,
@@ -54,7 +59,7 @@ from AdaptiveBrushDicomLib.dicom.walker.values import KNOWN_VRS, check_vrs, item
 
 __all__ = [
     "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "KNOWN_VRS", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
-    "TRAILING_SLACK", "UNDEFINED", "Header", "Malformed", "NotSupported", "RawDataset", "check_dicom_folder", "check_vrs",
-    "check_inflated_size", "dcmread", "element_at", "find_element", "implied_pixel_bytes", "items",
+    "TRAILING_SLACK", "UNDEFINED", "Header", "Malformed", "NotDicom", "NotSupported", "RawDataset", "Truncated",
+    "check_dicom_folder", "check_part10", "check_vrs", "check_inflated_size", "dcmread", "diagnose", "element_at", "find_element", "implied_pixel_bytes", "items",
     "iter_elements", "iter_items", "numbers", "read_header", "read_pixels", "skip_sequence", "value",
 ]

@@ -33,6 +33,35 @@ class Malformed(ValueError):
     """The bytes are not a well-formed Explicit VR Little Endian dataset."""
 
 
+class Truncated(Malformed):
+    """The data ends inside an element, an item, a sequence or the Deflated stream: the
+    file was cut short.
+
+    Attributes
+    ----------
+    where : str
+        Where the data ends ("byte 2,648", or "byte 9,120 of the inflated dataset").
+    inside : str
+        What it ends inside ("the 64-byte value", "an element header", "the Deflated data stream").
+    start : str
+        Where that starts ("" when not known).
+    tag : int or None
+        The element it ends inside (``0xGGGGEEEE``), when known.
+    sequence : int or None
+        The top-level sequence that element belongs to, when it is nested.
+    """
+
+    def __init__(self, where: str, inside: str, start: str = "", tag: int | None = None) -> None:
+        self.where, self.inside, self.start, self.tag = where, inside, start, tag
+        self.sequence: int | None = None
+        super().__init__(f"truncated: the data ends at {where}, inside {inside}" + (f" at {start}" if start else ""))
+
+
+class NotDicom(NotSupported):
+    """No DICOM preamble and File Meta header ("DICM" at byte 128): empty, cut short in the
+    first bytes, or not a DICOM Part-10 file (the message says which)."""
+
+
 def element_at(buf: Buffer, pos: int, end: int) -> tuple[int, bytes, int, int]:
     """(tag, vr, value_start, length) of the element header at ``pos`` (length may be UNDEFINED).
 
@@ -165,5 +194,5 @@ def find_element(buf: Buffer, start: int, end: int, tag: int) -> tuple[bytes, in
 
 
 __all__ = ["ITEM", "ITEM_END", "LONG_VRS", "PIXEL_DATA", "SEQ_END", "UNDEFINED", "Buffer", "Malformed",
-           "NotSupported", "RawDataset", "element_at", "find_element", "iter_elements", "iter_items",
+           "NotDicom", "NotSupported", "Truncated", "RawDataset", "element_at", "find_element", "iter_elements", "iter_items",
            "skip_sequence"]

@@ -10,16 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from AdaptiveBrushDicomLib.dicom.walker.elements import Malformed, NotSupported
+import struct
+
+from AdaptiveBrushDicomLib.dicom.walker.elements import (
+    ITEM, PIXEL_DATA, UNDEFINED, Malformed, NotSupported, Truncated, element_at,
+)
+from AdaptiveBrushDicomLib.dicom.walker.incomplete import (
+    COPY_AGAIN, pixel_data_message, truncated_message, walked_dimensions,
+)
 from AdaptiveBrushDicomLib.dicom.walker.stream import (
     DEFLATED,
     TRAILING_SLACK,
     _read_meta,
+    _Source,
     implied_pixel_bytes,
     read_header,
 )
 from AdaptiveBrushDicomLib.dicom.walker.values import value
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io.limits import LimitError, check_file, check_voxels
 
 
@@ -119,6 +127,74 @@ def check_inflated_size(path: str | Path) -> None:
             raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
 
 
+def diagnose(path: str | Path) -> None:
+    """Why a file has no (whole) PixelData, when the reason is that it was cut short.
+
+    For the error paths of readers that let pydicom read the file (pydicom stops quietly
+    where a file ends): walks the header and the pixel data element (native: its length;
+    encapsulated: the item headers of its fragments) and raises when the file ends inside
+    them or right before PixelData. Returns when the file is whole, or is nothing the
+    walker reads (the caller's own error then stands).
+
+    Raises
+    ------
+    IncompleteFileError
+        The file ends inside its header, before or inside its PixelData.
+    InputFileError
+        Corrupt header or Deflated data.
+    """
+    with open(path, "rb") as fh:
+        try:
+            header = read_header(path, fh)
+            limit = header.pixel_offset + 12 + implied_pixel_bytes(header.dataset, path) + TRAILING_SLACK
+            _pixels_complete(header._source, header.pixel_offset, limit, header.dataset, path)
+        except (NotSupported, LimitError):
+            return
+        except Truncated as exc:
+            raise IncompleteFileError(truncated_message(exc), path) from None
+        except Malformed:
+            return  # broken, not cut short: the caller's error stands
+
+
+def _pixels_complete(src: _Source, pos: int, limit: int, ds: Any, path: str | Path) -> None:
+    """:func:`diagnose` past the header: PixelData at ``pos`` whole.
+
+    Raises
+    ------
+    IncompleteFileError
+        The data ends before or inside PixelData.
+    Truncated
+        The data ends inside an item header of encapsulated PixelData.
+    """
+    src.cap = max(src.cap, limit)
+    if not src.need(pos + 12):
+        if len(src.data) == pos and ds:
+            raise IncompleteFileError(f"the file is incomplete: it ends at {src.where(pos)}, before its PixelData "
+                                      f"(7FE0,0010); {COPY_AGAIN}", path)
+        return
+    tag, _vr, start, length = element_at(src.data, pos, len(src.data))
+    if tag != PIXEL_DATA:
+        return
+    if length != UNDEFINED:
+        src.read_rest(limit)
+        if len(src.data) < start + length:
+            raise IncompleteFileError(pixel_data_message(len(src.data) - start, length, walked_dimensions(ds)),
+                                      path)
+        return
+    pos, fragment = start, 0
+    while True:  # encapsulated: basic offset table, then one item per fragment, then the delimiter
+        if not src.need(pos + 8):
+            raise Truncated(src.where(len(src.data)), f"the header of fragment item {fragment + 1}", src.where(pos),
+                            PIXEL_DATA)
+        group, elem, size = struct.unpack_from("<HHI", src.data, pos)
+        if group << 16 | elem != ITEM:  # the sequence delimiter, or something the caller words
+            return
+        if not src.need(pos + 8 + size):
+            raise Truncated(src.where(len(src.data)), f"the {size:,}-byte fragment item {fragment + 1}",
+                            src.where(pos), PIXEL_DATA)
+        pos, fragment = pos + 8 + size, fragment + 1
+
+
 def check_dicom_folder(folder: str | Path) -> None:
     """Before a reader that inflates on its own (GDCM via SimpleITK) reads a DICOM folder:
     every file in it a regular file inside it, no deflate bomb among them, and the first
@@ -146,4 +222,4 @@ def check_dicom_folder(folder: str | Path) -> None:
     check_voxels(rows * cols * len(files), "Rows x Columns x files", folder)
 
 
-__all__ = ["check_dicom_folder", "check_inflated_size", "dcmread"]
+__all__ = ["check_dicom_folder", "check_inflated_size", "dcmread", "diagnose"]

@@ -18,10 +18,14 @@ from typing import Any, BinaryIO
 
 from AdaptiveBrushDicomLib.dicom.compression import Compression, ReadOnlySyntax
 from AdaptiveBrushDicomLib.dicom.walker.elements import (
-    ITEM, ITEM_END, PIXEL_DATA, SEQ_END, UNDEFINED, Malformed, NotSupported, RawDataset, element_at,
+    ITEM, ITEM_END, LONG_VRS, PIXEL_DATA, SEQ_END, UNDEFINED, Malformed, NotDicom, NotSupported, RawDataset, Truncated,
+    element_at,
+)
+from AdaptiveBrushDicomLib.dicom.walker.incomplete import (
+    not_part10_reason, pixel_data_message, truncated_message, walked_dimensions,
 )
 from AdaptiveBrushDicomLib.dicom.walker.values import value
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io.limits import (
     MAX_BYTES,
     MAX_SEQUENCE_DEPTH,
@@ -56,8 +60,8 @@ class _Source:
     (the rest stays in the inflater's ``unconsumed_tail``), so walking a header does not
     inflate the pixel data behind it."""
 
-    def __init__(self, fh: BinaryIO, deflated: bool, cap: int, initial: bytes = b"") -> None:
-        self.fh, self.cap = fh, cap
+    def __init__(self, fh: BinaryIO, deflated: bool, cap: int, initial: bytes = b"", base: int = 0) -> None:
+        self.fh, self.cap, self.base = fh, cap, base
         self.want = _INFLATE_AHEAD
         self.data = bytearray()
         self.inflater: Any = _decompressobj() if deflated else None
@@ -80,6 +84,12 @@ class _Source:
         except Exception as exc:  # zlib.error (zlib-ng raises its own error class)
             raise Malformed(f"Deflated data is corrupt ({exc})") from None
 
+    def where(self, pos: int) -> str:
+        """``pos`` in words: the file offset, or (``base`` < 0) the offset in the inflated dataset."""
+        if self.base < 0:
+            return f"byte {pos:,} of the inflated dataset"
+        return f"byte {pos + self.base:,}"
+
     def need(self, end: int) -> bool:
         """Make ``data[:end]`` available; False at a clean end of data.
 
@@ -87,8 +97,10 @@ class _Source:
         ------
         LimitError
             ``end`` beyond the cap.
+        Truncated
+            The file ends inside the Deflated data stream.
         Malformed
-            Corrupt or truncated Deflated data.
+            Corrupt Deflated data.
         """
         if end > self.cap:
             raise LimitError(f"header is larger than {self.cap // 2**20} MiB; this is not a SEG we can read")
@@ -109,7 +121,8 @@ class _Source:
                         raise Malformed(f"Deflated data is corrupt ({exc})") from None
                     self.inflater = None
                     if not complete:  # the file ends inside the deflate stream
-                        raise Malformed(f"truncated: the Deflated data ends before its end (byte {len(self.data)})")
+                        raise Truncated(f"byte {self.fh.tell():,}",
+                                        f"the Deflated data stream ({len(self.data):,} bytes of the dataset inflated)")
                     if len(self.data) >= end:
                         return True
                 return False
@@ -182,8 +195,10 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
 
     Raises
     ------
+    Truncated
+        The data ends inside an element (names it, and its top-level sequence).
     Malformed
-        Truncated data, an item tag out of place, lengths that overrun their item.
+        An item tag out of place, lengths that overrun their item.
     NotSupported
         An undefined length outside a sequence.
     """
@@ -194,28 +209,37 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
             if not src.need(pos + 8):
                 if top and len(data) == pos:
                     return out, pos  # clean end of file
-                raise Malformed(f"truncated at byte {len(data)} (inside the element at byte {pos})")
+                raise Truncated(src.where(len(data)), "an element header", src.where(pos))
         group, elem = _unpack_tag(data, pos)
         tag = group << 16 | elem
         if tag == ITEM_END and not top:
             return out, pos + 8
         if top and tag >= stop:
             return out, pos  # stop before pixels (or the first tag not asked for)
-        if (pos + 12 > len(data) or pos + 12 > src.cap) and not src.need(pos + 12):
-            raise Malformed(f"truncated at byte {len(data)} (inside the element at byte {pos})")
+        if (pos + 12 > len(data) or pos + 12 > src.cap) and not src.need(pos + 12) \
+                and (len(data) < pos + 8 or bytes(data[pos + 4:pos + 6]) in LONG_VRS):  # short VRs take 8 bytes
+            raise Truncated(src.where(len(data)), "the element header", src.where(pos), tag)
         tag, vr, start, length = element_at(data, pos, len(data))
         if group == 0xFFFE:
             raise Malformed(f"unexpected item tag at byte {pos}")
+        if end is not None and length != UNDEFINED and start + length > end:  # corrupt, not cut short
+            raise Malformed(f"element ({group:04X},{elem:04X}) at byte {pos} overruns its item (ends at {end})")
         if vr == b"SQ":
-            items, pos = _parse_items(src, start, None if length == UNDEFINED else start + length, depth + 1)
+            try:
+                items, pos = _parse_items(src, start, None if length == UNDEFINED else start + length, depth + 1)
+            except Truncated as exc:
+                if exc.tag is None or exc.tag == tag:
+                    exc.tag = tag
+                elif exc.sequence is None and top:
+                    exc.sequence = tag
+                raise
             out[tag] = ("SQ", items)
             continue
         if length == UNDEFINED:
             raise NotSupported(f"undefined length outside a sequence at byte {pos}")
         stop_at = start + length
         if (stop_at > len(data) or stop_at > src.cap) and not src.need(stop_at):
-            raise Malformed(f"truncated: element ({group:04X},{elem:04X}) at byte {pos} declares {length} bytes, "
-                            f"the data ends at byte {len(data)}")
+            raise Truncated(src.where(len(data)), f"the {length:,}-byte value", src.where(pos), tag)
         out[tag] = (vr.decode("ascii"), bytes(data[start:stop_at]))
         pos = stop_at
     if end is not None and pos != end:
@@ -228,15 +252,17 @@ def _parse_items(src: _Source, pos: int, end: int | None, depth: int) -> tuple[l
 
     Raises
     ------
+    Truncated
+        The data ends inside an item header.
     Malformed
-        Nested too deeply, truncated, not an item, items that overrun their sequence.
+        Nested too deeply, not an item, items that overrun their sequence.
     """
     if depth > MAX_SEQUENCE_DEPTH:
         raise Malformed(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
     items: list[RawDataset] = []
     while end is None or pos < end:
         if not src.need(pos + 8):
-            raise Malformed(f"truncated inside a sequence at byte {len(src.data)}")
+            raise Truncated(src.where(len(src.data)), "an item header", src.where(pos))
         group, elem, length = struct.unpack_from("<HHI", src.data, pos)
         tag = group << 16 | elem
         if tag == SEQ_END:
@@ -245,6 +271,8 @@ def _parse_items(src: _Source, pos: int, end: int | None, depth: int) -> tuple[l
             raise Malformed(f"expected an item at byte {pos}")
         if length == UNDEFINED:
             item, pos = _parse(src, pos + 8, None, depth, False)
+        elif end is not None and pos + 8 + length > end:  # corrupt, not cut short
+            raise Malformed(f"item at byte {pos} overruns its sequence (ends at {end})")
         else:
             item, _ = _parse(src, pos + 8, pos + 8 + length, depth, False)
             pos = pos + 8 + length
@@ -286,20 +314,27 @@ def _read_meta(fh: BinaryIO) -> tuple[RawDataset, str, bytes, bytes]:
 
     Raises
     ------
+    NotDicom
+        Empty, too short, or no preamble ("DICM" at byte 128).
     NotSupported
-        No preamble or no meta group length.
+        No meta group length.
+    Truncated
+        The file ends inside its File Meta header.
     Malformed
         A meta group longer than 1 MiB or broken.
     """
     head = fh.read(144)
-    if len(head) < 144 or head[128:132] != b"DICM":
-        raise NotSupported("no DICOM preamble")
+    reason = not_part10_reason(head)
+    if reason:
+        raise NotDicom(reason)
+    if len(head) < 144:
+        raise Truncated(f"byte {len(head)}", "the File Meta header")
     if head[132:136] != b"\x02\x00\x00\x00" or head[136:138] != b"UL":
         raise NotSupported("no file meta group length")
     meta_end = 144 + struct.unpack_from("<I", head, 140)[0]
     if meta_end > 1 << 20:
         raise Malformed("file meta group longer than 1 MiB")
-    src = _Source(fh, False, 1 << 20, head[132:])
+    src = _Source(fh, False, 1 << 20, head[132:], base=132)
     meta, _ = _parse(src, 0, meta_end - 132, 1, False)
     ts = value(meta, 0x00020010, "")
     return meta, str(ts), head[:132] + bytes(src.data[:meta_end - 132]), bytes(src.data[meta_end - 132:])
@@ -316,9 +351,12 @@ def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: in
     Raises
     ------
     NotSupported
-        Not Explicit VR Little Endian (implicit VR, big endian, no preamble ...).
+        Not Explicit VR Little Endian (implicit VR, big endian ...); :class:`NotDicom` for
+        an empty file or one without preamble.
+    IncompleteFileError
+        The file ends inside its header (names where, the element and its sequence).
     InputFileError
-        Truncated or corrupt header (names the byte offset).
+        Corrupt header (names the byte offset).
     LimitError
         A header past :data:`MAX_BYTES` (inflated) or nested deeper than MAX_SEQUENCE_DEPTH.
     """
@@ -330,8 +368,11 @@ def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: in
         meta, ts, pre, rest = _read_meta(fh)
         if ts not in EXPLICIT_LE_SYNTAXES:
             raise NotSupported(f"transfer syntax {ts or 'missing'}")
-        src = _Source(fh, ts == DEFLATED, MAX_BYTES[FileKind.DICOM_HEADER], rest)
+        src = _Source(fh, ts == DEFLATED, MAX_BYTES[FileKind.DICOM_HEADER], rest,
+                      base=-1 if ts == DEFLATED else len(pre))
         ds, pos = _parse(src, 0, None, 0, True, stop_before)
+    except Truncated as exc:
+        raise IncompleteFileError(truncated_message(exc), path) from None
     except Malformed as exc:
         raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
     except LimitError as exc:
@@ -370,8 +411,10 @@ def read_pixels(path: str | Path) -> tuple[Header, memoryview]:
 
     A Deflated body is inflated no further than the header implies (plus
     :data:`TRAILING_SLACK`). Anything this does not read the way pydicom would is
-    :class:`NotSupported`: no PixelData, encapsulated or undefined-length pixel data, data
-    shorter than declared, elements after the pixel data.
+    :class:`NotSupported`: no PixelData, encapsulated or undefined-length pixel data,
+    elements after the pixel data. A file that ends inside PixelData (or its Deflated
+    stream) is an :class:`~.errors.IncompleteFileError` saying how many bytes and frames
+    are there (one length comparison, no extra pass over the data).
 
     Returns
     -------
@@ -382,8 +425,10 @@ def read_pixels(path: str | Path) -> tuple[Header, memoryview]:
     ------
     NotSupported
         See above; also everything :func:`read_header` does not read.
+    IncompleteFileError
+        The file ends inside its header or its PixelData.
     InputFileError
-        Truncated or corrupt header or Deflated data.
+        Corrupt header or Deflated data.
     LimitError
         More voxels than ``--max-voxels``, or a body that inflates past what the header implies.
     """
@@ -402,8 +447,13 @@ def read_pixels(path: str | Path) -> tuple[Header, memoryview]:
             src.read_rest(limit)
         except LimitError as exc:
             raise LimitError(str(exc), path) from None
+        except Truncated as exc:
+            raise IncompleteFileError(truncated_message(exc), path) from None
         except Malformed as exc:
             raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
+    if len(src.data) < start + length:
+        raise IncompleteFileError(pixel_data_message(len(src.data) - start, length, walked_dimensions(header.dataset)),
+                                  path)
     if len(src.data) != start + length:
-        raise NotSupported("PixelData shorter than declared, or elements after it")
+        raise NotSupported("elements after PixelData")
     return header, memoryview(src.data)[start:start + length]

@@ -1,0 +1,155 @@
+"""Files that are cut short or are no DICOM file at all, in words a user can act on.
+
+A file copied or downloaded only in part ends inside its header, its PixelData or its
+Deflated stream; an empty file or another format has no DICOM preamble. pydicom reads the
+first silently as far as it goes (the error then surfaces far away, e.g. "the number of
+bytes of pixel data is less than expected") and refuses the second with advice for
+programmers ("Use force=True"). These messages name the file, the element (tag and
+keyword) and what to do.
+
+* :func:`check_part10`: before reading, refuse an empty, too short or non-DICOM file;
+* :func:`truncated_message`: the walker's :class:`~.elements.Truncated` in words, for an
+  :class:`~.errors.IncompleteFileError`;
+* :func:`pixel_data_message`: PixelData shorter than its declared length (bytes and
+  frames there and expected).
+
+The checks cost one comparison where the data is read anyway; nothing here reads the
+pixel data again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from AdaptiveBrushDicomLib.dicom.walker.elements import RawDataset, Truncated
+from AdaptiveBrushDicomLib.dicom.walker.values import value
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
+from AdaptiveBrushDicomLib.io.limits import check_file
+
+#: The advice for every file that was cut short.
+COPY_AGAIN = "copy it again from its source"
+#: (Rows, Columns, NumberOfFrames, SamplesPerPixel, BitsAllocated) of a header.
+Dimensions = tuple[int, int, int, int, int]
+
+
+def not_part10_reason(head: bytes) -> str | None:
+    """Why the file whose first bytes are ``head`` is no DICOM Part-10 file (None: it may be one).
+
+    ``head`` is what a read of at least 132 bytes returned (shorter: the file is that short).
+    """
+    if not head:
+        return "is empty (0 bytes)"
+    if len(head) < 132:
+        return f"is only {len(head)} bytes long, too short for a DICOM file (its preamble and 'DICM' take 132)"
+    if head[128:132] != b"DICM":
+        return "has no DICOM preamble or File Meta header ('DICM' at byte 128), so it is not a DICOM file"
+    return None
+
+
+def check_part10(path: str | Path, *, what: str = "DICOM file") -> os.stat_result:
+    """Refuse anything but a regular file that starts as a DICOM Part-10 file does.
+
+    Reads the first 132 bytes (one open, O(1)); the reader opens the file again.
+
+    Returns
+    -------
+    os.stat_result
+        Of the file (from :func:`~.limits.check_file`).
+
+    Raises
+    ------
+    IncompleteFileError
+        An empty file, or one too short to hold a preamble.
+    InputFileError
+        No preamble and "DICM" (another format, or a bare dataset).
+    LimitError
+        Not a regular file (:func:`~.limits.check_file`).
+    """
+    st = check_file(path, what=what)
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    reason = not_part10_reason(head)
+    if reason is None:
+        return st
+    if len(head) < 132:
+        raise IncompleteFileError(f"{reason}: it is not a {what}, or it was cut short; {COPY_AGAIN}", path)
+    raise InputFileError(f"{reason}; give a {what} (a bare DICOM dataset gets its header with DCMTK's "
+                         "`dcmconv IN OUT`)", path)
+
+
+def tag_name(tag: int) -> str:
+    """``Keyword (GGGG,EEEE)`` (pydicom's dictionary when importable; only on error paths)."""
+    text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    try:
+        from pydicom.datadict import keyword_for_tag
+
+        keyword = keyword_for_tag(tag)
+    except Exception:  # noqa: BLE001 - no pydicom, or a tag it does not know: the number alone
+        keyword = ""
+    return f"{keyword} {text}" if keyword else text
+
+
+def truncated_message(exc: Truncated) -> str:
+    """The walker's :class:`~.elements.Truncated` in one line naming where the file ends
+    (for an :class:`~.errors.IncompleteFileError`)."""
+    text = f"it ends at {exc.where}, inside {exc.inside}"
+    if exc.tag is not None:
+        text += f" of {tag_name(exc.tag)}"
+    if exc.start:
+        text += f" at {exc.start}"
+    if exc.sequence is not None:
+        text += f", in {tag_name(exc.sequence)}"
+    return f"the file is incomplete: {text}; {COPY_AGAIN}"
+
+
+def walked_dimensions(ds: RawDataset) -> Dimensions | None:
+    """(Rows, Columns, NumberOfFrames, SamplesPerPixel, BitsAllocated) of a walked header
+    (None when one is not a plain positive integer)."""
+    try:
+        dims = (value(ds, 0x00280010), value(ds, 0x00280011), value(ds, 0x00280008, 1), value(ds, 0x00280002, 1),
+                value(ds, 0x00280100))
+    except Exception:  # noqa: BLE001 - NotSupported / Malformed values: the message leaves frames out
+        return None
+    return _plain(dims)
+
+
+def _plain(dims: tuple[object, ...]) -> Dimensions | None:
+    """``dims`` as five positive ints, or None."""
+    out = []
+    for v in dims:
+        try:
+            n = int(str(v).strip())
+        except (TypeError, ValueError):
+            return None
+        if n <= 0:
+            return None
+        out.append(n)
+    return out[0], out[1], out[2], out[3], out[4]
+
+
+def pydicom_dimensions(ds: object) -> Dimensions | None:
+    """:func:`walked_dimensions` of a pydicom dataset."""
+    try:
+        return _plain(tuple(getattr(ds, k, d) for k, d in (("Rows", None), ("Columns", None), ("NumberOfFrames", 1),
+                                                             ("SamplesPerPixel", 1), ("BitsAllocated", None))))
+    except Exception:  # noqa: BLE001 - pydicom converts lazily: a broken value leaves frames out
+        return None
+
+
+def pixel_data_message(present: int, declared: int, dims: Dimensions | None) -> str:
+    """PixelData (7FE0,0010) holds ``present`` of its ``declared`` bytes: the file was cut
+    short (for an :class:`~.errors.IncompleteFileError`). With the header's dimensions, the
+    message says how many frames are whole."""
+    frames = ""
+    if dims is not None:
+        rows, cols, n, spp, bits = dims
+        frame_bytes = rows * cols * spp * bits // 8
+        if bits % 8 == 0 and frame_bytes:
+            frames = f" ({min(present // frame_bytes, n)} of {n} frames of {rows} rows x {cols} columns x {bits} bits)"
+    return (f"the file is incomplete: PixelData (7FE0,0010) ends after {present:,} of its {declared:,} bytes"
+            f"{frames}; {COPY_AGAIN}")
+
+
+__all__ = ["COPY_AGAIN", "Dimensions", "check_part10", "not_part10_reason", "pixel_data_message",
+           "pydicom_dimensions", "tag_name", "truncated_message", "walked_dimensions"]
