@@ -36,10 +36,7 @@ def segment_volumes(path: str | Path) -> list[SegmentVolume]:
 
     decoded = read_seg(path)
     lm = decoded.labelmap
-    skip_background = decoded.segmentation_type == "LABELMAP"
-    items = list(getattr(decoded.dataset, "SegmentSequence", []) or [])
-    numbers = sorted(int(item.SegmentNumber) for item in items
-                     if not (skip_background and int(item.SegmentNumber) == 0))
+    numbers = decoded.segment_numbers  # no pydicom dataset: a walked SEG is counted without pydicom
     counts = label_boxes(lm.array)
     ml = voxel_volume_ml(lm.grid.spacing_ijk)
     out = []

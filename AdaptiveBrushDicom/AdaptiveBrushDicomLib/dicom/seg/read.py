@@ -76,6 +76,9 @@ class DecodedSeg:
     segmentation_type: str
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: SegmentNumber of every SegmentSequence item, ascending (a LABELMAP's Background item 0
+    #: left out), as read with the segments: no pydicom dataset needed
+    segment_numbers: list[int] = field(default_factory=list)
     _dataset: Any = field(default=None, repr=False)
     _dataset_path: Path | None = field(default=None, repr=False)
 
@@ -274,8 +277,9 @@ def _frames(source: SegSource, seg_type: str, ref_series: str | None, for_uid: s
     return _Frames(seg_type, rows, cols, n, grid, frame_grid, place)
 
 
-def _labelmap(source: SegSource, fr: _Frames, notes: list[str]) -> LabelMap:
-    """Segments and pixels -> the LabelMap on the frames' grid.
+def _labelmap(source: SegSource, fr: _Frames, notes: list[str]) -> tuple[LabelMap, list[int]]:
+    """Segments and pixels -> the LabelMap on the frames' grid, and the SegmentNumbers of
+    the described segments (ascending).
 
     Raises
     ------
@@ -285,6 +289,7 @@ def _labelmap(source: SegSource, fr: _Frames, notes: list[str]) -> LabelMap:
     """
     path = source.path
     segments = source.segments(fr.seg_type)  # by SegmentNumber, never by position in the sequence
+    numbers = sorted(segments)
     bits = source.bits_allocated()
     if fr.seg_type == "LABELMAP" and bits not in (8, 16, 32):
         raise InputFileError(f"BitsAllocated (0028,0100) is {bits}; a LABELMAP SEG stores 8 or 16 bits per pixel",
@@ -300,14 +305,14 @@ def _labelmap(source: SegSource, fr: _Frames, notes: list[str]) -> LabelMap:
         if undescribed:
             notes.append(f"pixel value(s) {undescribed[:10]} have no SegmentSequence item; decoded as "
                          "'Segment <n>' with label <n>")
-        return restore_labels(array, fr.frame_grid, segments)
+        return restore_labels(array, fr.frame_grid, segments), numbers
     frame_segments = source.frame_segments(fr.n)
     if frame_segments is None:
         raise InputFileError("frames lack SegmentIdentificationSequence (0062,000A)", path)
     if fr.seg_type == "FRACTIONAL":
         pixels = pixels.astype(np.float32) / source.max_fractional_value() >= 0.5
         notes.append("FRACTIONAL segmentation thresholded at 0.5")
-    return decode_binary(pixels, fr.place, frame_segments, fr.frame_grid, segments, notes)
+    return decode_binary(pixels, fr.place, frame_segments, fr.frame_grid, segments, notes), numbers
 
 
 def _decode(source: SegSource, reference: ReferenceSeries | None, t0: float, keep_irregular: bool) -> DecodedSeg:
@@ -325,7 +330,7 @@ def _decode(source: SegSource, reference: ReferenceSeries | None, t0: float, kee
     ref_series = source.referenced_series_uid()
     for_uid = source.frame_of_reference_uid()
     fr = _frames(source, seg_type, ref_series, for_uid, reference, notes)
-    labelmap = _labelmap(source, fr, notes)
+    labelmap, numbers = _labelmap(source, fr, notes)
     if fr.frame_grid is not fr.grid:  # frames in another orientation: exact re-indexing, no resampling
         labelmap = LabelMap(align_to_grid(labelmap.array, fr.frame_grid, fr.grid, what=str(path)), fr.grid,
                             labelmap.segments)
@@ -334,7 +339,7 @@ def _decode(source: SegSource, reference: ReferenceSeries | None, t0: float, kee
     return DecodedSeg(
         labelmap=labelmap, sop_class_uid=sop_class, referenced_series_uid=ref_series,
         frame_of_reference_uid=for_uid, n_frames=fr.n, segmentation_type=fr.seg_type,
-        seconds=time.perf_counter() - t0, notes=notes, **source.identity(),
+        seconds=time.perf_counter() - t0, notes=notes, segment_numbers=numbers, **source.identity(),
         _dataset=source.loaded_dataset(), _dataset_path=path,
     )
 
