@@ -114,7 +114,9 @@ def _slicerio_reads(voxels: np.ndarray | None, header: dict[str, Any]) -> Iterat
 def read_segmentation(path: str | Path, read_data: DataReader | None = None) -> dict[str, Any]:
     """``slicerio.read_segmentation`` with UTF-8 header text (see module docstring);
     ``read_data`` as for :func:`read_nrrd`."""
-    import slicerio
+    from AdaptiveBrushDicomLib.io.slicerio_import import import_slicerio
+
+    slicerio = import_slicerio()
 
     voxels, header = read_nrrd(path, read_data)
     with _slicerio_reads(voxels, header):
@@ -165,7 +167,9 @@ class _Utf8HeaderWriter(io.RawIOBase):
 
 def write_segmentation(path: str | Path, segmentation: dict[str, Any], compression_level: int = 9) -> None:
     """``slicerio.write_segmentation`` that writes non-ASCII text as UTF-8 (as Slicer does)."""
-    import slicerio
+    from AdaptiveBrushDicomLib.io.slicerio_import import import_slicerio
+
+    slicerio = import_slicerio()
 
     seg = dict(segmentation)
     seg["segments"] = [_tokenise(s) for s in segmentation.get("segments", [])]
