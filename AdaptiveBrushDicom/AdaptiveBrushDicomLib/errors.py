@@ -9,6 +9,8 @@ from pathlib import Path
 
 #: Exit code for user mistakes (bad input, refused operation).
 EXIT_USAGE = 2
+#: The advice for every file that was cut short (:class:`IncompleteFileError`).
+COPY_AGAIN = "copy it again from its source"
 
 
 class UserError(Exception):

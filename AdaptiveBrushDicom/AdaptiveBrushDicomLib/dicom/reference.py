@@ -138,6 +138,9 @@ class ReferenceSeries:
 
         Raises
         ------
+        IncompleteFileError
+            A file that is empty or too short for DICOM (a slice cut short in copying), or
+            a slice that ends inside its header or pixel data.
         InputFileError
             No DICOM images, several series, or slices that do not form a stack.
         """
@@ -154,7 +157,7 @@ class ReferenceSeries:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         )
         for p in files:  # no symlink out of the folder the user gave (limits.check_file)
-            check_file(p, root=folder, what="file of the reference series")
+            walker.check_series_file(p, folder, check_file(p, root=folder, what="file of the reference series"))
         return cls.from_files(files, folder=folder)
 
     @classmethod

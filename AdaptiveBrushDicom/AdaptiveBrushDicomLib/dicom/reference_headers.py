@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from AdaptiveBrushDicomLib.dicom import walker
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
 
 _SOP_CLASS, _SOP_INSTANCE, _STUDY, _SERIES = 0x00080016, 0x00080018, 0x0020000D, 0x0020000E
 _FRAME_OF_REFERENCE, _POSITION, _ORIENTATION = 0x00200052, 0x00200032, 0x00200037
@@ -278,11 +278,15 @@ def read_image_header(path: Path) -> ImageHeader | None:
 
     Raises
     ------
+    IncompleteFileError
+        The file ends inside its header or (not Deflated) its pixel data.
     InputFileError
         A Deflated file that is corrupt or inflates past its header (as before the walker).
     """
     try:
         header = walker.read_header(path)
+    except IncompleteFileError:
+        raise  # cut short: pydicom would read what is there and skip the file or a part of it
     except (walker.NotSupported, InputFileError):  # LimitError is an InputFileError
         return _with_pydicom(path)
     try:

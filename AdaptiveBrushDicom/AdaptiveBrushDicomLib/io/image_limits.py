@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import COPY_AGAIN, IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io.limits import LimitError, check_file, check_voxels, gzip_size_at_most
 
 _NRRD_TYPE_BYTES = {
@@ -40,8 +40,11 @@ def check_image(path: str | Path, *, inflate: bool = True) -> None:
     LimitError
         Not a regular file, sizes over ``--max-voxels``, a detached data file outside the
         header's folder, or compressed data longer than the sizes imply.
+    IncompleteFileError
+        An empty NRRD file, or one that ends inside its header.
     InputFileError
-        A broken or unsupported NRRD header (not positive sizes, a list of data files).
+        A broken or unsupported NRRD header (not positive sizes, a list of data files),
+        or a ``.nrrd`` / ``.nhdr`` that does not start with "NRRD".
     """
     path = Path(path)
     check_file(path, what="image file")
@@ -67,6 +70,10 @@ def _check_nrrd(path: Path, inflate: bool = True) -> None:
 
     with open(path, "rb") as fh:
         head = fh.read(MAX_NRRD_HEADER_BYTES)
+    if not head.startswith(b"NRRD"):
+        what = "is empty (0 bytes)" if not head else "does not start with 'NRRD' (the magic of every NRRD file)"
+        raise IncompleteFileError(f"{what}: it is not a NRRD file, or it was cut short; {COPY_AGAIN}", path) \
+            if len(head) < 4 else InputFileError(f"{what}; give a .nrrd / .seg.nrrd file", path)
     end = head.find(b"\n\n")
     crlf = head.find(b"\r\n\r\n")
     if crlf >= 0 and (end < 0 or crlf < end):
@@ -74,6 +81,8 @@ def _check_nrrd(path: Path, inflate: bool = True) -> None:
     if end < 0 and path.suffix.lower() == ".nrrd":
         if len(head) >= MAX_NRRD_HEADER_BYTES:
             raise LimitError(f"NRRD header longer than {MAX_NRRD_HEADER_BYTES // 2**20} MiB", path)
+        raise IncompleteFileError(f"ends at byte {len(head):,}, inside its NRRD header (no blank line before the "
+                                  f"data): the file is incomplete, or not a NRRD file; {COPY_AGAIN}", path)
     text = head[: end if end >= 0 else len(head)].decode("utf-8", errors="replace")
     try:
         header = nrrd.read_header(text.splitlines())

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from AdaptiveBrushDicomLib.errors import InputFileError
+from AdaptiveBrushDicomLib.errors import COPY_AGAIN, IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io import image_limits, limits
 
 __all__ = ["read_nrrd_data"]
@@ -56,8 +56,10 @@ def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarra
 
     Raises
     ------
+    IncompleteFileError
+        The file ends before the data does (raw data short, or a gzip stream cut short).
     nrrd.NRRDError
-        The data is shorter or (within the limit) longer than the header's sizes and type
+        A whole gzip stream shorter or (within the limit) longer than the header's sizes and type
         say, as pynrrd words it.
     LimitError
         The gzip data inflates to more than its header implies plus 64 KiB (a gzip bomb).
@@ -85,8 +87,14 @@ def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarra
     if encoding == "raw":
         got = fh.readinto(out.data)  # type: ignore[attr-defined]  # binary files have readinto
         extra = len(fh.read(1))
+        cut = got < nbytes
     else:
-        got, extra = _inflate_into(out, fh, path)
+        got, extra, complete = _inflate_into(out, fh, path)
+        cut = got < nbytes and not complete
+    if cut:
+        raise IncompleteFileError(
+            f"the file is incomplete: its NRRD data ({encoding}) ends after {got:,} of the {nbytes:,} voxel bytes "
+            f"its header implies (sizes {' '.join(map(str, sizes))}, type {header.get('type')}); {COPY_AGAIN}", path)
     if got != nbytes or extra:
         found = nbytes + extra if extra else got
         raise nrrd.NRRDError(f"Size of the data does not equal the product of all the dimensions: "
@@ -95,14 +103,15 @@ def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarra
     return voxels
 
 
-def _inflate_into(out: np.ndarray, fh: BinaryIO, path: str) -> tuple[int, int]:
+def _inflate_into(out: np.ndarray, fh: BinaryIO, path: str) -> tuple[int, int, bool]:
     """Inflate the gzip stream at ``fh``'s position into ``out`` (uint8).
 
     Returns
     -------
-    (written, extra)
-        Bytes written into ``out`` and bytes the stream holds beyond it (counted, not
-        kept, up to 64 KiB).
+    (written, extra, complete)
+        Bytes written into ``out``, bytes the stream holds beyond it (counted, not
+        kept, up to 64 KiB), and whether the stream reached its end (False: the file ends
+        inside it).
 
     Raises
     ------
@@ -134,4 +143,4 @@ def _inflate_into(out: np.ndarray, fh: BinaryIO, path: str) -> tuple[int, int]:
         data = d.unconsumed_tail
         if not piece and not data and end_of_file:
             break  # truncated stream: what it held is all there is
-    return pos, extra
+    return pos, extra, bool(d.eof)

@@ -16,7 +16,7 @@ from AdaptiveBrushDicomLib.dicom.walker.elements import (
     ITEM, PIXEL_DATA, UNDEFINED, Malformed, NotSupported, Truncated, element_at,
 )
 from AdaptiveBrushDicomLib.dicom.walker.incomplete import (
-    COPY_AGAIN, pixel_data_message, truncated_message, walked_dimensions,
+    COPY_AGAIN, check_series_file, pixel_data_message, truncated_message, walked_dimensions,
 )
 from AdaptiveBrushDicomLib.dicom.walker.stream import (
     DEFLATED,
@@ -204,6 +204,8 @@ def check_dicom_folder(folder: str | Path) -> None:
     ------
     LimitError
         A deflate bomb, or more voxels than ``--max-voxels``.
+    IncompleteFileError
+        An empty or too short file, or one that ends inside its header or pixel data.
     InputFileError
         A file that is not a regular file inside ``folder``, or corrupt Deflated data.
     """
@@ -211,7 +213,7 @@ def check_dicom_folder(folder: str | Path) -> None:
     files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
     rows = cols = 0
     for p in files:
-        check_file(p, root=folder, what="DICOM file")
+        check_series_file(p, folder, check_file(p, root=folder, what="DICOM file"))
         check_inflated_size(p)
         if not rows:
             try:

@@ -8,6 +8,8 @@ programmers ("Use force=True"). These messages name the file, the element (tag a
 keyword) and what to do.
 
 * :func:`check_part10`: before reading, refuse an empty, too short or non-DICOM file;
+  :func:`check_series_file`: the same for an empty or too short file in a series folder
+  (from the stat already taken);
 * :func:`truncated_message`: the walker's :class:`~.elements.Truncated` in words, for an
   :class:`~.errors.IncompleteFileError`;
 * :func:`pixel_data_message`: PixelData shorter than its declared length (bytes and
@@ -24,11 +26,8 @@ from pathlib import Path
 
 from AdaptiveBrushDicomLib.dicom.walker.elements import RawDataset, Truncated
 from AdaptiveBrushDicomLib.dicom.walker.values import value
-from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
+from AdaptiveBrushDicomLib.errors import COPY_AGAIN, IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io.limits import check_file
-
-#: The advice for every file that was cut short.
-COPY_AGAIN = "copy it again from its source"
 #: (Rows, Columns, NumberOfFrames, SamplesPerPixel, BitsAllocated) of a header.
 Dimensions = tuple[int, int, int, int, int]
 
@@ -76,6 +75,23 @@ def check_part10(path: str | Path, *, what: str = "DICOM file") -> os.stat_resul
         raise IncompleteFileError(f"{reason}: it is not a {what}, or it was cut short; {COPY_AGAIN}", path)
     raise InputFileError(f"{reason}; give a {what} (a bare DICOM dataset gets its header with DCMTK's "
                          "`dcmconv IN OUT`)", path)
+
+
+def check_series_file(path: str | Path, folder: str | Path, st: os.stat_result) -> None:
+    """Refuse a file of a DICOM series folder that is empty or too short for DICOM: a slice
+    cut short while copying (the folder's reader would skip it, and the series would miss a
+    slice). ``st`` is the file's stat (already taken); nothing is read.
+
+    Raises
+    ------
+    IncompleteFileError
+        Fewer than 132 bytes (no room for the preamble and "DICM").
+    """
+    if st.st_size >= 132:
+        return
+    size = "is empty (0 bytes)" if st.st_size == 0 else f"is only {st.st_size} bytes long"
+    raise IncompleteFileError(f"{size}, too short for a DICOM file, in the series folder {folder}: a slice cut short "
+                              f"while copying? {COPY_AGAIN[0].upper() + COPY_AGAIN[1:]}, or remove it", path)
 
 
 def tag_name(tag: int) -> str:
@@ -151,5 +167,5 @@ def pixel_data_message(present: int, declared: int, dims: Dimensions | None) -> 
             f"{frames}; {COPY_AGAIN}")
 
 
-__all__ = ["COPY_AGAIN", "Dimensions", "check_part10", "not_part10_reason", "pixel_data_message",
+__all__ = ["COPY_AGAIN", "Dimensions", "check_part10", "check_series_file", "not_part10_reason", "pixel_data_message",
            "pydicom_dimensions", "tag_name", "truncated_message", "walked_dimensions"]

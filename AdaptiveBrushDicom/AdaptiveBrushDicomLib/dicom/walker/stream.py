@@ -354,7 +354,9 @@ def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: in
         Not Explicit VR Little Endian (implicit VR, big endian ...); :class:`NotDicom` for
         an empty file or one without preamble.
     IncompleteFileError
-        The file ends inside its header (names where, the element and its sequence).
+        The file ends inside its header (names where, the element and its sequence), or
+        (not Deflated) inside its PixelData: its declared length is compared with the
+        file's size, so a series of slices is checked at no cost.
     InputFileError
         Corrupt header (names the byte offset).
     LimitError
@@ -377,7 +379,50 @@ def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: in
         raise InputFileError(f"not a readable DICOM file: {exc}; copy it again from its source", path) from None
     except LimitError as exc:
         raise LimitError(str(exc), path) from None
+    if src.base >= 0:
+        _check_pixel_length(src, pos, ds, fh, path)
     return Header(meta, ts, ds, pre, pos, src)
+
+
+def _file_size(fh: BinaryIO) -> int | None:
+    """Size of the open file (or buffer) ``fh`` in bytes (None when it cannot be known)."""
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        try:
+            here = fh.tell()
+            end = fh.seek(0, os.SEEK_END)
+            fh.seek(here)
+            return end
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+def _check_pixel_length(src: _Source, pos: int, ds: RawDataset, fh: BinaryIO, path: str | Path) -> None:
+    """Refuse a (not Deflated) file that ends before the end of the PixelData element at
+    ``pos``: one comparison of its declared length with the file's size, no read of the data.
+
+    Raises
+    ------
+    IncompleteFileError
+        The file ends inside PixelData.
+    """
+    if len(src.data) < pos + 12:
+        try:
+            if not src.need(pos + 12):
+                return
+        except (Malformed, LimitError):
+            return
+    group, elem = _unpack_tag(src.data, pos)
+    if (group << 16 | elem) != PIXEL_DATA or bytes(src.data[pos + 4:pos + 6]) not in (b"OB", b"OW"):
+        return
+    length = struct.unpack_from("<I", src.data, pos + 8)[0]
+    size = _file_size(fh)
+    if length == UNDEFINED or size is None:
+        return
+    present = size - (src.base + pos + 12)
+    if present < length:
+        raise IncompleteFileError(pixel_data_message(present, length, walked_dimensions(ds)), path)
 
 
 def implied_pixel_bytes(ds: RawDataset, path: str | Path | None) -> int:
