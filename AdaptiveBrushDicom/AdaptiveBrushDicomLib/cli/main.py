@@ -34,16 +34,44 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 
 
 # ------------------------------------------------------------------ synth
+def _series_grid(folder: Path, allow_missing_slices: bool) -> Any:
+    """The irregular Grid of the DICOM series in ``folder`` (None when regular), after
+    refusing a gap in its slice positions unless ``allow_missing_slices``
+    (:mod:`~.dicom.slice_gaps`).
+
+    Raises
+    ------
+    InputFileError
+        A gap (a missing slice), or a folder that holds no single image series.
+    """
+    from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.slice_gaps import refuse_slice_gaps
+
+    series = ReferenceSeries.from_folder(folder)
+    if not allow_missing_slices:
+        refuse_slice_gaps(series, folder)
+    if series.grid.is_regular:
+        return None
+    import SimpleITK as sitk
+
+    sitk.ProcessObject_SetGlobalWarningDisplay(False)  # its "non uniform sampling" lines: the grid says it
+    return series.grid
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from AdaptiveBrushDicomLib.dicom.synthetic import create_synthetic_series, patient_id_for
     from AdaptiveBrushDicomLib.io.volumes import read_volume
 
     src = Path(args.volume)
+    series_grid = None
     if src.is_dir():
         from AdaptiveBrushDicomLib.dicom.walker import check_dicom_folder
 
         check_dicom_folder(src)  # GDCM inflates on its own: refuse deflate bombs first
+        series_grid = _series_grid(src, args.allow_missing_slices)
     array, grid = read_volume(src)
+    if series_grid is not None and array.shape == series_grid.shape_kji:
+        grid = series_grid  # GDCM spreads the slices evenly; the series' own positions keep the gap
     name = args.name or src.name.split(".")[0]
     patient_id = args.patient_id or patient_id_for(name)
     out = Path(args.out)
@@ -178,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-description")
     p.add_argument("--series-description")
     p.add_argument("--force", action="store_true", help="replace a different series in --out")
+    p.add_argument("--allow-missing-slices", action="store_true",
+                   help="a DICOM folder whose slice positions have a gap (a missing slice) is refused; with this, "
+                        "its slices are written at their own positions, the gap kept")
     _add_json(p)
     p.set_defaults(func=cmd_synth)
 

@@ -113,10 +113,13 @@ def resolve_volume(plan: Plan, opts: VolumeOptions) -> None:
 
 def _load_dicom_source(plan: Plan) -> None:
     from AdaptiveBrushDicomLib.dicom.reference import ReferenceSeries
+    from AdaptiveBrushDicomLib.dicom.slice_gaps import refuse_slice_gaps
 
     assert plan.volume_path is not None
     try:
         plan.reference = ReferenceSeries.from_folder(plan.volume_path)
+        # a missing slice: the trials were drawn on a volume read with it spread evenly (a wrong grid)
+        refuse_slice_gaps(plan.reference, plan.volume_path, option="")
     except InputFileError as exc:
         plan.volume_error = f"DICOM source folder for {plan.job.folder}: {exc}"
         return

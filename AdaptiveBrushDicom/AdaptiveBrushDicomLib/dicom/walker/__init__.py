@@ -60,6 +60,7 @@ from AdaptiveBrushDicomLib.dicom.walker.values import KNOWN_VRS, check_vrs, item
 __all__ = [
     "DEFLATED", "EXPLICIT_LE", "EXPLICIT_LE_SYNTAXES", "ITEM", "ITEM_END", "KNOWN_VRS", "LONG_VRS", "PIXEL_DATA", "SEQ_END",
     "TRAILING_SLACK", "UNDEFINED", "Header", "Malformed", "NotDicom", "NotSupported", "RawDataset", "Truncated",
-    "check_dicom_folder", "check_part10", "check_series_file", "check_vrs", "check_inflated_size", "dcmread", "diagnose", "element_at", "find_element", "implied_pixel_bytes", "items",
+    "check_dicom_folder", "check_part10", "check_series_file", "check_vrs", "check_inflated_size", "dcmread",
+    "diagnose", "element_at", "find_element", "implied_pixel_bytes", "items",
     "iter_elements", "iter_items", "numbers", "read_header", "read_pixels", "skip_sequence", "value",
 ]

@@ -22,9 +22,11 @@ pixel data again.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
+from typing import BinaryIO
 
-from AdaptiveBrushDicomLib.dicom.walker.elements import RawDataset, Truncated
+from AdaptiveBrushDicomLib.dicom.walker.elements import PIXEL_DATA, UNDEFINED, Buffer, RawDataset, Truncated
 from AdaptiveBrushDicomLib.dicom.walker.values import value
 from AdaptiveBrushDicomLib.errors import COPY_AGAIN, IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io.limits import check_file
@@ -167,5 +169,42 @@ def pixel_data_message(present: int, declared: int, dims: Dimensions | None) -> 
             f"{frames}; {COPY_AGAIN}")
 
 
-__all__ = ["COPY_AGAIN", "Dimensions", "check_part10", "check_series_file", "not_part10_reason", "pixel_data_message",
-           "pydicom_dimensions", "tag_name", "truncated_message", "walked_dimensions"]
+def _file_size(fh: BinaryIO) -> int | None:
+    """Size of the open file (or buffer) ``fh`` in bytes (None when it cannot be known)."""
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        try:
+            here = fh.tell()
+            end = fh.seek(0, os.SEEK_END)
+            fh.seek(here)
+            return end
+        except (AttributeError, OSError, ValueError):
+            return None
+
+
+def check_pixel_length(data: Buffer, pos: int, base: int, ds: RawDataset, fh: BinaryIO, path: str | Path) -> None:
+    """Refuse a (not Deflated) file that ends before the end of the native PixelData element
+    whose header is ``data[pos:pos + 12]`` (``base``: the file offset of ``data[0]``): one
+    comparison of its declared length with the file's size, no read of the data.
+
+    Raises
+    ------
+    IncompleteFileError
+        The file ends inside PixelData.
+    """
+    group, elem = struct.unpack_from("<HH", data, pos)
+    if (group << 16 | elem) != PIXEL_DATA or bytes(data[pos + 4:pos + 6]) not in (b"OB", b"OW"):
+        return
+    length = struct.unpack_from("<I", data, pos + 8)[0]
+    size = _file_size(fh)
+    if length == UNDEFINED or size is None:
+        return
+    present = size - (base + pos + 12)
+    if present < length:
+        raise IncompleteFileError(pixel_data_message(present, length, walked_dimensions(ds)), path)
+
+
+__all__ = ["COPY_AGAIN", "Dimensions", "check_part10", "check_pixel_length", "check_series_file",
+           "not_part10_reason", "pixel_data_message", "pydicom_dimensions", "tag_name", "truncated_message",
+           "walked_dimensions"]

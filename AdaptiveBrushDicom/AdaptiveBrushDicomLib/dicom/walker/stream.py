@@ -22,7 +22,7 @@ from AdaptiveBrushDicomLib.dicom.walker.elements import (
     element_at,
 )
 from AdaptiveBrushDicomLib.dicom.walker.incomplete import (
-    not_part10_reason, pixel_data_message, truncated_message, walked_dimensions,
+    check_pixel_length, not_part10_reason, pixel_data_message, truncated_message, walked_dimensions,
 )
 from AdaptiveBrushDicomLib.dicom.walker.values import value
 from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
@@ -228,9 +228,9 @@ def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
             try:
                 items, pos = _parse_items(src, start, None if length == UNDEFINED else start + length, depth + 1)
             except Truncated as exc:
-                if exc.tag is None or exc.tag == tag:
+                if exc.tag is None and exc.start:  # an item header of this sequence
                     exc.tag = tag
-                elif exc.sequence is None and top:
+                elif exc.sequence is None and top and exc.tag != tag:
                     exc.sequence = tag
                 raise
             out[tag] = ("SQ", items)
@@ -384,23 +384,8 @@ def read_header(path: str | Path, fh: BinaryIO | None = None, *, stop_before: in
     return Header(meta, ts, ds, pre, pos, src)
 
 
-def _file_size(fh: BinaryIO) -> int | None:
-    """Size of the open file (or buffer) ``fh`` in bytes (None when it cannot be known)."""
-    try:
-        return os.fstat(fh.fileno()).st_size
-    except (AttributeError, OSError, ValueError):
-        try:
-            here = fh.tell()
-            end = fh.seek(0, os.SEEK_END)
-            fh.seek(here)
-            return end
-        except (AttributeError, OSError, ValueError):
-            return None
-
-
 def _check_pixel_length(src: _Source, pos: int, ds: RawDataset, fh: BinaryIO, path: str | Path) -> None:
-    """Refuse a (not Deflated) file that ends before the end of the PixelData element at
-    ``pos``: one comparison of its declared length with the file's size, no read of the data.
+    """:func:`~.incomplete.check_pixel_length` once the PixelData element header at ``pos`` is read.
 
     Raises
     ------
@@ -413,16 +398,7 @@ def _check_pixel_length(src: _Source, pos: int, ds: RawDataset, fh: BinaryIO, pa
                 return
         except (Malformed, LimitError):
             return
-    group, elem = _unpack_tag(src.data, pos)
-    if (group << 16 | elem) != PIXEL_DATA or bytes(src.data[pos + 4:pos + 6]) not in (b"OB", b"OW"):
-        return
-    length = struct.unpack_from("<I", src.data, pos + 8)[0]
-    size = _file_size(fh)
-    if length == UNDEFINED or size is None:
-        return
-    present = size - (src.base + pos + 12)
-    if present < length:
-        raise IncompleteFileError(pixel_data_message(present, length, walked_dimensions(ds)), path)
+    check_pixel_length(src.data, pos, src.base, ds, fh, path)
 
 
 def implied_pixel_bytes(ds: RawDataset, path: str | Path | None) -> int:
