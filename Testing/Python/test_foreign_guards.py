@@ -123,7 +123,8 @@ def test_synth_refuses_a_series_folder_with_a_truncated_slice(tmp_path, capsys, 
     victim = folder / files[5].name
     victim.write_bytes(victim.read_bytes()[:3000])
     assert main(["synth", str(folder), "--out", str(tmp_path / "out")]) == 2
-    _one_error(capsys, files[5].name, "truncated or corrupt")
+    _one_error(capsys, files[5].name, "the file is incomplete: PixelData (7FE0,0010) ends after ",
+               "copy it again from its source")
     assert not (tmp_path / "out").exists()
 
 
