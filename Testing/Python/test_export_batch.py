@@ -193,3 +193,51 @@ def test_segment_table_short_codes(trials):
     rc, _o, stderr = run(["export", paths[0][0], "--reference", tmp / "ref", "--out", tmp / "t.dcm",
                           "--segments", table], tmp)
     assert rc == 2 and "line 2, column 'terminology'" in stderr and not (tmp / "t.dcm").exists()
+
+
+def test_overlapped_batch_equals_one_after_the_other(trials, monkeypatch):
+    """jobs=1 runs two exports at once in threads (a trial's deflate overlaps the next
+    one's reading): same files' UIDs and voxels, same order of progress and failures as
+    strictly one after the other, and two exports really were in flight at once."""
+    import threading
+
+    from AdaptiveBrushDicomLib.cli import export_batch as eb
+    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
+
+    tmp, paths = trials
+    bad = tmp / "in" / "broken.seg.nrrd"
+    bad.write_text("not a nrrd")
+    sources = [paths[0][0], paths[1][0], bad, paths[2][0], paths[0][0].parent / "again.seg.nrrd"]
+    sources[-1].write_bytes(paths[0][0].read_bytes())
+    expected = [paths[0][1], paths[1][1], None, paths[2][1], paths[0][1]]
+    monkeypatch.setattr(eb.os, "cpu_count", lambda: 2)
+    active, peak, lock = [0], [0], threading.Lock()
+    real_task = eb._export_task
+
+    def counting(task):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            return real_task(task)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(eb, "_export_task", counting)
+    outcomes = {}
+    for overlap in (1, 2):
+        monkeypatch.setattr(eb, "BATCH_OVERLAP", overlap)
+        peak[0] = 0
+        seen = []
+        rep = export_batch(sources, tmp / "ref", tmp / f"o{overlap}", ExportOptions(),
+                           progress=lambda done, total, src, res: seen.append((done, Path(src).name)))
+        assert peak[0] == overlap
+        assert seen == [(n + 1, Path(s).name) for n, s in enumerate(sources)]
+        assert [Path(f).name for f, _ in rep.failed] == ["broken.seg.nrrd"]
+        assert rep.series_numbers == [100, 101, 103, 104]
+        outcomes[overlap] = [(r.path.name, r.series_instance_uid, r.sop_instance_uid) for r in rep.results]
+        for res, arr in zip(rep.results, [e for e in expected if e is not None]):
+            assert np.array_equal(read_seg(res.path, reference=tmp / "ref").labelmap.array, arr)
+    assert outcomes[1] == outcomes[2]
+    assert len({uid for _n, _s, uid in outcomes[2]}) == 4
