@@ -144,12 +144,21 @@ def _untokenise(raw: bytes) -> bytes:
 
 class _Utf8HeaderWriter(io.RawIOBase):
     """File wrapper: header lines (up to the first empty line) get their tokens replaced
-    by UTF-8 bytes; the data after them pass unchanged."""
+    by UTF-8 bytes; the data after them pass unchanged, or, with ``gzip_later``, are
+    dropped: the header's ``encoding: raw`` line is written as ``encoding: gzip`` and the
+    caller appends the gzip data itself (:attr:`header_ok` says whether the header looked
+    as expected: one line per write, one ``encoding: raw`` line, then an empty line)."""
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: BinaryIO, gzip_later: bool = False) -> None:
         super().__init__()
         self._target = target
         self._in_header = True
+        self._gzip_later = gzip_later
+        self._encoding_lines = 0
+
+    @property
+    def header_ok(self) -> bool:
+        return not self._in_header and self._encoding_lines == 1
 
     def writable(self) -> bool:
         return True
@@ -159,19 +168,50 @@ class _Utf8HeaderWriter(io.RawIOBase):
         if self._in_header:
             if data == b"\n":
                 self._in_header = False
+            elif self._gzip_later and data.startswith(b"encoding:"):
+                self._encoding_lines += 1
+                if data == b"encoding: raw\n":
+                    data = b"encoding: gzip\n"
             self._target.write(_untokenise(data))
-        else:
+        elif not self._gzip_later:
             self._target.write(data)
         return len(data)
 
 
 def write_segmentation(path: str | Path, segmentation: dict[str, Any], compression_level: int = 9) -> None:
-    """``slicerio.write_segmentation`` that writes non-ASCII text as UTF-8 (as Slicer does)."""
+    """``slicerio.write_segmentation`` that writes non-ASCII text as UTF-8 (as Slicer does)
+    and deflates gzip-encoded voxels with :func:`~.deflate.write_gzip` (zlib-ng when
+    installed, in parallel parts; the same gzip format pynrrd writes, read by pynrrd,
+    slicerio, ITK/Slicer). slicerio and pynrrd still write the header: they are asked for
+    raw encoding and the header's encoding line is changed to gzip; should that header not
+    look as expected (another pynrrd), the file is written again by pynrrd alone.
+
+    Raises
+    ------
+    ValueError
+        From slicerio: no voxels, or not 3 or 4 dimensions.
+    OSError
+        The file cannot be written.
+    """
     from AdaptiveBrushDicomLib.io.slicerio_import import import_slicerio
 
     slicerio = import_slicerio()
 
     seg = dict(segmentation)
     seg["segments"] = [_tokenise(s) for s in segmentation.get("segments", [])]
+    voxels = segmentation.get("voxels")
+    gzip_later = str(seg.get("encoding", "gzip")).lower() in ("gzip", "gz") and isinstance(voxels, np.ndarray)
+    if gzip_later:
+        seg["encoding"] = "raw"
+        with open(path, "wb") as fh:
+            wrapper = _Utf8HeaderWriter(fh, gzip_later=True)
+            slicerio.write_segmentation(wrapper, seg, compression_level=compression_level)
+            if wrapper.header_ok:
+                from AdaptiveBrushDicomLib.io.deflate import write_gzip
+
+                # pynrrd writes the voxels in Fortran index order: the C order of the transpose
+                write_gzip(fh, np.ascontiguousarray(np.asarray(voxels).T), compression_level)
+                return
+        seg["encoding"] = segmentation.get("encoding", "gzip")
     with open(path, "wb") as fh:
         slicerio.write_segmentation(_Utf8HeaderWriter(fh), seg, compression_level=compression_level)

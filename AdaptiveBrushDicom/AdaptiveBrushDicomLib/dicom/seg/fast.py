@@ -56,19 +56,13 @@ from AdaptiveBrushDicomLib.dicom.seg.fast_segments import _background_item, _seg
 from AdaptiveBrushDicomLib.dicom.seg.fast_template import (
     _CONTRIBUTION_DATETIME, _PFFG_TAG, _SEGMENT_SEQUENCE_TAG, TEMPLATES, TemplateCache, _Template,
 )
+from AdaptiveBrushDicomLib.io import deflate
 
-# zlib-ng (optional extra `fast`): the same deflate format, 2-3x faster at the same level.
-# ABDICOM_ZLIB=stdlib forces the standard zlib (what a plain pip install or Slicer has), so
-# the benchmark measures both in one run.
-_zlib: Any = zlib
-if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
-    try:
-        from zlib_ng import zlib_ng as _zlib
-    except ImportError:  # pragma: no cover - depends on the environment
-        _zlib = zlib
+# zlib-ng when installed, else the standard zlib (ABDICOM_ZLIB=stdlib forces it): io/deflate.py
+_zlib: Any = deflate.zlib_module()
 
-#: Module that deflates (``zlib_ng`` when installed, else the standard ``zlib``).
-DEFLATE_BACKEND = _zlib.__name__
+#: Module that deflates (``zlib_ng.zlib_ng`` when installed, else the standard ``zlib``).
+DEFLATE_BACKEND = deflate.BACKEND
 
 EXPLICIT_VR_LE = Compression.EXPLICIT.uid
 DEFLATED_EXPLICIT_VR_LE = Compression.DEFLATE.uid
@@ -81,9 +75,9 @@ ENABLED = os.environ.get("ABDICOM_FAST_PATH", "1") != "0"
 #: about twice the CPU time, which the frames being deflated in parallel pays back.
 DEFLATE_LEVEL = 8
 #: Threads deflating parts of the pixel data at once (each part is its own deflate
-#: stream ending in a sync flush; concatenated they are one valid stream, as pigz does).
-DEFLATE_THREADS = max(1, min(int(os.environ.get("ABDICOM_DEFLATE_THREADS", "2")), os.cpu_count() or 1))
-
+#: stream ending in a sync flush; concatenated they are one valid stream, as pigz does:
+#: :func:`~AdaptiveBrushDicomLib.io.deflate.deflate_parallel`). ABDICOM_DEFLATE_THREADS.
+DEFLATE_THREADS = deflate.THREADS
 
 
 def supported(compression_uid: str, binary: bool) -> bool:
@@ -318,47 +312,13 @@ def _write_file(out_path: Path, tpl: _Template, header: bytes, pixel: np.ndarray
             fh.write(b"\x00")
 
 
-def _deflate_part(pixel: np.ndarray, frames: list[int], last: bool, pad: int) -> bytes:
-    comp = _zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    out = [comp.compress(memoryview(pixel[k]).cast("B")) for k in frames]
-    if last and pad:
-        out.append(comp.compress(b"\x00"))
-    out.append(comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
-    return b"".join(out)
-
-
 def _deflate_frames(pixel: np.ndarray, order: list[int], pad: int) -> list[bytes]:
-    """The frames as raw deflate data: in DEFLATE_THREADS parts deflated at once (zlib
-    releases the GIL), each but the last ending in a sync flush."""
-    n = DEFLATE_THREADS if len(order) >= 4 * DEFLATE_THREADS and pixel[0].nbytes * len(order) > 1 << 20 else 1
-    if n == 1:
-        return [_deflate_part(pixel, order, True, pad)]
-    import threading
-
-    bounds = [round(i * len(order) / n) for i in range(n + 1)]
-    parts = [order[bounds[i]:bounds[i + 1]] for i in range(n)]
-    # the first n - 1 parts in threads started per write (nothing outlives the call), the
-    # last one here: one thread start fewer, and this thread works instead of waiting
-    out: list[bytes] = [b""] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            out[i] = _deflate_part(pixel, parts[i], False, pad)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,), name="abdicom-deflate") for i in range(n - 1)]
-    for t in threads:
-        t.start()
-    try:
-        out[-1] = _deflate_part(pixel, parts[-1], True, pad)
-    finally:
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
-    return out
+    """The frames (and the pad byte) as raw deflate data at :data:`DEFLATE_LEVEL`, in up to
+    :data:`DEFLATE_THREADS` parts deflated at once."""
+    pieces: list[Any] = [memoryview(pixel[k]).cast("B") for k in order]
+    if pad:
+        pieces.append(b"\x00")
+    return deflate.deflate_parallel(pieces, DEFLATE_LEVEL, DEFLATE_THREADS)
 
 
 def _chunks(header: bytes, pixel: np.ndarray, order: list[int], pad: int) -> Iterator[bytes | memoryview]:
