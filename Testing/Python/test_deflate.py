@@ -155,3 +155,23 @@ def test_seg_nrrd_voxels_read_by_pynrrd_slicerio_itk(tmp_path, phantom_series, l
         assert np.array_equal(back.array, labels)
         assert [s.name for s in back.segments] == [s.name for s in segments]
         assert "Läsion".encode() in raw
+
+
+def test_seg_nrrd_header_not_as_expected_falls_back_to_pynrrd(tmp_path, phantom_series, monkeypatch):
+    """Should pynrrd write its header another way (so the encoding line cannot be
+    changed), the file is written by pynrrd's own gzip instead: still a valid .seg.nrrd."""
+    import nrrd
+
+    from AdaptiveBrushDicomLib.core.labelmap import LabelMap
+    from AdaptiveBrushDicomLib.io import nrrd_text
+    from AdaptiveBrushDicomLib.io.volumes import write_seg_nrrd
+
+    _image, labels, segments, grid, _ref = phantom_series
+    monkeypatch.setattr(nrrd_text._Utf8HeaderWriter, "header_ok", property(lambda self: False))
+    used = []
+    monkeypatch.setattr(deflate, "write_gzip", lambda *a, **k: used.append(1))
+    path = tmp_path / "s.seg.nrrd"
+    write_seg_nrrd(LabelMap(labels, grid, segments), path)
+    assert used == []
+    data, header = nrrd.read(str(path))
+    assert header["encoding"] == "gzip" and np.array_equal(data, labels.transpose(2, 1, 0))
