@@ -190,6 +190,27 @@ def test_6_compare_reports_a_seg_that_fails_to_decode(slicer_env, case, tmp_path
     assert len(problems) == 1 and problems[0].startswith("broken.dcm: ")
 
 
+def test_6_a_seg_cut_short_fails_in_one_line_naming_the_file(slicer_env, case, tmp_path):
+    """A trial SEG whose copy was interrupted (cut inside its pixel data) is offered by
+    examineForImport and its load fails with one line: the file, where it ends, what to do."""
+    import pydicom
+
+    rt = slicer_env
+    ds = pydicom.dcmread(case.segs["trial_002_watershed"])
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian  # the header whole, the cut in PixelData
+    full = tmp_path / "full.dcm"
+    ds.save_as(full)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(full.read_bytes()[:-2000])
+    rt.index(case.all_files()[:-len(case.segs)] + [cut])
+    _, problems = _logic(rt).loadSegSeries([realdata.series_uid(cut)])
+    assert len(problems) == 1, problems
+    (line,) = problems
+    assert "\n" not in line and line.startswith("cut.dcm: ") and "Traceback" not in line
+    assert "the file is incomplete: PixelData (7FE0,0010) ends after " in line
+    assert line.endswith("copy it again from its source")
+
+
 # ------------------------------------------------------------------ 7. compare hand-off
 def test_7_compare_loads_with_our_plugin_only_and_reads_the_reference_once(indexed, case, monkeypatch):
     from AdaptiveBrushDicomLib.dicom import reference
