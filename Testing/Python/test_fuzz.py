@@ -9,7 +9,8 @@ BitsAllocated 1, 5,000 nested sequences, a missing SegmentNumber, Latin-1 / inva
 labels, ...), plus bombs run in a subprocess under an address-space limit.
 
 Every case must exit 0 (a mutant that is still valid) or 2 with exactly one line on
-stderr, no traceback, and nothing written. Runs in-process for speed (the CLI's ``main``).
+stderr, no traceback, and nothing written; a truncated mutant that fails must say that the
+file is incomplete and to copy it again from its source. Runs in-process for speed (the CLI's ``main``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def _check_case(name: str, path: Path, reference: Path | None, work: Path) -> tu
     elif rc == 2:
         if len(err.strip().splitlines()) != 1 or "Traceback" in err:
             problems.append(f"{name}: decode error is not one line: {err!r}")
+        if "/truncated@" in name and "copy it again from its source" not in err:
+            problems.append(f"{name}: a file cut short, but the error does not say so: {err!r}")
         if set(os.listdir(work)) != before:
             problems.append(f"{name}: decode wrote {set(os.listdir(work)) - before} although it failed")
     if target.exists():
