@@ -8,8 +8,8 @@ For each run / gold standard folder it
    ``results.legacy.json`` / ``metadata.legacy.json`` and never read back;
 2. fills ``dicom/volume/`` (:mod:`.volume`): the original files of a DICOM source, byte
    for byte, or a synthetic series of any other image;
-3. migrates every item (:mod:`.worker`): new trials are written, verified by decoding and
-   renamed into place; existing SEGs are kept (re-checked when their source changed);
+3. migrates every item (:mod:`.worker`): new trials are written, read back and verified
+   (:mod:`.verify`), and renamed into place; existing SEGs are kept (re-checked when their source changed);
 4. writes ``migration_report.json`` / ``.md``, then replaces ``results.json``
    atomically, last (:mod:`.update`).
 

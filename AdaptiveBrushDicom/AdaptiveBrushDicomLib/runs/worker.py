@@ -1,7 +1,8 @@
 """Migrating one item (in this process or a worker process): write, verify, or re-check.
 
-A new SEG is written to a temporary name, decoded with the reference series, compared
-voxel by voxel with its source on the reference grid, and only then renamed into place.
+A new SEG is written to a temporary name, read back and verified against its source on
+the reference grid (:mod:`.verify`: header bytes, UIDs, segments, frame positions, every
+voxel), and only then renamed into place.
 An existing SEG is never replaced: when the recorded hashes still match it is reported
 as already present; otherwise its source is read again and the SEG's SOP Instance UID
 (a function of the segmentation content) tells whether the source still holds the same
@@ -18,9 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
 from AdaptiveBrushDicomLib.core.segment import AlgorithmType
 from AdaptiveBrushDicomLib.dicom import uids
 from AdaptiveBrushDicomLib.io.atomic import deferred_sync, sync_files
@@ -30,6 +29,7 @@ from AdaptiveBrushDicomLib.runs.report import ItemRecord
 from AdaptiveBrushDicomLib.runs.layout import legacy_trial_candidates
 from AdaptiveBrushDicomLib.runs.status import ItemStatus, ReasonCode
 from AdaptiveBrushDicomLib.runs.tasks import ItemTask
+from AdaptiveBrushDicomLib.runs.verify import Expected, verify_decoded, verify_written
 
 #: Parsed reference series, per worker process (keyed by folder).
 _REFERENCES: dict[str, Any] = {}
@@ -84,36 +84,6 @@ def content_sop_uid(series_uid: str, labelmap: Any) -> str:
     everything said about the segments (independent of file bytes, paths and times)."""
     digest = uids.content_digest(labelmap.array, labelmap.grid)
     return uids.derive_uid("seg-instance", series_uid, digest, repr(labelmap.segments))
-
-
-def verify(path: Path, labelmap: Any, reference: Any) -> tuple[int, int, int]:
-    """Decode ``path`` and compare with ``labelmap`` (already on the reference grid).
-
-    Returns (voxels compared, labelled voxels, segments).
-
-    Raises
-    ------
-    ValueError
-        The decoded voxels, label set or SOP class differ from the source.
-    """
-    from AdaptiveBrushDicomLib.dicom.seg.read import read_seg
-    from AdaptiveBrushDicomLib.dicom.seg.labels import flatten_layers
-
-    expected, segments = flatten_layers(labelmap)
-    decoded = read_seg(path, reference=reference)
-    got = decoded.labelmap.array
-    if got.shape != expected.shape:
-        raise ValueError(f"decoded shape {got.shape} differs from source {expected.shape}")
-    diff = np.count_nonzero(got != expected)  # exact across integer dtypes, no full-size casts
-    if diff:
-        raise ValueError(f"{diff} voxels differ between the SEG and its source")
-    want = sorted(s.label for s in segments)
-    have = sorted(s.label for s in decoded.labelmap.segments)
-    if want != have:
-        raise ValueError(f"segment labels {have} differ from the source's {want}")
-    if decoded.sop_class_uid != SegSopClass.LABELMAP:
-        raise ValueError(f"SOP class {decoded.sop_class_uid} is not LABELMAP")
-    return int(expected.size), int(np.count_nonzero(expected)), len(segments)
 
 
 class _NoteHandler(logging.Handler):
@@ -304,7 +274,7 @@ def _recheck_existing(task: ItemTask, rec: ItemRecord, src: Path, out: Path, ref
              "run and re-run", status=ItemStatus.CHANGED)
         return
     try:  # written by an interrupted run, or the source file was re-saved: verify now
-        rec.voxels_verified, rec.labelled_voxels, rec.segments = verify(out, lm, reference)
+        rec.voxels_verified, rec.labelled_voxels, rec.segments = verify_decoded(out, lm, reference)
     except ValueError as exc:
         fail(rec, ReasonCode.VERIFY_MISMATCH, f"{task.output_rel} exists but does not match its source ({exc}); "
                                               "move it out of the folder and re-run")
@@ -326,15 +296,16 @@ def _write_new(task: ItemTask, rec: ItemRecord, src: Path, out: Path, lm: Any, r
     keep = False
     try:
         with deferred_sync():  # synced with its batch before the rename (commit_pending)
-            write_seg(lm, reference, tmp, compression=task.compression, series_description=task.series_description,
-                      series_number=task.series_number, series_instance_uid=task.series_uid,
-                      sop_instance_uid=sop_uid, content_label=task.content_label,
-                      content_description=task.content_description, force=True, source_name=task.source_rel,
-                      content_datetime=mtime, warn=rec.notes.append)
+            written = write_seg(
+                lm, reference, tmp, compression=task.compression, series_description=task.series_description,
+                series_number=task.series_number, series_instance_uid=task.series_uid, sop_instance_uid=sop_uid,
+                content_label=task.content_label, content_description=task.content_description, force=True,
+                source_name=task.source_rel, content_datetime=mtime, warn=rec.notes.append)
         try:
-            rec.voxels_verified, rec.labelled_voxels, rec.segments = verify(tmp, lm, reference)
+            rec.voxels_verified, rec.labelled_voxels, rec.segments = verify_written(
+                tmp, lm, reference, Expected(task.series_uid, sop_uid, task.compression, written.header))
         except ValueError as exc:
-            fail(rec, ReasonCode.VERIFY_MISMATCH, f"{task.source_rel}: decoded SEG differs from the source ({exc}); "
+            fail(rec, ReasonCode.VERIFY_MISMATCH, f"{task.source_rel}: the SEG read back differs from the source ({exc}); "
                                                   "nothing was kept; please report this as a bug")
             return None
         rec.status, rec.output = ItemStatus.MIGRATED, task.output_rel
@@ -359,4 +330,4 @@ def _write_new(task: ItemTask, rec: ItemRecord, src: Path, out: Path, lm: Any, r
                 pass
 
 
-__all__ = ["process_item", "run_item", "commit_pending", "remember_reference", "source_labelmap", "verify", "content_sop_uid", "code_for", "fail"]
+__all__ = ["process_item", "run_item", "commit_pending", "remember_reference", "source_labelmap", "content_sop_uid", "code_for", "fail"]

@@ -91,6 +91,9 @@ class FastResult:
     sop_class_uid: str
     transfer_syntax_uid: str
     n_frames: int
+    #: the dataset as encoded up to the PixelData value (before any deflate): what a check
+    #: of the file read back compares its header with (``runs/verify.py``)
+    header: bytes = b""
 
 
 def write_labelmap(
@@ -160,7 +163,7 @@ def write_labelmap(
     header += struct.pack("<HH", 0x7FE0, 0x0010) + tpl.pixel_vr + b"\x00\x00" + struct.pack("<I", nbytes + pad)
     _write_file(out_path, tpl, header, pixel, order, pad, sop_instance_uid, transfer_syntax_uid)
     messages.extend(seg_messages)
-    return FastResult(tpl.sop_class_uid, transfer_syntax_uid, len(order))
+    return FastResult(tpl.sop_class_uid, transfer_syntax_uid, len(order), header)
 
 
 def _pixel_array(pixel: np.ndarray, n_segments: int) -> np.ndarray:

@@ -70,6 +70,8 @@ class WriteResult:
     warnings: list[str] = field(default_factory=list)
     #: which encoder wrote the file (the fast path falls back to highdicom on any failure)
     writer: SegWriter = SegWriter.HIGHDICOM
+    #: the fast writer's dataset bytes up to the PixelData value (not deflated); None from highdicom
+    header: bytes | None = None
 
     @property
     def is_labelmap(self) -> bool:
@@ -295,4 +297,5 @@ def write_seg(
         binary_fallback=pixels.binary,
         warnings=messages,
         writer=writer,
+        header=fast.header if fast is not None else None,
     )
