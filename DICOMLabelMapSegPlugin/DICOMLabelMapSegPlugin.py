@@ -185,7 +185,9 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
         try:
             decoded = read_seg(path, reference=reference, keep_irregular=stack)
         except Exception as exc:
-            if reference is None:
+            from AdaptiveBrushDicomLib.errors import IncompleteFileError
+
+            if reference is None or isinstance(exc, IncompleteFileError):  # a file cut short: no retry helps
                 raise
             logging.warning(f"DICOMLabelMapSegPlugin: decoding against the referenced series failed ({exc}); "
                             "decoding with the SEG's own geometry")
