@@ -210,7 +210,7 @@ def test_overlapped_batch_equals_one_after_the_other(trials, monkeypatch):
     sources = [paths[0][0], paths[1][0], bad, paths[2][0], paths[0][0].parent / "again.seg.nrrd"]
     sources[-1].write_bytes(paths[0][0].read_bytes())
     expected = [paths[0][1], paths[1][1], None, paths[2][1], paths[0][1]]
-    monkeypatch.setattr(eb.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(eb, "_usable_cpus", lambda: 2)
     active, peak, lock = [0], [0], threading.Lock()
     real_task = eb._export_task
 
@@ -225,6 +225,9 @@ def test_overlapped_batch_equals_one_after_the_other(trials, monkeypatch):
                 active[0] -= 1
 
     monkeypatch.setattr(eb, "_export_task", counting)
+    from AdaptiveBrushDicomLib.dicom.seg import fast as seg_fast
+
+    threads_before = seg_fast.DEFLATE_THREADS
     outcomes = {}
     for overlap in (1, 2):
         monkeypatch.setattr(eb, "BATCH_OVERLAP", overlap)
@@ -233,6 +236,7 @@ def test_overlapped_batch_equals_one_after_the_other(trials, monkeypatch):
         rep = export_batch(sources, tmp / "ref", tmp / f"o{overlap}", ExportOptions(),
                            progress=lambda done, total, src, res: seen.append((done, Path(src).name)))
         assert peak[0] == overlap
+        assert seg_fast.DEFLATE_THREADS == threads_before  # lowered while overlapping only
         assert seen == [(n + 1, Path(s).name) for n, s in enumerate(sources)]
         assert [Path(f).name for f, _ in rep.failed] == ["broken.seg.nrrd"]
         assert rep.series_numbers == [100, 101, 103, 104]

@@ -119,17 +119,27 @@ def _export_task(task: tuple[int, str, str, ExportOptions, str | None, int]) -> 
 BATCH_OVERLAP = max(1, int(os.environ.get("ABDICOM_BATCH_OVERLAP", "2")))
 
 
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _run_here(tasks: list[Any], collect: Callable[[int, Any, list[str]], None]) -> None:
     """Run the tasks in this process, in input order, outcomes collected in input order.
 
     The first task runs alone (it builds the per-series template and reads what the
     reference series reads lazily); the rest with up to :data:`BATCH_OVERLAP` in flight in
     threads, so a trial's deflate (2/3 of its CPU with the standard zlib) overlaps the next
-    trial's reading and hashing. On one CPU, or with one task left, nothing overlaps.
+    trial's reading and hashing. The exports in flight share the CPUs, so each deflates in
+    ``DEFLATE_THREADS // in-flight`` threads meanwhile (the same wall time on an idle
+    machine, less CPU lost to switching on a busy one; restored afterwards). On one usable
+    CPU, or with one task left, nothing overlaps.
     """
     collect(*_export_task(tasks[0]))
     rest = tasks[1:]
-    width = min(BATCH_OVERLAP, len(rest), os.cpu_count() or 1)
+    width = min(BATCH_OVERLAP, len(rest), _usable_cpus())
     if width <= 1:
         for task in rest:
             collect(*_export_task(task))
@@ -137,14 +147,21 @@ def _run_here(tasks: list[Any], collect: Callable[[int, Any, list[str]], None]) 
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="abdicom-export") as pool:
-        pending: deque[Future[tuple[int, Any, list[str]]]] = deque()
-        for task in rest:
-            if len(pending) == width:
+    from AdaptiveBrushDicomLib.dicom.seg import fast
+
+    saved = fast.DEFLATE_THREADS
+    fast.DEFLATE_THREADS = max(1, saved // width)
+    try:
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="abdicom-export") as pool:
+            pending: deque[Future[tuple[int, Any, list[str]]]] = deque()
+            for task in rest:
+                if len(pending) == width:
+                    collect(*pending.popleft().result())
+                pending.append(pool.submit(_export_task, task))
+            while pending:
                 collect(*pending.popleft().result())
-            pending.append(pool.submit(_export_task, task))
-        while pending:
-            collect(*pending.popleft().result())
+    finally:
+        fast.DEFLATE_THREADS = saved
 
 
 def _run_tasks(tasks: list[Any], reference: "ReferenceSeries", jobs: int,
