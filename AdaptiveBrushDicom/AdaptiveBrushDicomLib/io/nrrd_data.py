@@ -11,7 +11,6 @@ values) with one allocation, and is the gzip-bomb check too; :mod:`.volumes` rea
 
 from __future__ import annotations
 
-import os
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -27,17 +26,10 @@ _INFLATE_PIECE = 256 << 10
 
 def _zlib_module() -> Any:
     """zlib-ng when installed (same format, faster), else the standard zlib; the
-    environment variable ABDICOM_ZLIB=stdlib forces the standard zlib."""
-    import zlib
+    environment variable ABDICOM_ZLIB=stdlib forces the standard zlib (:mod:`.deflate`)."""
+    from AdaptiveBrushDicomLib.io.deflate import zlib_module
 
-    if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
-        try:
-            from zlib_ng import zlib_ng
-
-            return zlib_ng
-        except ImportError:  # pragma: no cover - depends on the environment
-            pass
-    return zlib
+    return zlib_module()
 
 
 def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarray:
