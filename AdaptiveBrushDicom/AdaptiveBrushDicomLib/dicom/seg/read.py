@@ -140,6 +140,7 @@ def _pydicom(path: Path) -> SegSource:
     except UserError:
         raise
     except (InvalidDicomError, *_MALFORMED) as exc:
+        walker.diagnose(path)  # cut short (pydicom 3.0.2 raises struct.error on some cuts): say so
         raise InputFileError(f"not a readable DICOM file ({decode_error(exc)})", path) from None
     check_complete(ds, path)
     return PydicomSource(ds, path)
