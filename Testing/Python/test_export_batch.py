@@ -225,6 +225,11 @@ def test_overlapped_batch_equals_one_after_the_other(trials, monkeypatch):
                 active[0] -= 1
 
     monkeypatch.setattr(eb, "_export_task", counting)
+    monkeypatch.setattr(eb.os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # a CPU idle: auto overlaps
+    monkeypatch.setattr(eb, "BATCH_OVERLAP", None)
+    assert eb._overlap_width(2) == 2
+    monkeypatch.setattr(eb.os, "getloadavg", lambda: (3.0, 3.0, 3.0))  # busy: auto does not
+    assert eb._overlap_width(2) == 1 and eb._overlap_width(1) == 1
     from AdaptiveBrushDicomLib.dicom.seg import fast as seg_fast
 
     threads_before = seg_fast.DEFLATE_THREADS
