@@ -300,3 +300,37 @@ def test_migration_keeps_nothing_of_a_corrupted_seg(tmp_path, monkeypatch):
         f"{k}.dcm" for k, i in items.items() if i.status == "migrated")  # no temporary file either
     assert sum(i.status == "migrated" for i in items.values()) >= 2
     assert summary.exit_code == 1
+
+
+@pytest.mark.parametrize("kind", ["sparse labels", "300 segments"])
+def test_label_tables_and_16_bit_frames_pass_like_the_full_decode(phantom_series, tmp_path, kind, monkeypatch):
+    """Labels that are not 1..N (the file's SegmentNumber -> label table is applied) and
+    more than 255 segments (16-bit frames) are checked by the walk too."""
+    from dataclasses import replace
+
+    from AdaptiveBrushDicomLib.core.segment import Segment
+
+    _image, labels, segments, grid, ref = phantom_series
+    if kind == "sparse labels":
+        new = {s.label: label for s, label in zip(segments, (7, 1000, 3, 42, 9, 11, 13, 15))}
+        array = np.zeros(labels.shape, dtype=np.uint16)
+        for old, label in new.items():
+            array[labels == old] = label
+        segs = [replace(s, label=new[s.label]) for s in segments]
+    else:
+        array = np.zeros(labels.shape, dtype=np.uint16)
+        flat = array.reshape(-1)
+        flat[np.arange(0, flat.size, 7)[:300]] = np.arange(1, 301)
+        segs = [Segment(label=n, name=f"s{n}") for n in range(1, 301)]
+    lm = LabelMap(array, grid, segs)
+    path = tmp_path / "seg.dcm"
+    res = write_seg(lm, ref, path, series_instance_uid=SERIES, sop_instance_uid=SOP, content_label="TRIAL", force=True)
+    assert res.header is not None  # the fast writer wrote it
+    full = V.verify_decoded(path, lm, ref)
+    no_decode(monkeypatch)
+    exp = V.Expected(SERIES, SOP, Compression.DEFLATE.uid, res.header)
+    assert V.verify_written(path, lm, ref, exp) == full
+    other = array.copy()
+    k, j, i = (int(v[0]) for v in np.nonzero(other))
+    other[k, j, i] = segs[-1].label if other[k, j, i] != segs[-1].label else segs[0].label
+    assert "1 voxels differ" in refused(path, LabelMap(other, grid, segs), ref, exp)
