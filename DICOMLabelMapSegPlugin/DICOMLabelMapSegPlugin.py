@@ -157,8 +157,11 @@ class DICOMLabelMapSegPluginClass(DICOMPlugin):
         except Exception as exc:
             from AdaptiveBrushDicomLib.errors import UserError
 
-            reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            loadable.loadError = f"{os.path.basename(loadable.files[0])}: {reason}"
+            if isinstance(exc, UserError):  # its message names the file it is about, or the SEG
+                named = exc.path or loadable.files[0]
+                loadable.loadError = f"{os.path.basename(named)}: {exc.message}"
+            else:
+                loadable.loadError = f"{os.path.basename(loadable.files[0])}: {type(exc).__name__}: {exc}"
             logging.error(f"DICOMLabelMapSegPlugin: could not load {loadable.name!r}: {loadable.loadError}",
                           exc_info=not isinstance(exc, UserError))
             return False

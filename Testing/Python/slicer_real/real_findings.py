@@ -207,6 +207,7 @@ def test_6_a_seg_cut_short_fails_in_one_line_naming_the_file(slicer_env, case, t
     assert len(problems) == 1, problems
     (line,) = problems
     assert "\n" not in line and line.startswith("cut.dcm: ") and "Traceback" not in line
+    assert str(cut) not in line and line.count("cut.dcm") == 1, line  # the file named once
     assert "the file is incomplete: PixelData (7FE0,0010) ends after " in line
     assert line.endswith("copy it again from its source")
 
