@@ -23,7 +23,7 @@ import threading
 import zlib
 from typing import Any, BinaryIO, Sequence
 
-__all__ = ["BACKEND", "THREADS", "deflate_parallel", "write_gzip", "zlib_module"]
+__all__ = ["BACKEND", "THREADS", "deflate_parallel", "raw_inflater", "write_gzip", "zlib_module"]
 
 
 def zlib_module() -> Any:
@@ -38,6 +38,12 @@ def zlib_module() -> Any:
             pass
     return zlib
 
+
+
+def raw_inflater() -> Any:
+    """A decompressor of a raw deflate stream (no zlib or gzip wrapper), from
+    :func:`zlib_module` as it is now (the environment is read on each call)."""
+    return zlib_module().decompressobj(-zlib.MAX_WBITS)
 
 _ZLIB: Any = zlib_module()
 #: Name of the module that deflates (``zlib_ng.zlib_ng`` or ``zlib``).

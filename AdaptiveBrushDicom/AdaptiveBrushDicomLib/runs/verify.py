@@ -38,7 +38,6 @@ wrong segment numbers or labels, moved frames, other UIDs: all refused).
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ import numpy as np
 
 from AdaptiveBrushDicomLib.dicom import walker
 from AdaptiveBrushDicomLib.dicom.sop_class import SegSopClass
+from AdaptiveBrushDicomLib.io.deflate import raw_inflater
 from AdaptiveBrushDicomLib.io.limits import MAX_BYTES, FileKind
 
 #: Tolerance (in voxels) on a frame's position when it is mapped to a slice of the grid.
@@ -147,20 +147,6 @@ def _pixel_limit(array: np.ndarray, n_segments: int) -> tuple[int, int]:
     return present * frame + (nk << 11) + (1 << 16), nk * frame + MAX_BYTES[FileKind.DICOM_HEADER]
 
 
-def _inflater() -> Any:
-    """A raw-deflate decompressor (zlib-ng's when installed, unless ``ABDICOM_ZLIB=stdlib``)."""
-    if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
-        try:
-            from zlib_ng import zlib_ng
-
-            return zlib_ng.decompressobj(-15)
-        except ImportError:
-            pass
-    import zlib
-
-    return zlib.decompressobj(-15)
-
-
 def _dataset(raw: bytes, transfer_syntax: str, limit: tuple[int, int]) -> tuple[bytes, dict[int, tuple[str, int, int]]]:
     """The dataset bytes (inflated) and its top-level elements: tag -> (VR, value start, end).
 
@@ -203,7 +189,7 @@ def _inflate(deflated: bytes, guess: int, limit: int) -> bytes:
     ValueError
         Corrupt, truncated, followed by other bytes, or larger than ``limit``.
     """
-    inflater = _inflater()
+    inflater = raw_inflater()
     try:
         # one output buffer of the expected size: inflating without a bound grows it step
         # by step (several ms for a 6.5 MB labelmap)

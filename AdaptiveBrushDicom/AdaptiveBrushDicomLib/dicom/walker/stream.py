@@ -4,13 +4,12 @@
 reading (and inflating) at most :data:`~.limits.MAX_BYTES` of header; :func:`read_pixels`
 also gives the native pixel data, inflated no further than the size the header implies
 (Rows x Columns x NumberOfFrames, itself capped by ``--max-voxels``), so a deflate bomb is
-refused before it grows. zlib-ng inflates when installed (2-3x faster than zlib), unless
-``ABDICOM_ZLIB=stdlib``.
+refused before it grows. The inflater is :func:`~AdaptiveBrushDicomLib.io.deflate.raw_inflater`'s
+(zlib-ng when installed, unless ``ABDICOM_ZLIB=stdlib``).
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from AdaptiveBrushDicomLib.dicom.walker.incomplete import (
 )
 from AdaptiveBrushDicomLib.dicom.walker.values import value
 from AdaptiveBrushDicomLib.errors import IncompleteFileError, InputFileError
+from AdaptiveBrushDicomLib.io.deflate import raw_inflater
 from AdaptiveBrushDicomLib.io.limits import (
     MAX_BYTES,
     MAX_SEQUENCE_DEPTH,
@@ -64,7 +64,7 @@ class _Source:
         self.fh, self.cap, self.base = fh, cap, base
         self.want = _INFLATE_AHEAD
         self.data = bytearray()
-        self.inflater: Any = _decompressobj() if deflated else None
+        self.inflater: Any = raw_inflater() if deflated else None
         self._feed(initial)
 
     def _feed(self, raw: bytes) -> None:
@@ -171,21 +171,6 @@ class _Source:
             if not chunk:
                 return
             self.data += chunk
-
-
-def _decompressobj() -> Any:
-    """A raw-deflate decompressor: zlib-ng's when installed (2-3x faster than zlib) unless
-    ``ABDICOM_ZLIB=stdlib`` (what a plain install or Slicer has; the benchmark measures both)."""
-    if os.environ.get("ABDICOM_ZLIB", "").lower() != "stdlib":
-        try:
-            from zlib_ng import zlib_ng
-
-            return zlib_ng.decompressobj(-15)
-        except ImportError:
-            pass
-    import zlib
-
-    return zlib.decompressobj(-15)
 
 
 def _parse(src: _Source, pos: int, end: int | None, depth: int, top: bool,
