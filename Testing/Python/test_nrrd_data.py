@@ -161,7 +161,7 @@ def test_gzip_bomb_is_not_inflated_past_the_sizes(tmp_path, monkeypatch):
     with open(path, "rb") as fh:
         fh.seek(size)
         pieces = []
-        real = nrrd_data._zlib_module
+        real = nrrd_data.zlib_module
 
         class Counting:
             MAX_WBITS = 15
@@ -182,7 +182,7 @@ def test_gzip_bomb_is_not_inflated_past_the_sizes(tmp_path, monkeypatch):
 
                 return Wrap()
 
-        monkeypatch.setattr(nrrd_data, "_zlib_module", lambda: Counting)
+        monkeypatch.setattr(nrrd_data, "zlib_module", lambda: Counting)
         with pytest.raises(LimitError):
             nrrd_data._inflate_into(np.empty(512, np.uint8), fh, str(path))
     assert sum(pieces) <= 512 + (1 << 16) + 1

@@ -17,19 +17,12 @@ import numpy as np
 
 from AdaptiveBrushDicomLib.errors import COPY_AGAIN, IncompleteFileError, InputFileError
 from AdaptiveBrushDicomLib.io import image_limits, limits
+from AdaptiveBrushDicomLib.io.deflate import zlib_module
 
 __all__ = ["read_nrrd_data"]
 
 #: Largest piece inflated per call while reading a ``.seg.nrrd``'s gzip data into its array.
 _INFLATE_PIECE = 256 << 10
-
-
-def _zlib_module() -> Any:
-    """zlib-ng when installed (same format, faster), else the standard zlib; the
-    environment variable ABDICOM_ZLIB=stdlib forces the standard zlib (:mod:`.deflate`)."""
-    from AdaptiveBrushDicomLib.io.deflate import zlib_module
-
-    return zlib_module()
 
 
 def read_nrrd_data(header: dict[str, Any], fh: BinaryIO, path: str) -> np.ndarray:
@@ -112,7 +105,7 @@ def _inflate_into(out: np.ndarray, fh: BinaryIO, path: str) -> tuple[int, int, b
     InputFileError
         Corrupt data.
     """
-    z = _zlib_module()
+    z = zlib_module()
     d = z.decompressobj(z.MAX_WBITS | 16)
     size, pos, extra, slack = len(out), 0, 0, 1 << 16
     view = out.data
