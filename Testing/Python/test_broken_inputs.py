@@ -185,6 +185,21 @@ def test_export_refuses_a_seg_nrrd_cut_short(template, series, tmp_path, cut):
     assert os.listdir(out) == []
 
 
+def test_export_refuses_a_seg_nrrd_with_corrupt_gzip_data(template, series, tmp_path):
+    src = template.run_dir / "segmentations" / "trial_000.seg.nrrd"
+    data = bytearray(src.read_bytes())
+    head = data.index(b"\n\n") + 2
+    for i in range(head + 50, len(data), 97):  # bytes flipped in the gzip data, the header intact
+        data[i] ^= 0xFF
+    path = tmp_path / "flipped.seg.nrrd"
+    path.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    _one_line(["export", str(path), "--reference", str(series), "--out", str(out / "x.dcm")], "flipped.seg.nrrd",
+              ADVICE)
+    assert os.listdir(out) == []
+
+
 # ------------------------------------------------------------------ the index, the Slicer plugin
 def test_db_import_reports_empty_and_cut_files_and_indexes_the_rest(template, series, tmp_path):
     folder = tmp_path / "incoming"

@@ -132,7 +132,7 @@ def _bzip2_size_at_most(path: Path, offset: int, limit: int) -> None:
             try:
                 total += len(d.decompress(chunk, 1 << 22))
             except (OSError, ValueError) as exc:
-                raise InputFileError(f"NRRD bzip2 data is corrupt ({exc})", path) from None
+                raise InputFileError(f"NRRD bzip2 data is corrupt ({exc}); {COPY_AGAIN}", path) from None
             if total > limit:
                 raise LimitError(f"NRRD bzip2 data inflates to more than {limit:,} bytes, more than its header "
                                  "implies (a bomb?)", path)

@@ -117,7 +117,7 @@ def _inflate_into(out: np.ndarray, fh: BinaryIO, path: str) -> tuple[int, int, b
         try:
             piece = d.decompress(data, min(_INFLATE_PIECE, size + slack + 1 - pos - extra))
         except z.error as exc:
-            raise InputFileError(f"NRRD gzip data is corrupt ({exc})", path) from None
+            raise InputFileError(f"NRRD gzip data is corrupt ({exc}); {COPY_AGAIN}", path) from None
         room = min(len(piece), size - pos)
         view[pos:pos + room] = piece[:room] if room < len(piece) else piece
         pos += room
